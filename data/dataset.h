@@ -1,0 +1,65 @@
+#ifndef DACLIP_DATA_DATASET_H
+#define DACLIP_DATA_DATASET_H
+/* DA-CLIP datasets in the official layout (reference §3):
+ *   ROOT/{train,val}/<degradation>/{LQ,GT}/*.png   LQ/GT paired by sorted file name order
+ *   ROOT/daclip_{train,val}.csv                   tab-separated, columns filepath (LQ path) and
+ *                                                  title = "<caption>: <degradation>", as pandas writes it. */
+#include <stdint.h>
+#include "data/degrade.h"
+#include "data/image.h"
+
+typedef struct {
+    char *lq, *gt;      /* file paths (gt == NULL for a clean-only dataset) */
+    int type;           /* degradation index 0..DEGRADE_N-1, -1 for clean images */
+} DatasetItem;
+
+typedef struct {
+    DatasetItem *items;           /* grouped by type, in type order, each group in sorted file order */
+    int n;
+    int type_start[DEGRADE_N + 1]; /* items of type t are [type_start[t], type_start[t+1]) */
+} Dataset;
+
+/* Scans ROOT/<split>/<name>/{LQ,GT} for the ten names; absent type folders are allowed (empty groups), but
+ * LQ and GT of a present type must have the same number of images. Error if nothing is found. */
+int  dataset_open(const char *root, const char *split, Dataset *ds);
+/* A clean-only dataset: every .png/.jpg/.jpeg in `dir` (sorted), type -1, for on-the-fly degradation. */
+int  dataset_open_clean(const char *dir, Dataset *ds);
+void dataset_free(Dataset *ds);
+static inline int dataset_type_count(const Dataset *ds, int t) { return ds->type_start[t + 1] - ds->type_start[t]; }
+
+/* Sorted list of image files (.png/.jpg/.jpeg, case-insensitive) in a folder, full paths "dir/name".
+ * *names gets malloc'd strings; free with dataset_free_list. */
+int  dataset_list_images(const char *dir, char ***paths, int *n);
+void dataset_free_list(char **paths, int n);
+
+/* One row of daclip_{train,val}.csv. */
+typedef struct { char *filepath, *caption, *degradation; } CaptionRow;
+
+/* Reads the tab-separated CSV (header "filepath\ttitle", pandas quoting: "..." with "" for a quote). The title
+ * is split at the FIRST ": " into caption and degradation. A row without ": ", with the wrong number of
+ * fields or an unterminated quote is an error naming the file and line. */
+int  caption_csv_read(const char *path, CaptionRow **rows, int *n);
+/* Writes rows with title = caption + ": " + degradation, quoting like pandas (QUOTE_MINIMAL). A caption that
+ * contains ": " is rejected (it would not split back). */
+int  caption_csv_write(const char *path, const CaptionRow *rows, int n);
+void caption_rows_free(CaptionRow *rows, int n);
+
+/* Options of make-dataset (daclip make-dataset). */
+typedef struct {
+    const char *src, *out;
+    const char *captions;  /* TSV "filename<TAB>caption", or NULL for the template captions */
+    double val_frac;       /* share of source photos that go to val, default 0.1 */
+    int types[DEGRADE_N];  /* 1 = generate this type */
+    uint64_t seed;
+    int quiet;             /* no progress bar */
+} MakeDatasetOptions;
+
+void make_dataset_default_options(MakeDatasetOptions *o);
+/* For each clean photo (sorted) and each selected type writes <out>/<split>/<name>/{LQ,GT}/NNNN.png (NNNN =
+ * photo index within the split, from 0001) and <out>/daclip_{train,val}.csv. Photos are assigned to val by a
+ * seeded shuffle (at least one photo in train). Returns 0 or -1 with data_error set. */
+int  make_dataset(const MakeDatasetOptions *o);
+/* Template caption for a photo with no caption: from the file name and colour statistics, never containing ": ". */
+void caption_template(const char *filename, const Image *im, char *out, size_t cap);
+
+#endif
