@@ -1,7 +1,7 @@
 #ifndef DACLIP_DATA_DATASET_H
 #define DACLIP_DATA_DATASET_H
 /* DA-CLIP datasets in the official layout (reference §3):
- *   ROOT/{train,val}/<degradation>/{LQ,GT}/*.png   LQ/GT paired by sorted file name order
+ *   ROOT/{train,val}/<degradation>/{LQ,GT}/NNNN.png  LQ/GT paired by sorted file name order
  *   ROOT/daclip_{train,val}.csv                   tab-separated, columns filepath (LQ path) and
  *                                                  title = "<caption>: <degradation>", as pandas writes it. */
 #include <stdint.h>
