@@ -1,0 +1,116 @@
+/* The define-by-run tape: nodes in creation order (a topological order), walked in reverse. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/internal.h"
+
+typedef struct {
+    TNode *node;
+    size_t arena_pos;   /* arena offset when recorded, so t_arena_release can drop later nodes */
+} TapeEntry;
+
+static TapeEntry *tape;
+static size_t tape_len, tape_cap;
+static bool grad_on = true;
+
+bool t_grad_enabled(void) { return grad_on; }
+
+bool t_set_grad_enabled(bool on) {
+    bool prev = grad_on;
+    grad_on = on;
+    return prev;
+}
+
+size_t t_tape_len(void) { return tape_len; }
+
+void t_tape_clear(void) { tape_len = 0; }
+
+void t_tape_truncate_to(size_t mark) {
+    while (tape_len > 0 && tape[tape_len - 1].arena_pos >= mark) tape_len--;
+}
+
+void t_tape_free(void) {
+    free(tape);
+    tape = NULL;
+    tape_len = tape_cap = 0;
+}
+
+TNode *t_record(const char *op, Tensor *out, TBackwardFn backward, int n_in, Tensor *const *in) {
+    if (!grad_on || !out) return NULL;
+    bool any = false;
+    for (int i = 0; i < n_in; i++) any |= t_needs_grad(in[i]);
+    if (!any) return NULL;
+    size_t pos = t_arena_mark();
+    TNode *n = t_arena_calloc(sizeof *n);
+    n->op = op;
+    n->backward = backward;
+    n->out = out;
+    n->n_in = n_in;
+    n->in = t_arena_alloc(sizeof(Tensor *) * (size_t)(n_in > 0 ? n_in : 1));
+    for (int i = 0; i < n_in; i++) n->in[i] = in[i];
+    out->node = n;
+    out->requires_grad = true;
+    if (tape_len == tape_cap) {
+        size_t cap = tape_cap ? tape_cap * 2 : 4096;
+        TapeEntry *t = realloc(tape, cap * sizeof *t);
+        if (!t) {
+            fprintf(stderr, "daclip: out of memory growing the autograd tape\n");
+            exit(1);
+        }
+        tape = t;
+        tape_cap = cap;
+    }
+    tape[tape_len].node = n;
+    tape[tape_len].arena_pos = pos;
+    tape_len++;
+    return n;
+}
+
+float *t_grad_buf(Tensor *t) {
+    if (!t->grad) {
+        size_t bytes = (size_t)t_numel(t) * sizeof(float);
+        if (t->persistent) {
+            t->grad = calloc(1, bytes ? bytes : sizeof(float));
+            if (!t->grad) {
+                fprintf(stderr, "daclip: out of memory for a gradient of %zu bytes\n", bytes);
+                exit(1);
+            }
+        } else {
+            t->grad = t_arena_calloc(bytes);
+        }
+    }
+    return t->grad;
+}
+
+void t_grad_add(Tensor *t, const float *src, int64_t n) {
+    float *g = t_grad_buf(t);
+#pragma omp parallel for simd if (n > T_PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) g[i] += src[i];
+}
+
+void t_requires_grad(Tensor *t) {
+    if (t) t->requires_grad = true;
+}
+
+static void run_backward(void) {
+    for (size_t i = tape_len; i-- > 0;) {
+        TNode *n = tape[i].node;
+        if (n->out->grad) n->backward(n);
+    }
+}
+
+void t_backward(Tensor *root) {
+    if (!root) return;
+    float *g = t_grad_buf(root);
+    int64_t n = t_numel(root);
+    for (int64_t i = 0; i < n; i++) g[i] = 1.0f;
+    run_backward();
+}
+
+void t_backward_with(Tensor *root, const float *seed) {
+    if (!root) return;
+    float *g = t_grad_buf(root);
+    memcpy(g, seed, (size_t)t_numel(root) * sizeof(float));
+    run_backward();
+}

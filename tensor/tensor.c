@@ -1,0 +1,319 @@
+/* Tensor headers, creation, shapes, errors and thread settings. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#include <cblas.h>
+
+#include "tensor/internal.h"
+
+/* ---------------------------------------------------------------- shapes */
+
+int64_t t_numel(const Tensor *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+void t_contig_strides(int ndim, const int64_t *shape, int64_t *stride) {
+    int64_t s = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        stride[i] = s;
+        s *= shape[i];
+    }
+}
+
+bool t_is_contiguous(const Tensor *t) {
+    int64_t s = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->stride[i] != s) return false;
+        s *= t->shape[i];
+    }
+    return true;
+}
+
+bool t_same_shape(const Tensor *a, const Tensor *b) {
+    if (a->ndim != b->ndim) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+char *t_shape_str(const Tensor *t, char *buf, size_t n) {
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, n - k, "[");
+    for (int i = 0; i < t->ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+int t_axis(const Tensor *t, int axis) {
+    if (axis < 0) axis += t->ndim;
+    return (axis < 0 || axis >= t->ndim) ? -1 : axis;
+}
+
+int t_broadcast_shape(const char *op, const Tensor *a, const Tensor *b, int *ndim, int64_t *shape) {
+    int n = a->ndim > b->ndim ? a->ndim : b->ndim;
+    for (int i = 0; i < n; i++) {
+        int ia = a->ndim - n + i, ib = b->ndim - n + i;
+        int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
+        if (da != db && da != 1 && db != 1) {
+            char sa[96], sb[96];
+            t_error(op, "shapes %s and %s cannot be broadcast (axis %d: %lld vs %lld)", t_shape_str(a, sa, sizeof sa),
+                    t_shape_str(b, sb, sizeof sb), i, (long long)da, (long long)db);
+            return -1;
+        }
+        shape[i] = da == 1 ? db : da;
+    }
+    *ndim = n;
+    return 0;
+}
+
+void t_broadcast_strides(const Tensor *x, int ndim, const int64_t *shape, int64_t *stride) {
+    for (int i = 0; i < ndim; i++) {
+        int ix = x->ndim - ndim + i;
+        stride[i] = (ix < 0 || x->shape[ix] == 1) ? 0 : x->stride[ix];
+        (void)shape;
+    }
+}
+
+/* Merges adjacent axes that are contiguous with each other in both stride sets; returns the new rank. */
+static int coalesce(int ndim, int64_t *shape, int64_t *s1, int64_t *s2) {
+    if (ndim == 0) return 0;
+    int k = 0;
+    for (int i = 1; i < ndim; i++) {
+        if (s1[k] == s1[i] * shape[i] && s2[k] == s2[i] * shape[i]) {
+            shape[k] *= shape[i];
+            s1[k] = s1[i];
+            s2[k] = s2[i];
+        } else {
+            k++;
+            shape[k] = shape[i];
+            s1[k] = s1[i];
+            s2[k] = s2[i];
+        }
+    }
+    return k + 1;
+}
+
+/* Walks the index space of `shape` with two stride sets; calls the inner loop over the last axis. */
+#define STRIDED_LOOP(NDIM, SHAPE, S1, S2, BODY)                                             \
+    do {                                                                                    \
+        int64_t sh_[T_MAX_DIMS], a_[T_MAX_DIMS], b_[T_MAX_DIMS], idx_[T_MAX_DIMS] = {0};    \
+        memcpy(sh_, SHAPE, sizeof(int64_t) * (size_t)(NDIM));                               \
+        memcpy(a_, S1, sizeof(int64_t) * (size_t)(NDIM));                                   \
+        memcpy(b_, S2, sizeof(int64_t) * (size_t)(NDIM));                                   \
+        int nd_ = coalesce(NDIM, sh_, a_, b_);                                              \
+        if (nd_ == 0) { sh_[0] = 1; a_[0] = b_[0] = 0; nd_ = 1; }                           \
+        int64_t inner_ = sh_[nd_ - 1], ia_ = a_[nd_ - 1], ib_ = b_[nd_ - 1];                \
+        int64_t outer_ = 1;                                                                 \
+        for (int d_ = 0; d_ < nd_ - 1; d_++) outer_ *= sh_[d_];                             \
+        int64_t oa_ = 0, ob_ = 0;                                                           \
+        for (int64_t o_ = 0; o_ < outer_; o_++) {                                           \
+            BODY;                                                                           \
+            for (int d_ = nd_ - 2; d_ >= 0; d_--) {                                         \
+                idx_[d_]++;                                                                 \
+                oa_ += a_[d_];                                                              \
+                ob_ += b_[d_];                                                              \
+                if (idx_[d_] < sh_[d_]) break;                                              \
+                oa_ -= a_[d_] * sh_[d_];                                                    \
+                ob_ -= b_[d_] * sh_[d_];                                                    \
+                idx_[d_] = 0;                                                               \
+            }                                                                               \
+        }                                                                                   \
+    } while (0)
+
+void t_strided_copy(float *dst, const float *src, const int64_t *sstride, int ndim, const int64_t *shape) {
+    int64_t dstride[T_MAX_DIMS];
+    t_contig_strides(ndim, shape, dstride);
+    STRIDED_LOOP(ndim, shape, dstride, sstride, {
+        float *d = dst + oa_;
+        const float *s = src + ob_;
+        if (ib_ == 1)
+            memcpy(d, s, sizeof(float) * (size_t)inner_);
+        else
+            for (int64_t j = 0; j < inner_; j++) d[j * ia_] = s[j * ib_];
+    });
+}
+
+void t_strided_add(float *dst, const int64_t *dstride, int ndim, const int64_t *shape, const float *src) {
+    int64_t sstride[T_MAX_DIMS];
+    t_contig_strides(ndim, shape, sstride);
+    STRIDED_LOOP(ndim, shape, dstride, sstride, {
+        float *d = dst + oa_;
+        const float *s = src + ob_;
+        for (int64_t j = 0; j < inner_; j++) d[j * ia_] += s[j * ib_];
+    });
+}
+
+void t_copy_to(const Tensor *x, float *dst) {
+    if (t_is_contiguous(x))
+        memcpy(dst, x->data, sizeof(float) * (size_t)t_numel(x));
+    else
+        t_strided_copy(dst, x->data, x->stride, x->ndim, x->shape);
+}
+
+/* ---------------------------------------------------------------- errors */
+
+static _Thread_local char last_error[1024];
+static _Thread_local char errmsg[1024];
+
+static void default_handler(const char *msg) {
+    fprintf(stderr, "daclip: error: %s\n", msg);
+    exit(1);
+}
+
+static TErrorHandler handler = default_handler;
+
+TErrorHandler t_set_error_handler(TErrorHandler h) {
+    TErrorHandler prev = handler;
+    handler = h ? h : default_handler;
+    return prev == default_handler ? NULL : prev;
+}
+
+void t_error(const char *op, const char *fmt, ...) {
+    int k = snprintf(last_error, sizeof last_error, "%s: ", op);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error + k, sizeof last_error - (size_t)k, fmt, ap);
+    va_end(ap);
+    handler(last_error);
+}
+
+const char *t_last_error(void) { return last_error; }
+
+void t_set_errmsg(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+    va_end(ap);
+}
+
+const char *t_errmsg(void) { return errmsg; }
+
+/* ---------------------------------------------------------------- threads */
+
+static int n_threads = 1;
+
+void t_set_threads(int n) {
+    if (n < 1) n = 1;
+    n_threads = n;
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    openblas_set_num_threads(n);
+}
+
+int t_threads(void) { return n_threads; }
+
+void t_init(void) {
+    const char *s = getenv("DACLIP_THREADS");
+    if (!s || !*s) s = getenv("OMP_NUM_THREADS");
+    int n = s && *s ? atoi(s) : 0;
+    if (n <= 0) {
+#ifdef _OPENMP
+        n = omp_get_num_procs();
+#else
+        n = 1;
+#endif
+    }
+    t_set_threads(n);
+}
+
+/* ---------------------------------------------------------------- creation */
+
+static int check_shape(const char *op, int ndim, const int64_t *shape) {
+    if (ndim < 0 || ndim > T_MAX_DIMS) {
+        t_error(op, "rank %d is outside 0..%d", ndim, T_MAX_DIMS);
+        return -1;
+    }
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] < 0) {
+            t_error(op, "negative size %lld on axis %d", (long long)shape[i], i);
+            return -1;
+        }
+    return 0;
+}
+
+Tensor *t_header(int ndim, const int64_t *shape) {
+    Tensor *t = t_arena_calloc(sizeof *t);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t_contig_strides(ndim, shape, t->stride);
+    return t;
+}
+
+Tensor *t_new(int ndim, const int64_t *shape) {
+    if (check_shape("new", ndim, shape)) return NULL;
+    Tensor *t = t_header(ndim, shape);
+    t->data = t_arena_alloc(sizeof(float) * (size_t)t_numel(t));
+    return t;
+}
+
+Tensor *t_zeros(int ndim, const int64_t *shape) {
+    Tensor *t = t_new(ndim, shape);
+    if (t) memset(t->data, 0, sizeof(float) * (size_t)t_numel(t));
+    return t;
+}
+
+Tensor *t_full(int ndim, const int64_t *shape, float value) {
+    Tensor *t = t_new(ndim, shape);
+    if (!t) return NULL;
+    int64_t n = t_numel(t);
+    for (int64_t i = 0; i < n; i++) t->data[i] = value;
+    return t;
+}
+
+Tensor *t_from(int ndim, const int64_t *shape, const float *src) {
+    Tensor *t = t_new(ndim, shape);
+    if (t) memcpy(t->data, src, sizeof(float) * (size_t)t_numel(t));
+    return t;
+}
+
+Tensor *t_scalar(float value) { return t_full(0, NULL, value); }
+
+Tensor *t_new_like(const Tensor *x) { return x ? t_new(x->ndim, x->shape) : NULL; }
+
+Tensor *t_wrap(float *data, int ndim, const int64_t *shape) {
+    if (check_shape("wrap", ndim, shape)) return NULL;
+    Tensor *t = t_header(ndim, shape);
+    t->data = data;
+    return t;
+}
+
+Tensor *t_param_new(int ndim, const int64_t *shape, bool requires_grad) {
+    if (check_shape("param_new", ndim, shape)) return NULL;
+    Tensor *t = calloc(1, sizeof *t);
+    if (!t) goto oom;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t_contig_strides(ndim, shape, t->stride);
+    t->persistent = true;
+    t->requires_grad = requires_grad;
+    size_t bytes = sizeof(float) * (size_t)t_numel(t);
+    t->data = calloc(1, bytes ? bytes : sizeof(float));
+    if (!t->data) goto oom;
+    if (requires_grad) {
+        t->grad = calloc(1, bytes ? bytes : sizeof(float));
+        if (!t->grad) goto oom;
+    }
+    return t;
+oom:
+    fprintf(stderr, "daclip: out of memory allocating a parameter\n");
+    exit(1);
+}
+
+void t_free(Tensor *t) {
+    if (!t || !t->persistent) return;
+    free(t->data);
+    free(t->grad);
+    free(t);
+}
+
+void t_zero_grad(Tensor *t) {
+    if (t && t->grad) memset(t->grad, 0, sizeof(float) * (size_t)t_numel(t));
+}

@@ -1,0 +1,144 @@
+#ifndef DACLIP_TENSOR_H
+#define DACLIP_TENSOR_H
+/* The tensor core: float32 N-d tensors (views with strides + offset), a define-by-run autograd tape,
+ * and an activation arena that is reset once per training step.
+ *
+ * Memory rules
+ *   - Parameters (t_param_new) own malloc'd data and grad; they live until t_free().
+ *   - Everything an op creates (tensor headers, data, saved state, tape nodes, activation grads) comes
+ *     from the global arena and dies at t_arena_reset(). After the first step the arena is one block sized
+ *     to the high-water mark, so a steady-state training loop does no malloc per op.
+ *   - t_arena_mark()/t_arena_release() free a suffix of the arena (e.g. per-sample work in inference).
+ * Autograd rules
+ *   - An op records a tape node iff grad mode is on and one of its inputs requires grad.
+ *   - Tape order is creation order, which is a topological order: t_backward() walks it in reverse.
+ *   - Gradients are contiguous buffers in the tensor's logical shape; backward functions always add
+ *     (+=) into them, so fan-out sums for free. Views scatter their gradient into the parent's.
+ *   - In no-grad mode nothing is recorded and nothing saved.
+ * Errors
+ *   - A shape or rank mismatch calls the error handler with "op: message [shapes]". The default handler
+ *     prints it and exits(1); a handler that returns makes the op return NULL, and every op given a NULL
+ *     input returns NULL, so a failed chain can be checked once at its end (tests do this).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define T_MAX_DIMS 6
+
+typedef struct Tensor Tensor;
+typedef struct TNode TNode;
+
+struct Tensor {
+    float *data;                 /* element (0,...,0) of this view (= storage + offset) */
+    int ndim;
+    int64_t shape[T_MAX_DIMS];
+    int64_t stride[T_MAX_DIMS];  /* in elements */
+    int64_t offset;              /* of data from the start of its storage, in elements */
+    float *grad;                 /* contiguous, logical shape; NULL until backward reaches it */
+    bool requires_grad;
+    bool persistent;             /* data/grad malloc'd (parameters), not arena memory */
+    TNode *node;                 /* op that made it (NULL for leaves and in no-grad mode) */
+    const char *name;            /* parameters: state-dict key (owned by the module tree) */
+};
+
+typedef void (*TBackwardFn)(TNode *n);
+
+struct TNode {
+    const char *op;              /* op name, for errors and debugging */
+    TBackwardFn backward;        /* reads n->out->grad, adds into inputs' grads */
+    Tensor *out;
+    int n_in;
+    Tensor **in;                 /* inputs (arena) */
+    void *saved;                 /* op-specific saved state (arena) */
+    int64_t iarg[8];             /* small integer arguments (axes, strides, ...) */
+    float farg[4];               /* small float arguments (eps, scale, ...) */
+};
+
+/* ---- shapes ---- */
+/* T_SHAPE(2,3,4) expands to "3, (const int64_t[]){2,3,4}" for the (ndim, shape) argument pairs. */
+#define T_NARGS_(...) T_NARGS_I_(__VA_ARGS__, 6, 5, 4, 3, 2, 1, 0)
+#define T_NARGS_I_(a, b, c, d, e, f, n, ...) n
+#define T_SHAPE(...) T_NARGS_(__VA_ARGS__), (const int64_t[]){__VA_ARGS__}
+
+int64_t t_numel(const Tensor *t);
+bool t_is_contiguous(const Tensor *t);
+bool t_same_shape(const Tensor *a, const Tensor *b);
+/* Writes "[2, 3, 4]" into buf; returns buf. */
+char *t_shape_str(const Tensor *t, char *buf, size_t n);
+/* Normalises a possibly negative axis; returns -1 if out of range. */
+int t_axis(const Tensor *t, int axis);
+
+/* ---- creation (arena) ---- */
+Tensor *t_new(int ndim, const int64_t *shape);            /* uninitialised */
+Tensor *t_zeros(int ndim, const int64_t *shape);
+Tensor *t_full(int ndim, const int64_t *shape, float value);
+Tensor *t_from(int ndim, const int64_t *shape, const float *src);   /* copies src */
+Tensor *t_scalar(float value);                            /* shape [] (ndim 0) */
+Tensor *t_new_like(const Tensor *t);                      /* contiguous, same shape */
+/* ---- parameters / persistent tensors (malloc) ---- */
+Tensor *t_param_new(int ndim, const int64_t *shape, bool requires_grad);  /* zero-filled, grad allocated */
+void t_free(Tensor *t);                                   /* persistent tensors only; NULL ok */
+void t_zero_grad(Tensor *t);
+/* A tensor wrapping caller-owned memory (contiguous, no grad), header in the arena. */
+Tensor *t_wrap(float *data, int ndim, const int64_t *shape);
+
+/* ---- the arena ---- */
+void *t_arena_alloc(size_t bytes);                        /* 64-byte aligned, uninitialised */
+void *t_arena_calloc(size_t bytes);
+size_t t_arena_mark(void);
+void t_arena_release(size_t mark);                        /* frees everything allocated after mark */
+void t_arena_reset(void);                                 /* frees everything; clears the tape */
+size_t t_arena_used(void);
+size_t t_arena_high_water(void);
+size_t t_arena_capacity(void);
+size_t t_arena_block_count(void);                         /* > 1 only while still growing */
+void t_arena_shutdown(void);                              /* releases all arena memory (end of program) */
+
+/* ---- autograd ---- */
+bool t_grad_enabled(void);
+bool t_set_grad_enabled(bool on);                         /* returns the previous mode */
+/* Records a node for `out` if grad is on and any input requires grad; returns NULL otherwise. */
+TNode *t_record(const char *op, Tensor *out, TBackwardFn backward, int n_in, Tensor *const *in);
+/* The gradient buffer of t (allocated zeroed on first use, in the arena for non-persistent tensors). */
+float *t_grad_buf(Tensor *t);
+/* Seeds d(root)=1 (root may be any shape: all ones) and runs the tape backwards. */
+void t_backward(Tensor *root);
+/* Seeds root's gradient with `seed` (contiguous, root's shape) and runs the tape backwards. */
+void t_backward_with(Tensor *root, const float *seed);
+size_t t_tape_len(void);
+/* Marks t as a leaf needing a gradient (activations you want d/dx of, e.g. in gradient checks). */
+void t_requires_grad(Tensor *t);
+
+/* ---- errors ---- */
+typedef void (*TErrorHandler)(const char *msg);
+TErrorHandler t_set_error_handler(TErrorHandler h);      /* NULL restores the default (print + exit(1)) */
+void t_error(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *t_last_error(void);
+/* Thread-local message buffer for I/O style functions that return -1 (safetensors, checkpoints). */
+void t_set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *t_errmsg(void);
+
+/* ---- threads ---- */
+/* Reads DACLIP_THREADS (else OMP_NUM_THREADS, else all cores) and applies it to OpenMP and OpenBLAS. */
+void t_init(void);
+void t_set_threads(int n);
+int t_threads(void);
+
+/* ---- views (share storage; differentiable) ---- */
+Tensor *t_reshape(Tensor *x, int ndim, const int64_t *shape);   /* view if contiguous, else copy; one -1 allowed */
+Tensor *t_permute(Tensor *x, const int *perm);
+Tensor *t_transpose(Tensor *x, int d0, int d1);
+Tensor *t_slice(Tensor *x, int axis, int64_t start, int64_t end);  /* [start, end), view */
+Tensor *t_select(Tensor *x, int axis, int64_t index);            /* drops the axis, view */
+Tensor *t_contiguous(Tensor *x);                                  /* x itself if already contiguous */
+Tensor *t_unsqueeze(Tensor *x, int axis);
+Tensor *t_squeeze(Tensor *x, int axis);
+Tensor *t_detach(Tensor *x);                                      /* same data, no grad */
+
+/* Copies a strided tensor into a contiguous buffer of its logical shape. */
+void t_copy_to(const Tensor *x, float *dst);
+/* Adds a contiguous buffer (logical shape of x) into x's grad at the positions of a view into parent:
+ * used by view backwards. */
+
+#endif
