@@ -1,4 +1,6 @@
 #include "data/image.h"
+#include "data/image_io.h"
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,4 +42,39 @@ int image_clone(Image *dst, const Image *src) {
     if (image_alloc(dst, src->w, src->h, src->c)) return -1;
     memcpy(dst->px, src->px, (size_t)src->w * src->h * src->c * sizeof(float));
     return 0;
+}
+
+/* ---- file dispatch (data/image_io.h) ---- */
+
+static int64_t pixel_limit = 100000000;
+
+void    image_set_pixel_limit(int64_t max_pixels) { pixel_limit = max_pixels > 0 ? max_pixels : 100000000; }
+int64_t image_pixel_limit(void) { return pixel_limit; }
+
+int image_load(const char *path, Image *im) {
+    memset(im, 0, sizeof *im);
+    FILE *f = fopen(path, "rb");
+    if (!f) { data_set_error("%s: cannot open", path); return -1; }
+    unsigned char m[8] = { 0 };
+    size_t n = fread(m, 1, sizeof m, f);
+    fclose(f);
+    if (n >= 8 && memcmp(m, "\x89PNG\r\n\x1a\n", 8) == 0) return png_read(path, im);
+    if (n >= 3 && m[0] == 0xFF && m[1] == 0xD8 && m[2] == 0xFF) return jpeg_read(path, im);
+    data_set_error("%s: unknown image format (neither PNG nor JPEG)", path);
+    return -1;
+}
+
+static int ext_is(const char *path, const char *ext) {
+    const char *dot = strrchr(path, '.');
+    if (!dot) return 0;
+    for (dot++; *dot && *ext; dot++, ext++)
+        if (tolower((unsigned char)*dot) != *ext) return 0;
+    return *dot == 0 && *ext == 0;
+}
+
+int image_save(const char *path, const Image *im) {
+    if (ext_is(path, "png")) return png_write(path, im, 8);
+    if (ext_is(path, "jpg") || ext_is(path, "jpeg")) return jpeg_write(path, im, 95);
+    data_set_error("%s: unknown extension (use .png, .jpg or .jpeg)", path);
+    return -1;
 }
