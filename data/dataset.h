@@ -28,16 +28,17 @@ void dataset_free(Dataset *ds);
 static inline int dataset_type_count(const Dataset *ds, int t) { return ds->type_start[t + 1] - ds->type_start[t]; }
 
 /* Sorted list of image files (.png/.jpg/.jpeg, case-insensitive) in a folder, full paths "dir/name".
- * *names gets malloc'd strings; free with dataset_free_list. */
+ * *paths gets malloc'd strings; free with dataset_free_list. An empty folder gives n = 0 (not an error). */
 int  dataset_list_images(const char *dir, char ***paths, int *n);
 void dataset_free_list(char **paths, int n);
 
 /* One row of daclip_{train,val}.csv. */
 typedef struct { char *filepath, *caption, *degradation; } CaptionRow;
 
-/* Reads the tab-separated CSV (header "filepath\ttitle", pandas quoting: "..." with "" for a quote). The title
- * is split at the FIRST ": " into caption and degradation. A row without ": ", with the wrong number of
- * fields or an unterminated quote is an error naming the file and line. */
+/* Reads the tab-separated CSV (header with columns "filepath" and "title" in any order, pandas quoting: "..."
+ * with "" for a quote). The title must contain exactly one ": " (the official loader's split would break
+ * otherwise) and is split there into caption and degradation. A row without exactly one ": ", with the wrong
+ * number of fields or an unterminated quote is an error naming the file and line. */
 int  caption_csv_read(const char *path, CaptionRow **rows, int *n);
 /* Writes rows with title = caption + ": " + degradation, quoting like pandas (QUOTE_MINIMAL). A caption that
  * contains ": " is rejected (it would not split back). */
@@ -51,13 +52,16 @@ typedef struct {
     double val_frac;       /* share of source photos that go to val, default 0.1 */
     int types[DEGRADE_N];  /* 1 = generate this type */
     uint64_t seed;
-    int quiet;             /* no progress bar */
+    /* called after each written pair (may be NULL): done/total pairs */
+    void (*progress)(void *ctx, int64_t done, int64_t total);
+    void *progress_ctx;
 } MakeDatasetOptions;
 
 void make_dataset_default_options(MakeDatasetOptions *o);
 /* For each clean photo (sorted) and each selected type writes <out>/<split>/<name>/{LQ,GT}/NNNN.png (NNNN =
  * photo index within the split, from 0001) and <out>/daclip_{train,val}.csv. Photos are assigned to val by a
- * seeded shuffle (at least one photo in train). Returns 0 or -1 with data_error set. */
+ * seeded shuffle (round(val_frac·n) photos, at least one photo stays in train). The LQ of photo i and type t
+ * is degrade_apply(photo, t, NULL, seed derived from (seed, photo index, t)). Returns 0 or -1 (data_error). */
 int  make_dataset(const MakeDatasetOptions *o);
 /* Template caption for a photo with no caption: from the file name and colour statistics, never containing ": ". */
 void caption_template(const char *filename, const Image *im, char *out, size_t cap);

@@ -1,0 +1,227 @@
+/* `daclip make-dataset`: clean photos -> the official folder layout with LQ/GT pairs and caption CSVs. */
+#include "data/dataset.h"
+#include "data/image_io.h"
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+void make_dataset_default_options(MakeDatasetOptions *o) {
+    memset(o, 0, sizeof *o);
+    o->val_frac = 0.1;
+    for (int t = 0; t < DEGRADE_N; t++) o->types[t] = 1;
+}
+
+static int mkdir_p(const char *path) {
+    char tmp[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof tmp) { data_set_error("%s: bad folder name", path); return -1; }
+    memcpy(tmp, path, n + 1);
+    for (size_t i = 1; i <= n; i++)
+        if (tmp[i] == '/' || tmp[i] == 0) {
+            char c = tmp[i];
+            tmp[i] = 0;
+            if (mkdir(tmp, 0755) && errno != EEXIST) { data_set_error("%s: cannot create folder", tmp); return -1; }
+            tmp[i] = c;
+        }
+    return 0;
+}
+
+static uint64_t mix64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+void caption_template(const char *filename, const Image *im, char *out, size_t cap) {
+    /* words from the file name: letters kept, everything else a single space; digits-only names say nothing */
+    char words[128];
+    size_t k = 0;
+    const char *b = base_name(filename), *dot = strrchr(b, '.');
+    size_t len = dot ? (size_t)(dot - b) : strlen(b);
+    for (size_t i = 0; i < len && k + 1 < sizeof words; i++) {
+        unsigned char c = (unsigned char)b[i];
+        if (isalpha(c)) words[k++] = (char)tolower(c);
+        else if (k && words[k - 1] != ' ') words[k++] = ' ';
+    }
+    while (k && words[k - 1] == ' ') k--;
+    words[k] = 0;
+    double m[3] = { 0, 0, 0 };
+    size_t np = (size_t)im->w * im->h;
+    for (size_t i = 0; i < np; i++)
+        for (int c = 0; c < 3; c++) m[c] += im->px[i * im->c + (im->c >= 3 ? c : 0)];
+    for (int c = 0; c < 3; c++) m[c] /= (double)(np ? np : 1);
+    double mx = fmax(m[0], fmax(m[1], m[2])), mn = fmin(m[0], fmin(m[1], m[2])), lum = (m[0] + m[1] + m[2]) / 3;
+    const char *tone = "grey";
+    if (mx - mn > 0.06) {
+        double hue;   /* degrees, from the mean colour */
+        if (mx == m[0]) hue = 60.0 * fmod((m[1] - m[2]) / (mx - mn) + 6.0, 6.0);
+        else if (mx == m[1]) hue = 60.0 * ((m[2] - m[0]) / (mx - mn) + 2.0);
+        else hue = 60.0 * ((m[0] - m[1]) / (mx - mn) + 4.0);
+        static const char *names[] = { "red", "orange", "yellow", "green", "cyan", "blue", "purple", "pink", "red" };
+        static const double edges[] = { 15, 45, 70, 160, 200, 260, 290, 340, 361 };
+        int i = 0;
+        while (hue >= edges[i]) i++;
+        tone = names[i];
+    }
+    const char *light = lum < 0.3 ? "dark" : lum > 0.65 ? "bright" : "softly lit";
+    if (words[0]) snprintf(out, cap, "a %s photo of %s with mostly %s tones", light, words, tone);
+    else snprintf(out, cap, "a %s photo with mostly %s tones", light, tone);
+}
+
+typedef struct { char *file, *caption; } CaptionEntry;
+
+static void captions_free(CaptionEntry *c, int n) {
+    for (int i = 0; i < n; i++) { free(c[i].file); free(c[i].caption); }
+    free(c);
+}
+
+/* TSV "filename<TAB>caption" per line; '#' lines and blank lines skipped. */
+static int captions_load(const char *path, CaptionEntry **out, int *n_out) {
+    *out = NULL;
+    *n_out = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) { data_set_error("%s: cannot open captions file", path); return -1; }
+    char line[8192];
+    int n = 0, cap = 0, lineno = 0;
+    CaptionEntry *c = NULL;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        size_t l = strlen(line);
+        if (l == sizeof line - 1 && line[l - 1] != '\n') { data_set_error("%s:%d: line too long", path, lineno); goto fail; }
+        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = 0;
+        if (!l || line[0] == '#') continue;
+        char *tab = strchr(line, '\t');
+        if (!tab || !tab[1]) { data_set_error("%s:%d: expected \"filename<TAB>caption\"", path, lineno); goto fail; }
+        *tab = 0;
+        if (strstr(tab + 1, ": ")) {
+            data_set_error("%s:%d: caption contains \": \", which breaks the \"<caption>: <degradation>\" title",
+                           path, lineno);
+            goto fail;
+        }
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            CaptionEntry *nc = realloc(c, sizeof *c * (size_t)cap);
+            if (!nc) { data_set_error("%s: out of memory", path); goto fail; }
+            c = nc;
+        }
+        c[n].file = strdup(line);
+        c[n].caption = strdup(tab + 1);
+        n++;
+        if (!c[n - 1].file || !c[n - 1].caption) { data_set_error("%s: out of memory", path); goto fail; }
+    }
+    fclose(f);
+    *out = c;
+    *n_out = n;
+    return 0;
+fail:
+    fclose(f);
+    captions_free(c, n);
+    return -1;
+}
+
+static const char *caption_lookup(const CaptionEntry *c, int n, const char *path) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(c[i].file, base_name(path))) return c[i].caption;
+    return NULL;
+}
+
+int make_dataset(const MakeDatasetOptions *o) {
+    char **photos = NULL;
+    int n = 0, n_caps = 0, rc = -1, *is_val = NULL, *order = NULL, n_rows[2] = { 0, 0 };
+    CaptionEntry *caps = NULL;
+    CaptionRow *rows[2] = { NULL, NULL };
+    int n_types = 0;
+    for (int t = 0; t < DEGRADE_N; t++) n_types += o->types[t] != 0;
+    if (!n_types) { data_set_error("make-dataset: no degradation type selected"); return -1; }
+    if (o->val_frac < 0 || o->val_frac >= 1) { data_set_error("make-dataset: --val-frac must be in [0, 1)"); return -1; }
+    if (dataset_list_images(o->src, &photos, &n)) return -1;
+    if (n == 0) { data_set_error("%s: no .png/.jpg images", o->src); goto done; }
+    if (o->captions && captions_load(o->captions, &caps, &n_caps)) goto done;
+    is_val = calloc((size_t)n, sizeof(int));
+    order = malloc(sizeof(int) * (size_t)n);
+    rows[0] = calloc((size_t)n * n_types, sizeof(CaptionRow));
+    rows[1] = calloc((size_t)n * n_types, sizeof(CaptionRow));
+    if (!is_val || !order || !rows[0] || !rows[1]) { data_set_error("make-dataset: out of memory"); goto done; }
+    /* seeded Fisher-Yates; the first n_val of the permutation go to val */
+    for (int i = 0; i < n; i++) order[i] = i;
+    uint64_t st = mix64(o->seed ^ 0x5EEDull);
+    for (int i = n - 1; i > 0; i--) {
+        st = mix64(st);
+        int j = (int)(st % (uint64_t)(i + 1)), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    int n_val = (int)floor(o->val_frac * n + 0.5);
+    if (n_val > n - 1) n_val = n - 1;
+    for (int i = 0; i < n_val; i++) is_val[order[i]] = 1;
+    int64_t done_pairs = 0, total = (int64_t)n * n_types;
+    int idx_in_split[2] = { 0, 0 };
+    char path[4096];
+    for (int i = 0; i < n; i++) {
+        int sp = is_val[i];
+        int num = ++idx_in_split[sp];
+        const char *split = sp ? "val" : "train";
+        Image clean;
+        if (image_load(photos[i], &clean)) goto done;
+        char caption[512];
+        const char *given = caption_lookup(caps, n_caps, photos[i]);
+        if (given) snprintf(caption, sizeof caption, "%s", given);
+        else caption_template(photos[i], &clean, caption, sizeof caption);
+        for (int t = 0; t < DEGRADE_N; t++) {
+            if (!o->types[t]) continue;
+            for (int g = 0; g < 2; g++) {
+                snprintf(path, sizeof path, "%s/%s/%s/%s", o->out, split, degrade_name(t), g ? "GT" : "LQ");
+                if (mkdir_p(path)) { image_free(&clean); goto done; }
+            }
+            Image lq;
+            if (degrade_apply(&clean, t, NULL, mix64(o->seed * 0x100000001B3ull + (uint64_t)i * 16 + (uint64_t)t), &lq)) {
+                char msg[1024];
+                snprintf(msg, sizeof msg, "%s", data_error());
+                data_set_error("%s: %s failed: %s", photos[i], degrade_name(t), msg);
+                image_free(&clean);
+                goto done;
+            }
+            snprintf(path, sizeof path, "%s/%s/%s/GT/%04d.png", o->out, split, degrade_name(t), num);
+            int err = image_save(path, &clean);
+            snprintf(path, sizeof path, "%s/%s/%s/LQ/%04d.png", o->out, split, degrade_name(t), num);
+            err = err || image_save(path, &lq);
+            image_free(&lq);
+            if (err) { image_free(&clean); goto done; }
+            CaptionRow *r = &rows[sp][n_rows[sp]++];
+            r->filepath = strdup(path);
+            r->caption = strdup(caption);
+            r->degradation = strdup(degrade_name(t));
+            if (!r->filepath || !r->caption || !r->degradation) {
+                image_free(&clean);
+                data_set_error("make-dataset: out of memory");
+                goto done;
+            }
+            done_pairs++;
+            if (o->progress) o->progress(o->progress_ctx, done_pairs, total);
+        }
+        image_free(&clean);
+    }
+    for (int sp = 0; sp < 2; sp++) {
+        snprintf(path, sizeof path, "%s/daclip_%s.csv", o->out, sp ? "val" : "train");
+        if (caption_csv_write(path, rows[sp], n_rows[sp])) goto done;
+    }
+    rc = 0;
+done:
+    dataset_free_list(photos, n);
+    captions_free(caps, n_caps);
+    if (rows[0]) caption_rows_free(rows[0], n_rows[0]);
+    if (rows[1]) caption_rows_free(rows[1], n_rows[1]);
+    free(is_val);
+    free(order);
+    return rc;
+}
