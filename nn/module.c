@@ -1,0 +1,93 @@
+/* ParamSet: the ordered (name, tensor) list that is both the model's parameter registry and its
+ * state dict. Names are owned here; each tensor's ->name points at its entry's name. */
+#include "nn/module.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void params_init(ParamSet *ps) {
+    ps->items = NULL;
+    ps->n = ps->cap = 0;
+}
+
+void params_free(ParamSet *ps) {
+    for (int i = 0; i < ps->n; i++) {
+        t_free(ps->items[i].t);
+        free(ps->items[i].name);
+    }
+    free(ps->items);
+    params_init(ps);
+}
+
+char *nn_join(char *buf, size_t n, const char *prefix, const char *name) {
+    if (prefix && *prefix) snprintf(buf, n, "%s.%s", prefix, name);
+    else snprintf(buf, n, "%s", name);
+    return buf;
+}
+
+static void die_oom(const char *what) {
+    fprintf(stderr, "daclip: out of memory (%s)\n", what);
+    exit(1);
+}
+
+void params_add(ParamSet *ps, const char *full_name, Tensor *t) {
+    if (params_find(ps, full_name)) {
+        /* two layers registering one key is a programming error in a model definition */
+        t_error("params_add", "duplicate parameter name '%s'", full_name);
+        return;
+    }
+    if (ps->n == ps->cap) {
+        int cap = ps->cap ? 2 * ps->cap : 32;
+        Param *np = realloc(ps->items, sizeof(Param) * (size_t)cap);
+        if (!np) die_oom("params_add");
+        ps->items = np, ps->cap = cap;
+    }
+    Param *p = &ps->items[ps->n++];
+    if (!(p->name = strdup(full_name))) die_oom("params_add");
+    p->t = t;
+    p->frozen = false;
+    t->name = p->name;
+}
+
+Tensor *params_new(ParamSet *ps, const char *prefix, const char *name, int ndim, const int64_t *shape) {
+    char full[512];
+    nn_join(full, sizeof full, prefix, name);
+    Tensor *t = t_param_new(ndim, shape, true);
+    params_add(ps, full, t);
+    return t;
+}
+
+Param *params_find(const ParamSet *ps, const char *name) {
+    for (int i = 0; i < ps->n; i++)
+        if (!strcmp(ps->items[i].name, name)) return &ps->items[i];
+    return NULL;
+}
+
+/* "a.b" matches prefix "a" and "a.b", not "ab": a prefix ends at a name boundary. */
+static bool has_prefix(const char *name, const char *prefix) {
+    size_t n = prefix ? strlen(prefix) : 0;
+    if (!n) return true;
+    if (strncmp(name, prefix, n)) return false;
+    return name[n] == 0 || name[n] == '.' || prefix[n - 1] == '.';
+}
+
+void params_freeze(ParamSet *ps, const char *prefix, bool frozen) {
+    for (int i = 0; i < ps->n; i++)
+        if (has_prefix(ps->items[i].name, prefix)) {
+            ps->items[i].frozen = frozen;
+            ps->items[i].t->requires_grad = !frozen;
+        }
+}
+
+int64_t params_count(const ParamSet *ps, const char *prefix, bool trainable_only) {
+    int64_t n = 0;
+    for (int i = 0; i < ps->n; i++)
+        if (has_prefix(ps->items[i].name, prefix) && !(trainable_only && ps->items[i].frozen))
+            n += t_numel(ps->items[i].t);
+    return n;
+}
+
+void params_zero_grad(ParamSet *ps) {
+    for (int i = 0; i < ps->n; i++) t_zero_grad(ps->items[i].t);
+}
