@@ -280,6 +280,18 @@ static void test_corrupt_vocab(void **state) {
     write_file(p, buf, 600);
     expect_load_error(p, "corrupt or truncated");
     remove(p);
+    /* the official file cut short (only when it is present) */
+    FILE *of = fopen(OFFICIAL, "rb");
+    if (of) {
+        char *part = malloc(400000);
+        size_t m = fread(part, 1, 400000, of);
+        fclose(of);
+        tmp_path(p, sizeof p, "official_cut.txt.gz");
+        write_file(p, part, m);
+        free(part);
+        expect_load_error(p, "corrupt or truncated");
+        remove(p);
+    }
 }
 
 /* ---- BPE training -------------------------------------------------------------------------- */

@@ -1,4 +1,5 @@
 /* daclip tokenizer train: learn CLIP-style byte-level BPE merges from a caption corpus. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@ static void on_merge(void *ctx, int done, int total) {
 
 static int train(const char *corpus, long merges, const char *out) {
     FILE *f = fopen(corpus, "rb");
-    if (!f) { perror(corpus); return 1; }
+    if (!f) { fprintf(stderr, "daclip tokenizer: %s: %s\n", corpus, strerror(errno)); return 1; }
     BpeTrainer *bt = bpe_trainer_new();
     char *line = NULL;
     size_t cap = 0;
