@@ -137,9 +137,8 @@ int dataset_open_clean(const char *dir, Dataset *ds) {
     for (int i = 0; i < n; i++) ds->items[i] = (DatasetItem){ p[i], NULL, -1 };
     free(p);
     ds->n = n;
-    /* all types share the clean images: every group covers the whole list */
+    /* clean images belong to no type: all groups empty, items[0..n) with type -1 */
     for (int t = 0; t <= DEGRADE_N; t++) ds->type_start[t] = 0;
-    ds->type_start[DEGRADE_N] = n;
     return 0;
 }
 

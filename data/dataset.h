@@ -22,7 +22,8 @@ typedef struct {
 /* Scans ROOT/<split>/<name>/{LQ,GT} for the ten names; absent type folders are allowed (empty groups), but
  * LQ and GT of a present type must have the same number of images. Error if nothing is found. */
 int  dataset_open(const char *root, const char *split, Dataset *ds);
-/* A clean-only dataset: every .png/.jpg/.jpeg in `dir` (sorted), type -1, for on-the-fly degradation. */
+/* A clean-only dataset: every .png/.jpg/.jpeg in `dir` (sorted), type -1 and gt NULL (items[i].lq is the clean
+ * image), all type groups empty; for on-the-fly degradation by the loader. */
 int  dataset_open_clean(const char *dir, Dataset *ds);
 void dataset_free(Dataset *ds);
 static inline int dataset_type_count(const Dataset *ds, int t) { return ds->type_start[t + 1] - ds->type_start[t]; }

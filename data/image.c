@@ -8,6 +8,13 @@
 
 static _Thread_local char err_buf[1024];
 
+uint64_t data_hash64(uint64_t x) {
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
 const char *data_error(void) { return err_buf; }
 
 void data_set_error(const char *fmt, ...) {

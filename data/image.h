@@ -16,6 +16,9 @@ void image_free(Image *im);
 int  image_clone(Image *dst, const Image *src);
 static inline float *image_at(const Image *im, int x, int y) { return im->px + ((size_t)y * im->w + x) * im->c; }
 
+/* splitmix64 finaliser: a well-mixed 64-bit hash, used to derive independent seeds from (seed, indices). */
+uint64_t data_hash64(uint64_t x);
+
 /* Last error message of data/ functions (thread-local), e.g. "photo.png: truncated PNG data". */
 const char *data_error(void);
 void data_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

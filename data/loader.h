@@ -5,7 +5,8 @@
  *
  * Sample i of epoch e: the epoch's indices are a permutation seeded by (seed, e); the degradation type is
  * perm[i] mod (number of non-empty types) -> type, an image of that type is drawn uniformly, a random
- * patch×patch crop at the same position in LQ and GT (images smaller than the patch are first reflect-padded),
+ * patch×patch crop at the same position in LQ and GT (images smaller than the patch are first enlarged,
+ * bicubic, so that their shorter side equals the patch),
  * then hflip, vflip and transpose each with p = 0.5 on both, and the CLIP view of the LQ patch (§1.6).
  * All randomness comes from a generator seeded by (seed, e, i), so batches are identical for any thread count
  * and timing.

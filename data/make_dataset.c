@@ -30,13 +30,6 @@ static int mkdir_p(const char *path) {
     return 0;
 }
 
-static uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
 static const char *base_name(const char *p) {
     const char *s = strrchr(p, '/');
     return s ? s + 1 : p;
@@ -154,9 +147,9 @@ int make_dataset(const MakeDatasetOptions *o) {
     if (!is_val || !order || !rows[0] || !rows[1]) { data_set_error("make-dataset: out of memory"); goto done; }
     /* seeded Fisher-Yates; the first n_val of the permutation go to val */
     for (int i = 0; i < n; i++) order[i] = i;
-    uint64_t st = mix64(o->seed ^ 0x5EEDull);
+    uint64_t st = data_hash64(o->seed ^ 0x5EEDull);
     for (int i = n - 1; i > 0; i--) {
-        st = mix64(st);
+        st = data_hash64(st);
         int j = (int)(st % (uint64_t)(i + 1)), t = order[i];
         order[i] = order[j];
         order[j] = t;
@@ -184,7 +177,7 @@ int make_dataset(const MakeDatasetOptions *o) {
                 if (mkdir_p(path)) { image_free(&clean); goto done; }
             }
             Image lq;
-            if (degrade_apply(&clean, t, NULL, mix64(o->seed * 0x100000001B3ull + (uint64_t)i * 16 + (uint64_t)t), &lq)) {
+            if (degrade_apply(&clean, t, NULL, data_hash64(o->seed * 0x100000001B3ull + (uint64_t)i * 16 + (uint64_t)t), &lq)) {
                 char msg[1024];
                 snprintf(msg, sizeof msg, "%s", data_error());
                 data_set_error("%s: %s failed: %s", photos[i], degrade_name(t), msg);
