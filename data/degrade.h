@@ -33,16 +33,16 @@ typedef struct {
     /* jpeg-compressed (libjpeg-turbo encode/decode, 4:2:0 chroma) */
     int   jpeg_quality;     /* [5, 60], default 10 (the official setting) */
     /* low-light (LOL-like) */
-    float lowlight_exposure;/* multiplicative exposure, [0.05, 0.35], default 0.15 */
+    float lowlight_exposure;/* multiplicative exposure (linear light), [0.03, 0.25], default 0.08 */
     float lowlight_gamma;   /* extra gamma on top of the exposure cut, [1.0, 2.0], default 1.4 */
     float lowlight_noise;   /* read-noise std at [0,1] scale; shot noise scales with it, [0, 0.04], default 0.015 */
     /* noisy (official: clean + N(0,1)·σ, clipped to [0,1], no rounding) */
     float noise_sigma;      /* σ in [0,1] units, [5/255, 75/255], default 50/255 (the official setting) */
     /* raindrop (RainDrop-like adherent droplets on the lens/glass) */
-    int   drop_count;       /* number of drops at 256×256 (scales with area), [5, 80], default 30 */
-    float drop_radius;      /* mean drop radius, fraction of the short side, [0.015, 0.08], default 0.035 */
+    int   drop_count;       /* number of drops at 256×256 (scales with area), [5, 50], default 20 */
+    float drop_radius;      /* mean drop radius, fraction of the short side, [0.02, 0.08], default 0.045 */
     /* rainy (Rain100H-like heavy streaks) */
-    float rain_density;     /* fraction of pixels seeding a streak per layer, [0.002, 0.03], default 0.012 */
+    float rain_density;     /* fraction of pixels seeding a streak per layer, [0.002, 0.02], default 0.007 */
     float rain_angle;       /* mean streak angle from vertical, degrees, [-40, 40], default 10 */
     float rain_length;      /* mean streak length in px at 256 px, [8, 40], default 22 */
     int   rain_layers;      /* number of streak layers (depths), [1, 4], default 3 */
@@ -50,10 +50,11 @@ typedef struct {
     float shadow_factor;    /* remaining light inside the shadow, [0.3, 0.6], default 0.45 */
     float shadow_coverage;  /* target fraction of the image in shadow, [0.1, 0.5], default 0.3 */
     /* snowy (Snow100K-like) */
-    float snow_density;     /* flakes per 1000 px² at 256×256, summed over layers, [0.5, 8], default 3 */
+    float snow_density;     /* flakes per 1000 px² at 256 px scale, all layers, [2, 24], default 9 */
     float snow_size;        /* size of the largest flakes in px at 256 px, [1.5, 6], default 3.5 */
     /* uncompleted (inpainting; LQ = mask·img + (1 − mask), holes white) */
-    float mask_coverage;    /* target hole fraction of the synthetic brush mask, [0.05, 0.5], default 0.25 */
+    float mask_coverage;    /* target hole fraction of the synthetic brush mask, [0.05, 0.5], default 0.35
+                             * (the official masks hole about 35%) */
     int   mask_index;       /* official mask number 0..99 when the mask folder exists; -1 = chosen by the seed */
 } DegradeParams;
 

@@ -1,0 +1,379 @@
+/* daclip degrade: applies the DA-CLIP degradations (data/degrade.h) to an image or a folder of images, and draws
+ * the labelled contact sheet of docs/degradations.png. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "data/dataset.h"
+#include "data/degrade.h"
+#include "data/image_io.h"
+#include "data/resize.h"
+#include "data/rng_pcg.h"
+#include "train/commands.h"
+#include "train/progress.h"
+
+#define TYPE_ALL (-2)
+#define TYPE_MIXED (-3)
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: daclip degrade --type NAME|all|mixed [options] IN OUT\n"
+            "       daclip degrade --sheet [--seed N] [--size PX] PHOTO OUT.png\n"
+            "       daclip degrade --list\n\n"
+            "Applies the DA-CLIP degradations to IN (a PNG/JPEG file or a folder of them) and writes PNGs.\n"
+            "  one type, file IN:   OUT is the output file (.png or .jpg)\n"
+            "  one type, folder IN: OUT/<name>.png\n"
+            "  all / mixed:         OUT/<degradation>/<name>.png (mixed: OUT/mixed/; prints file,types CSV)\n"
+            "  (for a training set in the official LQ/GT layout with captions, use 'daclip make-dataset')\n\n"
+            "types: motion-blurry hazy jpeg-compressed low-light noisy raindrop rainy shadowed snowy\n"
+            "       uncompleted, or all (each of the ten), or mixed (a random chain of 2-3 per image)\n\n"
+            "options:\n"
+            "  --seed N          base seed (default 0); image i uses a seed derived from (N, i)\n"
+            "  --severity S      0 = mildest .. 1 = harshest end of every parameter range; without it and without\n"
+            "                    --param, parameters are drawn at random within their ranges per image\n"
+            "  --param KEY=VAL   set one parameter (repeatable), e.g. jpeg_quality=10 noise_sigma=0.196;\n"
+            "                    starts from the defaults (or --severity); see --list\n"
+            "  --mask-dir DIR    official inpainting masks (default ../shared/data/inpainting_masks; '' = synthetic)\n"
+            "  --sheet           contact sheet: the clean photo (centre square at --size, default 256) and all ten\n"
+            "                    degradations plus one mixed chain, labelled, in a 4x3 grid\n"
+            "  --list            print the parameter table as CSV (key,degradation,min,max,default)\n"
+            "  --quiet           no progress bar\n");
+}
+
+/* ---- file helpers ---------------------------------------------------------------------------------------- */
+
+static int is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+    for (char *q = buf + 1; *q; q++)
+        if (*q == '/') {
+            *q = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+            *q = '/';
+        }
+    if (mkdir(buf, 0777) && errno != EEXIST) return -1;
+    return 0;
+}
+
+/* "photo.jpg" -> "photo.png" into out. */
+static void png_name(const char *name, char *out, size_t n) {
+    const char *slash = strrchr(name, '/');
+    if (slash) name = slash + 1;
+    const char *dot = strrchr(name, '.');
+    int len = dot ? (int)(dot - name) : (int)strlen(name);
+    snprintf(out, n, "%.*s.png", len, name);
+}
+
+/* ---- labelled contact sheet -------------------------------------------------------------------------------- */
+
+/* 5x7 bitmap font: 7 rows of 5 bits (bit 4 = leftmost column) for the characters in FONT_CHARS. */
+static const char FONT_CHARS[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-+=.:/ ";
+static const uint8_t FONT[][7] = {
+    {0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11}, {0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E},
+    {0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E}, {0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C},
+    {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F}, {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10},
+    {0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F}, {0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11},
+    {0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E}, {0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C},
+    {0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11}, {0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F},
+    {0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11}, {0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11},
+    {0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}, {0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10},
+    {0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D}, {0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11},
+    {0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E}, {0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04},
+    {0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}, {0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04},
+    {0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A}, {0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11},
+    {0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04}, {0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F},
+    {0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E}, {0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E},
+    {0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F}, {0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E},
+    {0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02}, {0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E},
+    {0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E}, {0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08},
+    {0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E}, {0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C},
+    {0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00}, {0x00, 0x04, 0x04, 0x1F, 0x04, 0x04, 0x00},
+    {0x00, 0x00, 0x1F, 0x00, 0x1F, 0x00, 0x00}, {0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C},
+    {0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00}, {0x00, 0x01, 0x02, 0x04, 0x08, 0x10, 0x00},
+    {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00},
+};
+
+/* Draws text (upper-cased; unknown characters as blanks) with its top-left at (x, y), each font pixel as a
+ * scale×scale square of grey level v; clipped to the image. */
+static void draw_text(Image *im, int x, int y, const char *text, int scale, float v) {
+    for (; *text; text++, x += 6 * scale) {
+        const char *pos = strchr(FONT_CHARS, toupper((unsigned char)*text));
+        if (!pos || !*pos) continue;
+        const uint8_t *g = FONT[pos - FONT_CHARS];
+        for (int r = 0; r < 7; r++)
+            for (int col = 0; col < 5; col++) {
+                if (!(g[r] >> (4 - col) & 1)) continue;
+                for (int dy = 0; dy < scale; dy++)
+                    for (int dx = 0; dx < scale; dx++) {
+                        int px = x + col * scale + dx, py = y + r * scale + dy;
+                        if (px < 0 || py < 0 || px >= im->w || py >= im->h) continue;
+                        float *p = image_at(im, px, py);
+                        for (int ch = 0; ch < im->c; ch++) p[ch] = v;
+                    }
+            }
+    }
+}
+
+static void paste(Image *dst, const Image *src, int x0, int y0) {
+    for (int y = 0; y < src->h && y0 + y < dst->h; y++)
+        for (int x = 0; x < src->w && x0 + x < dst->w; x++)
+            memcpy(image_at(dst, x0 + x, y0 + y), image_at(src, x, y), (size_t)src->c * sizeof(float));
+}
+
+/* The clean photo cut to its centre square and area-resized to size×size (DA-CLIP sees 256×256 patches). */
+static int square_tile(const Image *photo, int size, Image *tile) {
+    int side = photo->w < photo->h ? photo->w : photo->h;
+    int x0 = (photo->w - side) / 2, y0 = (photo->h - side) / 2;
+    Image sq;
+    if (image_alloc(&sq, side, side, 3)) return -1;
+    for (int y = 0; y < side; y++)
+        memcpy(image_at(&sq, 0, y), image_at(photo, x0, y0 + y), (size_t)side * 3 * sizeof(float));
+    int rc = image_resize(&sq, tile, size, size, RESIZE_AREA);
+    image_free(&sq);
+    return rc;
+}
+
+static int make_sheet(const char *in, const char *out, uint64_t seed, int size) {
+    enum { COLS = 4, ROWS = 3, GAP = 6, LABEL = 22 };
+    Image photo = {0}, clean = {0}, sheet = {0};
+    if (image_load(in, &photo) || square_tile(&photo, size, &clean)) {
+        fprintf(stderr, "daclip degrade: %s\n", data_error());
+        image_free(&photo);
+        return 1;
+    }
+    image_free(&photo);
+    int cw = size + GAP, ch = size + LABEL + GAP;
+    if (image_alloc(&sheet, COLS * cw + GAP, ROWS * ch + GAP, 3)) {
+        fprintf(stderr, "daclip degrade: %s\n", data_error());
+        image_free(&clean);
+        return 1;
+    }
+    for (size_t i = 0; i < (size_t)sheet.w * sheet.h * 3; i++) sheet.px[i] = 0.12f;
+    int rc = 0;
+    for (int k = 0; k < COLS * ROWS && !rc; k++) {
+        Image tile = {0};
+        char label[96];
+        if (k == 0) {
+            rc = image_clone(&tile, &clean);
+            snprintf(label, sizeof label, "clean");
+        } else if (k <= DEGRADE_N) {
+            DegradeParams p;
+            degrade_default_params(k - 1, &p);
+            rc = degrade_apply(&clean, k - 1, &p, seed, &tile);
+            snprintf(label, sizeof label, "%s", degrade_name(k - 1));
+        } else {
+            int types[3], nt = 0;
+            rc = degrade_mixed(&clean, seed, &tile, types, &nt);
+            int len = snprintf(label, sizeof label, "mixed:");
+            for (int t = 0; t < nt && !rc; t++)
+                len += snprintf(label + len, sizeof label - (size_t)len, "%s%s", t ? "+" : "", degrade_name(types[t]));
+        }
+        if (rc) {
+            fprintf(stderr, "daclip degrade: %s\n", data_error());
+            break;
+        }
+        int x = GAP + (k % COLS) * cw, y = GAP + (k / COLS) * ch;
+        int scale = (int)strlen(label) * 12 <= size ? 2 : 1;   /* long labels (mixed chains) in small print */
+        draw_text(&sheet, x + 2, y + 4 + (2 - scale) * 4, label, scale, 0.95f);
+        paste(&sheet, &tile, x, y + LABEL);
+        image_free(&tile);
+    }
+    if (!rc && image_save(out, &sheet)) {
+        fprintf(stderr, "daclip degrade: %s\n", data_error());
+        rc = 1;
+    }
+    image_free(&sheet);
+    image_free(&clean);
+    return rc ? 1 : 0;
+}
+
+/* ---- batch degradation ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int type;                  /* 0..9, TYPE_ALL or TYPE_MIXED */
+    uint64_t seed;
+    int have_params;           /* --severity or --param given: fixed parameters */
+    DegradeParams params[DEGRADE_N];
+} Job;
+
+/* Degrades one clean image with one type (or a mixed chain) and writes it to out_path. */
+static int process_one(const Job *job, const Image *clean, int type, uint64_t seed, const char *out_path,
+                       const char *name) {
+    Image lq;
+    int types[3], nt = 0, rc;
+    if (type == TYPE_MIXED) rc = degrade_mixed(clean, seed, &lq, types, &nt);
+    else rc = degrade_apply(clean, type, job->have_params ? &job->params[type] : NULL, seed, &lq);
+    if (rc) {
+        fprintf(stderr, "daclip degrade: %s: %s\n", name, data_error());
+        return -1;
+    }
+    rc = image_save(out_path, &lq);
+    if (rc) fprintf(stderr, "daclip degrade: %s\n", data_error());
+    image_free(&lq);
+    if (!rc && type == TYPE_MIXED) {
+        printf("%s", out_path);
+        for (int t = 0; t < nt; t++) printf("%c%s", t ? '+' : ',', degrade_name(types[t]));
+        printf("\n");
+    }
+    return rc;
+}
+
+/* dst = a/b (or a alone when b is NULL); -1 if it does not fit. */
+static int join_path(char *dst, size_t n, const char *a, const char *b) {
+    int k = b ? snprintf(dst, n, "%s/%s", a, b) : snprintf(dst, n, "%s", a);
+    return k < 0 || (size_t)k >= n ? -1 : 0;
+}
+
+/* Output path for (type, file name); creates the folders. single_out: OUT is the file itself. */
+static int out_path(const Job *job, const char *out, int single_out, int type, const char *name, char *lq, size_t n) {
+    char file[1024], dir[4096];
+    if (single_out) return join_path(lq, n, out, NULL);
+    png_name(name, file, sizeof file);
+    int per_type = job->type == TYPE_ALL || job->type == TYPE_MIXED;
+    if (join_path(dir, sizeof dir, out, per_type ? (type == TYPE_MIXED ? "mixed" : degrade_name(type)) : NULL))
+        return -1;
+    return make_dirs(dir) || join_path(lq, n, dir, file) ? -1 : 0;
+}
+
+static int run_batch(const Job *job, const char *in, const char *out, int quiet) {
+    int n_files = 1, in_is_dir = is_dir(in);
+    char **paths = NULL, *single[1] = {(char *)in};
+    if (in_is_dir) {
+        if (dataset_list_images(in, &paths, &n_files)) {
+            fprintf(stderr, "daclip degrade: %s\n", data_error());
+            return 1;
+        }
+        if (!n_files) {
+            fprintf(stderr, "daclip degrade: %s: no .png/.jpg/.jpeg images found\n", in);
+            dataset_free_list(paths, n_files);
+            return 1;
+        }
+    }
+    char **files = in_is_dir ? paths : single;
+    int n_types = job->type == TYPE_ALL ? DEGRADE_N : 1;
+    int single_out = !in_is_dir && job->type >= 0 && !is_dir(out);
+    Progress prog;
+    if (!quiet) progress_begin(&prog, "degrade", (int64_t)n_files * n_types, "img");
+    int failed = 0;
+    for (int i = 0; i < n_files; i++) {
+        Image clean;
+        if (image_load(files[i], &clean)) {
+            fprintf(stderr, "daclip degrade: %s\n", data_error());
+            failed += n_types;
+            continue;
+        }
+        uint64_t s = job->seed ^ ((uint64_t)i * 0x9E3779B97F4A7C15ull);
+        uint64_t img_seed = pcg_splitmix64(&s);
+        for (int t = 0; t < n_types; t++) {
+            int type = job->type == TYPE_ALL ? t : job->type;
+            char lq[4096];
+            if (out_path(job, out, single_out, type, files[i], lq, sizeof lq)) {
+                fprintf(stderr, "daclip degrade: cannot create the output path for %s under %s\n", files[i], out);
+                failed++;
+            } else if (process_one(job, &clean, type, img_seed + (uint64_t)t, lq, files[i])) {
+                failed++;
+            }
+            if (!quiet) progress_update(&prog, (int64_t)i * n_types + t + 1, "%d failed", failed);
+        }
+        image_free(&clean);
+    }
+    if (!quiet) progress_end(&prog);
+    if (in_is_dir) dataset_free_list(paths, n_files);
+    if (failed) fprintf(stderr, "daclip degrade: %d output(s) failed\n", failed);
+    return failed ? 1 : 0;
+}
+
+static void list_params(void) {
+    int n;
+    const DegradeParamInfo *t = degrade_param_table(&n);
+    printf("key,degradation,min,max,default\n");
+    for (int i = 0; i < n; i++)
+        printf("%s,%s,%g,%g,%g\n", t[i].key, degrade_name(t[i].type), t[i].min, t[i].max, t[i].def);
+}
+
+int cmd_degrade(int argc, char **argv) {
+    Job job;
+    memset(&job, 0, sizeof job);
+    job.type = -1;
+    const char *pos[2] = {NULL, NULL};
+    int n_pos = 0, sheet = 0, quiet = 0, size = 256;
+    float severity = -1.0f;
+    const char *param_args[64];
+    int n_param_args = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has_val = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--list")) { list_params(); return 0; }
+        else if (!strcmp(a, "--sheet")) sheet = 1;
+        else if (!strcmp(a, "--quiet")) quiet = 1;
+        else if (!strcmp(a, "--type") && has_val) {
+            const char *v = argv[++i];
+            job.type = !strcmp(v, "all") ? TYPE_ALL : !strcmp(v, "mixed") ? TYPE_MIXED : degrade_type_from_name(v);
+            if (job.type == -1) {
+                fprintf(stderr, "daclip degrade: unknown type '%s' (see --help)\n", v);
+                return 1;
+            }
+        } else if (!strcmp(a, "--seed") && has_val) {
+            char *end;
+            job.seed = strtoull(argv[++i], &end, 0);
+            if (*end) { fprintf(stderr, "daclip degrade: bad --seed '%s'\n", argv[i]); return 1; }
+        } else if (!strcmp(a, "--severity") && has_val) {
+            char *end;
+            severity = strtof(argv[++i], &end);
+            if (*end || !(severity >= 0.0f && severity <= 1.0f)) {
+                fprintf(stderr, "daclip degrade: --severity must be a number in [0,1]\n");
+                return 1;
+            }
+        } else if (!strcmp(a, "--param") && has_val) {
+            if (n_param_args == 64) { fprintf(stderr, "daclip degrade: too many --param\n"); return 1; }
+            param_args[n_param_args++] = argv[++i];
+        } else if (!strcmp(a, "--mask-dir") && has_val) degrade_set_mask_dir(argv[++i]);
+        else if (!strcmp(a, "--size") && has_val) size = atoi(argv[++i]);
+        else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "daclip degrade: unknown option or missing value: %s (see --help)\n", a);
+            return 1;
+        } else if (n_pos < 2) pos[n_pos++] = a;
+        else { fprintf(stderr, "daclip degrade: too many arguments (see --help)\n"); return 1; }
+    }
+    if (n_pos != 2) { usage(stderr); return 1; }
+    if (sheet) {
+        if (size < 32 || size > 2048) { fprintf(stderr, "daclip degrade: --size must be in [32, 2048]\n"); return 1; }
+        return make_sheet(pos[0], pos[1], job.seed, size);
+    }
+    if (job.type == -1) { fprintf(stderr, "daclip degrade: --type is required (see --help)\n"); return 1; }
+    if (severity >= 0.0f || n_param_args) {
+        job.have_params = 1;
+        for (int t = 0; t < DEGRADE_N; t++) {
+            if (severity >= 0.0f) degrade_severity_params(t, severity, &job.params[t]);
+            else degrade_default_params(t, &job.params[t]);
+            for (int k = 0; k < n_param_args; k++) {
+                char key[64];
+                const char *eq = strchr(param_args[k], '=');
+                char *end;
+                double v = eq ? strtod(eq + 1, &end) : 0.0;
+                if (!eq || eq == param_args[k] || (size_t)(eq - param_args[k]) >= sizeof key || !eq[1] || *end) {
+                    fprintf(stderr, "daclip degrade: --param expects KEY=NUMBER, got '%s'\n", param_args[k]);
+                    return 1;
+                }
+                snprintf(key, sizeof key, "%.*s", (int)(eq - param_args[k]), param_args[k]);
+                if (degrade_param_set(&job.params[t], key, v)) {
+                    fprintf(stderr, "daclip degrade: %s\n", data_error());
+                    return 1;
+                }
+            }
+        }
+        if (job.type == TYPE_MIXED)
+            fprintf(stderr, "daclip degrade: note: mixed mode draws its own random parameters; --severity/--param are ignored\n");
+    }
+    return run_batch(&job, pos[0], pos[1], quiet);
+}
