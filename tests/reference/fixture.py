@@ -13,7 +13,7 @@ def write_fixture(path, arrays):
         for name, a in arrays.items():
             if hasattr(a, "detach"):
                 a = a.detach().cpu().numpy()
-            a = np.ascontiguousarray(np.asarray(a, dtype=np.float32))
+            a = np.array(a, dtype=np.float32, order="C")  # ascontiguousarray would make 0-d arrays 1-d
             nb = name.encode()
             f.write(struct.pack("<I", len(nb)))
             f.write(nb)
