@@ -135,7 +135,7 @@ Tensor *mlp_gelu_forward_add(const Linear *c_fc, const Linear *c_proj, Tensor *x
 
 /* ---- ResidualAttentionBlock ---- */
 
-int resblock_init(ResidualAttentionBlock *blk, ParamSet *ps, const char *prefix, int64_t width, int heads,
+int res_attn_block_init(ResidualAttentionBlock *blk, ParamSet *ps, const char *prefix, int64_t width, int heads,
                   double mlp_ratio, TRng *rng) {
     char name[256];
     int64_t mlp_width = (int64_t)(width * mlp_ratio);
@@ -147,7 +147,7 @@ int resblock_init(ResidualAttentionBlock *blk, ParamSet *ps, const char *prefix,
     return 0;
 }
 
-Tensor *resblock_forward(const ResidualAttentionBlock *blk, Tensor *x, Tensor *mask) {
+Tensor *res_attn_block_forward(const ResidualAttentionBlock *blk, Tensor *x, Tensor *mask) {
     x = mha_forward_add(&blk->attn, layernorm_forward(&blk->ln_1, x), mask, x);
     return mlp_gelu_forward_add(&blk->mlp.c_fc, &blk->mlp.c_proj, layernorm_forward(&blk->ln_2, x), x);
 }
@@ -172,7 +172,7 @@ int transformer_init(Transformer *tf, ParamSet *ps, const char *prefix, int64_t 
     char name[256], idx[32];
     for (int i = 0; i < layers; i++) {
         snprintf(idx, sizeof idx, "resblocks.%d", i);
-        if (resblock_init(&tf->resblocks[i], ps, nn_join(name, sizeof name, prefix, idx), width, heads, mlp_ratio,
+        if (res_attn_block_init(&tf->resblocks[i], ps, nn_join(name, sizeof name, prefix, idx), width, heads, mlp_ratio,
                           rng) != 0) {
             transformer_free(tf);
             return -1;
@@ -190,7 +190,7 @@ void transformer_free(Transformer *tf) {
 
 Tensor *transformer_forward(const Transformer *tf, Tensor *x, Tensor *mask, Tensor *const *control, Tensor **hidden) {
     for (int i = 0; i < tf->layers; i++) {
-        x = resblock_forward(&tf->resblocks[i], x, mask);
+        x = res_attn_block_forward(&tf->resblocks[i], x, mask);
         if (control && control[i]) x = t_add(x, control[i]);
         if (hidden) hidden[i] = x;
     }

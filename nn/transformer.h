@@ -31,10 +31,10 @@ typedef struct {
 
 /* mlp_width = round(width * mlp_ratio) as in open_clip (4.0 for CLIP). Returns 0, or -1 on a bad
  * configuration (width not divisible by heads), reported through t_error's handler. */
-int resblock_init(ResidualAttentionBlock *blk, ParamSet *ps, const char *prefix, int64_t width, int heads,
+int res_attn_block_init(ResidualAttentionBlock *blk, ParamSet *ps, const char *prefix, int64_t width, int heads,
                   double mlp_ratio, TRng *rng);
 /* x [B, L, C] -> [B, L, C]; mask NULL or additive [L, L]. */
-Tensor *resblock_forward(const ResidualAttentionBlock *blk, Tensor *x, Tensor *mask);
+Tensor *res_attn_block_forward(const ResidualAttentionBlock *blk, Tensor *x, Tensor *mask);
 
 /* res + c_proj(gelu(c_fc(x))) as one tape node (res may be NULL). Saves only the pre-activation
  * c_fc(x); the GELU output is recomputed in backward, so the 4C-wide activations cost one buffer. */
