@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# U-Net blocks, C vs PyTorch side by side (issue #3 speed target): SpatialTransformer(256) on 32×32 with a
+# [4,1,512] context, and ResBlock 128->128 on 64×64, batch 4, forward and forward+backward, 2 threads.
+# The two implementations alternate for several rounds (the machine may be shared; alternating spreads
+# load changes over both), and the summary takes each one's best round-mean.
+# Usage: scripts/bench-unet-blocks.sh [--threads N] [--rounds N] [--iters N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=2; rounds=3; iters=5
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --threads) threads="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --iters) iters="$2"; shift 2 ;;
+    *) echo "usage: $0 [--threads N] [--rounds N] [--iters N]" >&2; exit 2 ;;
+  esac
+done
+make -s build/bench/bench_unet_blocks >/dev/null
+out=$(mktemp); trap 'rm -f "$out"' EXIT
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), threads $threads, load $(cut -d' ' -f1-3 /proc/loadavg)"
+for r in $(seq "$rounds"); do
+  DACLIP_THREADS=$threads OMP_NUM_THREADS=$threads build/bench/bench_unet_blocks --iters "$iters" --warmup 1 | tail -n +2 | tee -a "$out"
+  OMP_NUM_THREADS=$threads /usr/bin/python3 bench/bench_unet_blocks_torch.py --threads "$threads" --iters "$iters" --warmup 1 \
+    | tail -n +2 | tee -a "$out"
+done
+echo
+echo "block,mode,c_ms,torch_ms,speedup(torch/c)"
+awk -F, '{ k = $2 "," $3; v = $6 + 0;
+           if ($1 == "c" && (!(k in c) || v < c[k])) c[k] = v;
+           if ($1 == "torch" && (!(k in t) || v < t[k])) t[k] = v; order[k] = 1 }
+         END { for (k in order) if ((k in c) && (k in t)) printf "%s,%.1f,%.1f,%.2f\n", k, c[k], t[k], t[k] / c[k] }' "$out" | sort
