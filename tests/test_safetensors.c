@@ -170,36 +170,24 @@ static void test_malformed_files(void **state) {
     write_raw(p, -1, ok, data, 12); /* data cut short */
     expect_error(p, "out of range");
 
-    write_raw(p, -1, "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,4]}}", data, 16);
-    expect_error(p, "out of range");
-
-    write_raw(p, -1, "{\"x\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", data, 16);
-    expect_error(p, "need 12");
-
-    write_raw(p, -1, "{\"x\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],\"data_offsets\":[0,16]}}", data, 16);
-    expect_error(p, "need");
-
-    write_raw(p, -1, "{\"x\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", data, 16);
-    expect_error(p, "unknown dtype 'I64'");
-
-    write_raw(p, -1, "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", data, 16);
-    expect_error(p, "malformed JSON");
-
-    write_raw(p, -1, "{\"x\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", data, 16);
-    expect_error(p, "malformed JSON");
-
-    write_raw(p, -1, "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}} junk", data, 16);
-    expect_error(p, "trailing");
-
-    write_raw(p, -1, "{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                     "\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", data, 16);
-    expect_error(p, "duplicate tensor name 'x'");
-
-    write_raw(p, -1, "{\"x\":{\"dtype\":\"F32\",\"shape\":[2]}}", data, 16);
-    expect_error(p, "missing data_offsets");
-
-    write_raw(p, -1, "{\"__metadata__\":{\"a\":1}}", data, 0);
-    expect_error(p, "strings");
+    /* header text, data bytes, expected words in the error */
+    static const struct { const char *json; size_t data; const char *needle; } bad[] = {
+        {"{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,4]}}", 16, "out of range"},
+        {"{\"x\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 16, "need 12"},
+        {"{\"x\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4],\"data_offsets\":[0,16]}}", 16, "need"},
+        {"{\"x\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16, "unknown dtype 'I64'"},
+        {"{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}", 16, "malformed JSON"},
+        {"{\"x\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", 16, "malformed JSON"},
+        {"{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}} junk", 16, "trailing"},
+        {"{\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,16]}}", 16, "duplicate tensor name 'x'"},
+        {"{\"x\":{\"dtype\":\"F32\",\"shape\":[2]}}", 16, "missing data_offsets"},
+        {"{\"__metadata__\":{\"a\":1}}", 0, "strings"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        write_raw(p, -1, bad[i].json, data, bad[i].data);
+        expect_error(p, bad[i].needle);
+    }
 
     write_raw(p, -1, "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]", data, 0);
     expect_error(p, "malformed JSON");
