@@ -31,7 +31,7 @@ int degrade_type_from_name(const char *name) {
 static const DegradeParamInfo PARAMS[] = {
     I(blur_size, DEG_MOTION_BLURRY, 9, 31, 17, 1),
     F(blur_shake, DEG_MOTION_BLURRY, 0.0f, 1.0f, 0.5f, 1),
-    F(haze_beta, DEG_HAZY, 0.6f, 2.5f, 1.4f, 1),
+    F(haze_beta, DEG_HAZY, 0.5f, 2.0f, 1.2f, 1),
     F(haze_airlight, DEG_HAZY, 0.75f, 1.0f, 0.9f, 1),
     I(jpeg_quality, DEG_JPEG, 5, 60, 10, 0),
     F(lowlight_exposure, DEG_LOW_LIGHT, 0.03f, 0.25f, 0.08f, 0),
@@ -40,13 +40,13 @@ static const DegradeParamInfo PARAMS[] = {
     F(noise_sigma, DEG_NOISY, 5.0f / 255.0f, 75.0f / 255.0f, 50.0f / 255.0f, 1),
     I(drop_count, DEG_RAINDROP, 5, 50, 20, 1),
     F(drop_radius, DEG_RAINDROP, 0.02f, 0.08f, 0.045f, 1),
-    F(rain_density, DEG_RAINY, 0.002f, 0.02f, 0.007f, 1),
+    F(rain_density, DEG_RAINY, 0.003f, 0.02f, 0.009f, 1),
     F(rain_angle, DEG_RAINY, -40.0f, 40.0f, 10.0f, 1),
-    F(rain_length, DEG_RAINY, 8.0f, 40.0f, 22.0f, 1),
+    F(rain_length, DEG_RAINY, 10.0f, 45.0f, 26.0f, 1),
     I(rain_layers, DEG_RAINY, 1, 4, 3, 1),
     F(shadow_factor, DEG_SHADOWED, 0.3f, 0.6f, 0.45f, 0),
     F(shadow_coverage, DEG_SHADOWED, 0.1f, 0.5f, 0.3f, 1),
-    F(snow_density, DEG_SNOWY, 2.0f, 24.0f, 9.0f, 1),
+    F(snow_density, DEG_SNOWY, 4.0f, 40.0f, 16.0f, 1),
     F(snow_size, DEG_SNOWY, 1.5f, 6.0f, 3.5f, 1),
     F(mask_coverage, DEG_UNCOMPLETED, 0.05f, 0.5f, 0.35f, 1),
     I(mask_index, DEG_UNCOMPLETED, -1, 99, -1, 1),
@@ -170,10 +170,10 @@ int degrade_apply(const Image *clean, int type, const DegradeParams *p, uint64_t
 /* Position of each type in the physical imaging chain; lower applies first. */
 static int chain_rank(int type) {
     switch (type) {
-    case DEG_HAZY: return 0;
-    case DEG_RAINY: return 1;
-    case DEG_SNOWY: return 2;
-    case DEG_SHADOWED: return 3;
+    case DEG_SHADOWED: return 0;   /* shadows lie on the scene; haze, rain and snow are in front of them */
+    case DEG_HAZY: return 1;
+    case DEG_RAINY: return 2;
+    case DEG_SNOWY: return 3;
     case DEG_LOW_LIGHT: return 4;
     case DEG_RAINDROP: return 5;
     case DEG_MOTION_BLURRY: return 6;

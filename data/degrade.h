@@ -28,7 +28,7 @@ typedef struct {
     int   blur_size;        /* kernel support in px at 256 px short side, odd, [9, 31], default 17 */
     float blur_shake;       /* trajectory irregularity: 0 = straight line, 1 = jittery curved path, [0, 1], 0.5 */
     /* hazy (RESIDE-like, atmospheric scattering I = J·t + A·(1−t), t = exp(−β·d)) */
-    float haze_beta;        /* scattering coefficient for depth d in [0,1], [0.6, 2.5], default 1.4 */
+    float haze_beta;        /* scattering coefficient for depth d in [0,1], [0.5, 2.0], default 1.2 */
     float haze_airlight;    /* atmospheric light A (grey level), [0.75, 1.0], default 0.9 */
     /* jpeg-compressed (libjpeg-turbo encode/decode, 4:2:0 chroma) */
     int   jpeg_quality;     /* [5, 60], default 10 (the official setting) */
@@ -42,15 +42,15 @@ typedef struct {
     int   drop_count;       /* number of drops at 256×256 (scales with area), [5, 50], default 20 */
     float drop_radius;      /* mean drop radius, fraction of the short side, [0.02, 0.08], default 0.045 */
     /* rainy (Rain100H-like heavy streaks) */
-    float rain_density;     /* fraction of pixels seeding a streak per layer, [0.002, 0.02], default 0.007 */
+    float rain_density;     /* fraction of pixels seeding a streak per layer, [0.003, 0.02], default 0.009 */
     float rain_angle;       /* mean streak angle from vertical, degrees, [-40, 40], default 10 */
-    float rain_length;      /* mean streak length in px at 256 px, [8, 40], default 22 */
+    float rain_length;      /* mean streak length in px at 256 px, [10, 45], default 26 */
     int   rain_layers;      /* number of streak layers (depths), [1, 4], default 3 */
     /* shadowed (SRD-like cast shadows) */
     float shadow_factor;    /* remaining light inside the shadow, [0.3, 0.6], default 0.45 */
     float shadow_coverage;  /* target fraction of the image in shadow, [0.1, 0.5], default 0.3 */
     /* snowy (Snow100K-like) */
-    float snow_density;     /* flakes per 1000 px² at 256 px scale, all layers, [2, 24], default 9 */
+    float snow_density;     /* flakes per 1000 px² at 256 px scale, all layers, [4, 40], default 16 */
     float snow_size;        /* size of the largest flakes in px at 256 px, [1.5, 6], default 3.5 */
     /* uncompleted (inpainting; LQ = mask·img + (1 − mask), holes white) */
     float mask_coverage;    /* target hole fraction of the synthetic brush mask, [0.05, 0.5], default 0.35
@@ -87,7 +87,7 @@ int degrade_params_check(int type, const DegradeParams *p);
 int degrade_apply(const Image *clean, int type, const DegradeParams *p, uint64_t seed, Image *out);
 
 /* A random chain of 2 or 3 distinct degradations with random parameters, applied in a physically sensible
- * order (scene: haze/rain/snow/shadow/low-light, then lens: raindrop/motion blur, then sensor: noise, then
+ * order (scene: shadow/haze/rain/snow/low-light, then lens: raindrop/motion blur, then sensor: noise, then
  * storage: JPEG, then inpainting holes last). types_out (room for 3, may be NULL) receives the types in the
  * order applied, n_types_out their count. Returns 0, or -1 with data_error set. */
 int degrade_mixed(const Image *clean, uint64_t seed, Image *out, int *types_out, int *n_types_out);

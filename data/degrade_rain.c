@@ -45,7 +45,7 @@ int degrade_rainy(Image *im, const DegradeParams *p, Pcg32 *rng) {
         float gain = fmaxf(1.0f, sigma * 2.2f);
         for (size_t i = 0; i < n; i++) rain[i] += gain * layer[i];
     }
-    float veil = pcg_range(rng, 0.04f, 0.12f) * fminf(1.0f, p->rain_density / 0.007f);
+    float veil = pcg_range(rng, 0.04f, 0.12f) * fminf(1.0f, p->rain_density / 0.009f);
     float tone[3] = {0.92f, 0.95f, 1.0f};   /* streaks catch the sky light: very slightly blue-white */
     if (nc == 1) tone[0] = 0.95f;
     for (size_t i = 0; i < n; i++) {

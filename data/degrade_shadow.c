@@ -1,5 +1,6 @@
 /* shadowed: cast shadows like SRD. A binary mask is built from random star-shaped polygons (stretched and
- * rotated; often reaching in from an image border, as shadows of objects outside the frame do) until the target
+ * rotated; often reaching in from a side or the bottom border, as shadows of objects outside the frame do, and
+ * kept to the lower part of the image where the ground is) until the target
  * coverage is reached, then blurred for a penumbra. Inside the shadow only the bluish sky light remains:
  * I·(1 − m·(1 − f·tint)), with f the remaining light and tint boosting blue over red. Outside the mask (and
  * its penumbra) pixels are exactly unchanged. */
@@ -17,15 +18,16 @@ static size_t add_polygon(float *mask, int w, int h, float area_goal, Pcg32 *rng
     /* radius so that the polygon's area (≈ 0.75·π·R²·stretch on average) meets the goal */
     float R = sqrtf(area_goal / (0.75f * 3.14159265f * stretch));
     float cx, cy;
-    if (pcg_uniform(rng) < 0.6f) {   /* anchored on a border */
-        int side = (int)pcg_below(rng, 4);
-        float u = pcg_uniform(rng);
-        cx = side == 0 ? 0.0f : side == 1 ? (float)w : u * (float)w;
-        cy = side == 2 ? 0.0f : side == 3 ? (float)h : u * (float)h;
+    /* shadows fall on the ground, which is mostly in the lower part of a photo (and never in the sky at the
+     * top): anchor on the left, right or bottom border, or centre in the lower two thirds */
+    if (pcg_uniform(rng) < 0.6f) {
+        int side = (int)pcg_below(rng, 3);
+        cx = side == 0 ? 0.0f : side == 1 ? (float)w : pcg_uniform(rng) * (float)w;
+        cy = side == 2 ? (float)h : pcg_range(rng, 0.35f, 1.0f) * (float)h;
         R *= 1.4f;   /* about half of it is outside the frame */
     } else {
         cx = pcg_range(rng, 0.15f, 0.85f) * (float)w;
-        cy = pcg_range(rng, 0.15f, 0.85f) * (float)h;
+        cy = pcg_range(rng, 0.4f, 0.9f) * (float)h;
     }
     /* vertices once around the centre at irregular angular steps: a star-shaped, simple polygon */
     float vx[MAX_VERTS], vy[MAX_VERTS], step[MAX_VERTS], total = 0.0f;

@@ -33,7 +33,7 @@ int degrade_snowy(Image *im, const DegradeParams *p, Pcg32 *rng) {
     float *layer = deg_alloc_floats(n, "snow layer");
     if (!alpha || !layer) { free(alpha); free(layer); return -1; }
     static const float RADIUS[3] = {0.22f, 0.45f, 1.0f};   /* of snow_size */
-    static const float SHARE[3] = {0.62f, 0.28f, 0.10f};   /* of the flakes */
+    static const float SHARE[3] = {0.7f, 0.22f, 0.08f};   /* of the flakes */
     static const float OPACITY[3] = {0.55f, 0.75f, 0.85f};
     static const float SOFT[3] = {0.6f, 0.7f, 0.9f};
     static const float FALL[3] = {0.8f, 1.0f, 1.3f};        /* motion length in flake radii */

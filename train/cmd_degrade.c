@@ -367,7 +367,7 @@ int cmd_degrade(int argc, char **argv) {
                 }
                 snprintf(key, sizeof key, "%.*s", (int)(eq - param_args[k]), param_args[k]);
                 if (degrade_param_set(&job.params[t], key, v)) {
-                    fprintf(stderr, "daclip degrade: %s\n", data_error());
+                    fprintf(stderr, "daclip %s\n", data_error());   /* the message starts with "degrade: " */
                     return 1;
                 }
             }
