@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -210,7 +211,30 @@ void t_set_threads(int n) {
 
 int t_threads(void) { return n_threads; }
 
+/* OpenBLAS 0.3.21 (Debian 12) does not recognise newer Xeons (family 6 model 207 on the dev machine) and
+ * falls back to its Prescott SSE3 kernels: sgemm runs ~4x slower. If that happened on a CPU with AVX-512
+ * or AVX2 and the user has not chosen OPENBLAS_CORETYPE, redo OpenBLAS's core selection with the matching
+ * kernel family (before any BLAS call allocates buffers). The hooks exist only in DYNAMIC_ARCH builds, so
+ * they are weak: elsewhere this does nothing. */
+extern void gotoblas_dynamic_init(void) __attribute__((weak));
+extern void gotoblas_dynamic_quit(void) __attribute__((weak));
+
+static void blas_fix_core(void) {
+#if defined(__x86_64__)
+    if (!gotoblas_dynamic_init || !gotoblas_dynamic_quit || getenv("OPENBLAS_CORETYPE")) return;
+    const char *core = openblas_get_corename();
+    if (!core || strcasecmp(core, "Prescott") != 0) return;
+    __builtin_cpu_init();
+    const char *want = __builtin_cpu_supports("avx512f") ? "SkylakeX" : __builtin_cpu_supports("avx2") ? "Haswell" : NULL;
+    if (!want) return;
+    setenv("OPENBLAS_CORETYPE", want, 0);
+    gotoblas_dynamic_quit();
+    gotoblas_dynamic_init();
+#endif
+}
+
 void t_init(void) {
+    blas_fix_core();
     const char *s = getenv("DACLIP_THREADS");
     if (!s || !*s) s = getenv("OMP_NUM_THREADS");
     int n = s && *s ? atoi(s) : 0;
