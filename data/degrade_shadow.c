@@ -43,6 +43,13 @@ static size_t add_polygon(float *mask, int w, int h, float area_goal, Pcg32 *rng
         minx = fminf(minx, vx[i]); maxx = fmaxf(maxx, vx[i]);
         miny = fminf(miny, vy[i]); maxy = fmaxf(maxy, vy[i]);
     }
+    /* keep the top quarter (where the sky usually is) free: push a polygon reaching up there down */
+    float top = 0.25f * (float)h;
+    if (miny < top) {
+        for (int i = 0; i < nv; i++) vy[i] += top - miny;
+        maxy += top - miny;
+        miny = top;
+    }
     int x0 = (int)fmaxf(0.0f, floorf(minx)), x1 = (int)fminf((float)w - 1, ceilf(maxx));
     int y0 = (int)fmaxf(0.0f, floorf(miny)), y1 = (int)fminf((float)h - 1, ceilf(maxy));
     size_t added = 0;
