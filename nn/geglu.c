@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "nn/fast_math.h"
 #include "tensor/ops.h"
 #include "tensor/simd.h"
 
@@ -25,14 +26,14 @@ Tensor *geglu_ff_forward(const FeedForwardGEGLU *f, Tensor *x) {
 
 T_SIMD static void geglu_row_forward(const float *x, float *y, int64_t D) {
     const float *a = x, *g = x + D;
-    for (int64_t i = 0; i < D; i++) y[i] = a[i] * 0.5f * g[i] * (1.0f + erff(g[i] * INV_SQRT2));
+    for (int64_t i = 0; i < D; i++) y[i] = a[i] * 0.5f * g[i] * (1.0f + nn_erff(g[i] * INV_SQRT2));
 }
 
 /* d a = dy·gelu(g);  d g = dy·a·gelu'(g),  gelu'(g) = Φ(g) + g·φ(g) */
 T_SIMD static void geglu_row_backward(const float *x, const float *dy, float *dx, int64_t D) {
     const float *a = x, *g = x + D;
     for (int64_t i = 0; i < D; i++) {
-        float cdf = 0.5f * (1.0f + erff(g[i] * INV_SQRT2)), pdf = INV_SQRT2PI * expf(-0.5f * g[i] * g[i]);
+        float cdf = 0.5f * (1.0f + nn_erff(g[i] * INV_SQRT2)), pdf = INV_SQRT2PI * nn_expf(-0.5f * g[i] * g[i]);
         dx[i] += dy[i] * g[i] * cdf;
         dx[D + i] += dy[i] * a[i] * (cdf + g[i] * pdf);
     }

@@ -3,6 +3,7 @@
 
 #include <math.h>
 
+#include "nn/fast_math.h"
 #include "tensor/ops.h"
 #include "tensor/simd.h"
 
@@ -25,19 +26,17 @@ Tensor *resblock_forward(const ResBlock *b, Tensor *x, Tensor *temb) {
         h = nn_scale_shift_silu(h, linear_forward(&b->mlp, t_silu(temb)));   /* ss [N, 2·Cout] */
     else
         h = t_silu(h);
-    h = t_silu(conv2d_forward(&b->block2, h));
-    return t_add(h, b->has_res_conv ? conv2d_forward(&b->res_conv, x) : x);
+    /* block2's SiLU and the residual add in one pass */
+    return nn_silu_add(conv2d_forward(&b->block2, h), b->has_res_conv ? conv2d_forward(&b->res_conv, x) : x);
 }
 
 /* ---------------------------------------------------------------- fused scale/shift + SiLU */
-
-static inline float sigmoidf_(float z) { return 1.0f / (1.0f + expf(-z)); }
 
 /* One (n, c) plane of P pixels: y = silu(h·a + s) with a = 1 + scale. */
 T_SIMD static void sss_plane_forward(const float *h, float *y, int64_t P, float a, float s) {
     for (int64_t i = 0; i < P; i++) {
         float z = h[i] * a + s;
-        y[i] = z * sigmoidf_(z);
+        y[i] = z * nn_sigmoidf(z);
     }
 }
 
@@ -46,7 +45,7 @@ T_SIMD static void sss_plane_backward(const float *h, const float *dy, float *dh
                                       float *dscale, float *dshift) {
     float ds = 0.0f, db = 0.0f;
     for (int64_t i = 0; i < P; i++) {
-        float z = h[i] * a + s, sg = sigmoidf_(z);
+        float z = h[i] * a + s, sg = nn_sigmoidf(z);
         float dz = dy[i] * sg * (1.0f + z * (1.0f - sg));
         if (dh) dh[i] += dz * a;
         ds += dz * h[i];
@@ -93,5 +92,55 @@ Tensor *nn_scale_shift_silu(Tensor *h, Tensor *ss) {
     }
     Tensor *in[2] = {h, ss};
     t_record("scale_shift_silu", y, scale_shift_silu_backward, 2, in);
+    return y;
+}
+
+/* ---------------------------------------------------------------- fused SiLU + residual */
+
+T_SIMD static void silu_add_forward(const float *a, const float *r, float *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] * nn_sigmoidf(a[i]) + r[i];
+}
+
+T_SIMD static void silu_add_backward(const float *a, const float *dy, float *da, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float sg = nn_sigmoidf(a[i]);
+        da[i] += dy[i] * sg * (1.0f + a[i] * (1.0f - sg));
+    }
+}
+
+#define SILU_CHUNK 16384
+
+static void silu_add_backward_node(TNode *n) {
+    Tensor *a = n->in[0], *r = n->in[1], *y = n->out;
+    int64_t total = t_numel(y);
+    if (a->requires_grad) {
+        float *da = t_grad_buf(a);
+#pragma omp parallel for schedule(static) if (total > 32768)
+        for (int64_t c = 0; c < total; c += SILU_CHUNK)
+            silu_add_backward(a->data + c, y->grad + c, da + c, total - c < SILU_CHUNK ? total - c : SILU_CHUNK);
+    }
+    if (r->requires_grad) {
+        float *dr = t_grad_buf(r);
+#pragma omp parallel for schedule(static) if (total > 32768)
+        for (int64_t i = 0; i < total; i++) dr[i] += y->grad[i];
+    }
+}
+
+Tensor *nn_silu_add(Tensor *a, Tensor *r) {
+    if (!a || !r) return NULL;
+    char sa[96], sr[96];
+    if (!t_same_shape(a, r)) {
+        t_error("silu_add", "shapes differ: %s and %s", t_shape_str(a, sa, sizeof sa), t_shape_str(r, sr, sizeof sr));
+        return NULL;
+    }
+    a = t_contiguous(a);
+    r = t_contiguous(r);
+    Tensor *y = t_new_like(a);
+    int64_t total = t_numel(y);
+#pragma omp parallel for schedule(static) if (total > 32768)
+    for (int64_t c = 0; c < total; c += SILU_CHUNK)
+        silu_add_forward(a->data + c, r->data + c, y->data + c, total - c < SILU_CHUNK ? total - c : SILU_CHUNK);
+    Tensor *in[2] = {a, r};
+    t_record("silu_add", y, silu_add_backward_node, 2, in);
     return y;
 }

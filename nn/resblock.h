@@ -26,5 +26,7 @@ Tensor *resblock_forward(const ResBlock *b, Tensor *x, Tensor *temb);
 /* Fused silu(h·(1 + ss[:, :C]) + ss[:, C:]) with h [N, C, H, W] and ss [N, 2C] (scale, then shift),
  * one tape node: Block's modulation and activation in one pass over h. */
 Tensor *nn_scale_shift_silu(Tensor *h, Tensor *ss);
+/* Fused silu(a) + r (same shapes): Block 2's activation and the residual add, one tape node. */
+Tensor *nn_silu_add(Tensor *a, Tensor *r);
 
 #endif

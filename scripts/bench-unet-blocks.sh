@@ -16,8 +16,15 @@ while [ $# -gt 0 ]; do
   esac
 done
 make -s build/bench/bench_unet_blocks >/dev/null
+# OpenBLAS 0.3.21 does not recognise recent Xeons (e.g. Sapphire Rapids under a generic "Intel Xeon
+# Processor" CPUID) and falls back to its SSE3 "Prescott" kernels, 2-3x slower. Both sides use OpenBLAS
+# (torch's libblas.so.3 is OpenBLAS here), so pick the right kernels for both unless the caller chose.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
+  elif grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
+fi
 out=$(mktemp); trap 'rm -f "$out"' EXIT
-echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), threads $threads, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), threads $threads, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq "$rounds"); do
   DACLIP_THREADS=$threads OMP_NUM_THREADS=$threads build/bench/bench_unet_blocks --iters "$iters" --warmup 1 | tail -n +2 | tee -a "$out"
   OMP_NUM_THREADS=$threads /usr/bin/python3 bench/bench_unet_blocks_torch.py --threads "$threads" --iters "$iters" --warmup 1 \
