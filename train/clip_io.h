@@ -1,0 +1,23 @@
+#ifndef DACLIP_TRAIN_CLIP_IO_H
+#define DACLIP_TRAIN_CLIP_IO_H
+/* CLIP model files: a safetensors state dict with open_clip names whose __metadata__ holds the config
+ * (clip_config_to_json) and the vocabulary path it was trained with. */
+#include "clip/model.h"
+#include "clip/tokenizer.h"
+#include "nn/module.h"
+
+#define DACLIP_DEFAULT_VOCAB "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz"
+
+/* The vocabulary to use: `given`, else $DACLIP_VOCAB, else the official file next to the project when
+ * present; NULL if none. */
+const char *clip_vocab_path(const char *given);
+
+/* Loads model + tokenizer. vocab_override may be NULL (then the file's own "vocab" entry, then
+ * clip_vocab_path(NULL)). Returns 0, or -1 with a message naming the file in err. */
+int clip_model_load(const char *path, const char *vocab_override, Clip *m, ParamSet *ps, Tokenizer **tok, char *err,
+                    size_t errlen);
+
+/* The metadata JSON for a model file (config + vocab path). -1 if the path cannot be stored. */
+int clip_model_meta(const ClipConfig *cfg, const char *vocab, char *buf, size_t n);
+
+#endif
