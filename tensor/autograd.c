@@ -8,10 +8,14 @@
 typedef struct {
     TNode *node;
     size_t arena_pos;   /* arena offset when recorded, so t_arena_release can drop later nodes */
+    bool done;          /* its backward ran in an earlier t_backward call */
 } TapeEntry;
 
 static TapeEntry *tape;
 static size_t tape_len, tape_cap;
+/* Nodes that lead to the current backward root: an open-addressing set of node pointers, reused. */
+static TNode **live;
+static size_t live_cap;
 static bool grad_on = true;
 
 bool t_grad_enabled(void) { return grad_on; }
@@ -32,6 +36,9 @@ void t_tape_truncate_to(size_t mark) {
 
 void t_tape_free(void) {
     free(tape);
+    free(live);
+    live = NULL;
+    live_cap = 0;
     tape = NULL;
     tape_len = tape_cap = 0;
 }
@@ -63,6 +70,7 @@ TNode *t_record(const char *op, Tensor *out, TBackwardFn backward, int n_in, Ten
     }
     tape[tape_len].node = n;
     tape[tape_len].arena_pos = pos;
+    tape[tape_len].done = false;
     tape_len++;
     return n;
 }
@@ -93,10 +101,48 @@ void t_requires_grad(Tensor *t) {
     if (t) t->requires_grad = true;
 }
 
-static void run_backward(void) {
+static size_t live_slot(const TNode *n) {
+    size_t h = (size_t)(((uintptr_t)n >> 6) * 0x9E3779B97F4A7C15ull);
+    return h & (live_cap - 1);
+}
+
+static void live_add(TNode *n) {
+    size_t i = live_slot(n);
+    while (live[i] && live[i] != n) i = (i + 1) & (live_cap - 1);
+    live[i] = n;
+}
+
+static bool live_has(const TNode *n) {
+    for (size_t i = live_slot(n); live[i]; i = (i + 1) & (live_cap - 1))
+        if (live[i] == n) return true;
+    return false;
+}
+
+/* Runs a node when it leads to root, or when it holds a gradient and has never run. A node that ran in
+ * an earlier backward of the same step still holds its gradients: replaying it would add them into
+ * shared inputs (parameters) again. The second rule keeps ops working whose outputs feed later ops
+ * through a gradient buffer they set up front rather than through a recorded input. */
+static void run_backward(Tensor *root) {
+    size_t need = 16;
+    while (need < 2 * tape_len + 2) need *= 2;
+    if (need > live_cap) {
+        free(live);
+        live = malloc(need * sizeof *live);
+        if (!live) {
+            fprintf(stderr, "daclip: out of memory for the backward pass\n");
+            exit(1);
+        }
+        live_cap = need;
+    }
+    memset(live, 0, live_cap * sizeof *live);
+    if (root->node) live_add(root->node);
     for (size_t i = tape_len; i-- > 0;) {
         TNode *n = tape[i].node;
-        if (n->out->grad) n->backward(n);
+        if (!n->out->grad || (tape[i].done && !live_has(n))) continue;
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in[j] && n->in[j]->node) live_add(n->in[j]->node);
+        n->backward(n);
+        tape[i].done = true;
     }
 }
 
@@ -105,12 +151,12 @@ void t_backward(Tensor *root) {
     float *g = t_grad_buf(root);
     int64_t n = t_numel(root);
     for (int64_t i = 0; i < n; i++) g[i] = 1.0f;
-    run_backward();
+    run_backward(root);
 }
 
 void t_backward_with(Tensor *root, const float *seed) {
     if (!root) return;
     float *g = t_grad_buf(root);
     memcpy(g, seed, (size_t)t_numel(root) * sizeof(float));
-    run_backward();
+    run_backward(root);
 }
