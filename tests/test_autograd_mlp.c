@@ -63,6 +63,25 @@ static void test_mlp_sgd_matches_torch(void **state) {
     t_arena_reset();
 }
 
+/* Two backward passes in one step (two losses sharing a parameter): the second must not replay the
+ * first graph, whose outputs still hold their gradients. */
+static void test_second_backward_runs_only_its_graph(void **state) {
+    (void)state;
+    Tensor *w = t_param_new(T_SHAPE(3), true);
+    for (int i = 0; i < 3; i++) w->data[i] = 1.0f;
+    Tensor *l1 = t_sum(t_mul_scalar(w, 2.0f), 0, NULL, false);
+    t_backward(l1);
+    for (int i = 0; i < 3; i++) assert_float_equal(w->grad[i], 2.0f, 1e-6);
+    Tensor *l2 = t_sum(t_mul_scalar(t_exp(t_mul_scalar(w, 0.0f)), 3.0f), 0, NULL, false);
+    t_backward(l2);
+    for (int i = 0; i < 3; i++) assert_float_equal(w->grad[i], 2.0f, 1e-6);   /* d l2/dw = 0 */
+    Tensor *l3 = t_sum(t_mul_scalar(w, 5.0f), 0, NULL, false);
+    t_backward(l3);
+    for (int i = 0; i < 3; i++) assert_float_equal(w->grad[i], 7.0f, 1e-6);
+    t_free(w);
+    t_arena_reset();
+}
+
 /* ---------------------------------------------------------------- bad input */
 
 static char seen[1024];
@@ -133,6 +152,7 @@ int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_mlp_sgd_matches_torch),
+        cmocka_unit_test(test_second_backward_runs_only_its_graph),
         cmocka_unit_test(test_bad_input_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
