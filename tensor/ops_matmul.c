@@ -217,6 +217,7 @@ Tensor *t_linear(Tensor *x, Tensor *w, Tensor *b) {
     }
     x = t_contiguous(x);
     w = t_contiguous(w);
+    if (b) b = t_contiguous(b);
     int64_t in = w->shape[1], outf = w->shape[0], R = t_numel(x) / in;
     int64_t oshape[T_MAX_DIMS];
     memcpy(oshape, x->shape, sizeof(int64_t) * (size_t)x->ndim);

@@ -212,6 +212,11 @@ Tensor *t_max(Tensor *x, int axis, bool keepdim) {
     int ond;
     int64_t osh[T_MAX_DIMS];
     if (make_plan("max", x, 1, &axis, keepdim, &p, &ond, osh)) return NULL;
+    if (p.count == 0) {
+        char s[96];
+        t_error("max", "axis %d of %s is empty", axis, t_shape_str(x, s, sizeof s));
+        return NULL;
+    }
     Tensor *y = t_new(ond, osh);
     int64_t n_out = t_numel(y);
     int64_t *arg = t_arena_alloc(sizeof(int64_t) * (size_t)(n_out ? n_out : 1));

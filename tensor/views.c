@@ -167,7 +167,8 @@ Tensor *t_select(Tensor *x, int axis, int64_t index) {
     T_NONNULL(x);
     int ax = t_axis(x, axis);
     if (ax < 0 || index < -x->shape[ax] || index >= x->shape[ax]) {
-        t_error("select", "index %lld on axis %d out of range", (long long)index, axis);
+        char s[96];
+        t_error("select", "index %lld on axis %d out of range for %s", (long long)index, axis, t_shape_str(x, s, sizeof s));
         return NULL;
     }
     if (index < 0) index += x->shape[ax];
