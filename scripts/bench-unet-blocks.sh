@@ -2,7 +2,8 @@
 # U-Net blocks, C vs PyTorch side by side (issue #3 speed target): SpatialTransformer(256) on 32×32 with a
 # [4,1,512] context, and ResBlock 128->128 on 64×64, batch 4, forward and forward+backward, 2 threads.
 # The two implementations alternate for several rounds (the machine may be shared; alternating spreads
-# load changes over both), and the summary takes each one's best round-mean.
+# load changes over both). The summary takes, per implementation, the minimum over rounds of the best
+# iteration (wall ms), of the round-mean (wall ms) and of the CPU ms per iteration.
 # Usage: scripts/bench-unet-blocks.sh [--threads N] [--rounds N] [--iters N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +32,11 @@ for r in $(seq "$rounds"); do
     | tail -n +2 | tee -a "$out"
 done
 echo
-echo "block,mode,c_ms,torch_ms,speedup(torch/c)"
-awk -F, '{ k = $2 "," $3; v = $6 + 0;
-           if ($1 == "c" && (!(k in c) || v < c[k])) c[k] = v;
-           if ($1 == "torch" && (!(k in t) || v < t[k])) t[k] = v; order[k] = 1 }
-         END { for (k in order) if ((k in c) && (k in t)) printf "%s,%.1f,%.1f,%.2f\n", k, c[k], t[k], t[k] / c[k] }' "$out" | sort
+echo "block,mode,c_best_ms,torch_best_ms,speedup_best,c_mean_ms,torch_mean_ms,speedup_mean,c_cpu_ms,torch_cpu_ms"
+awk -F, 'function upd(a, k, v) { if (!(k in a) || v < a[k]) a[k] = v }
+         { k = $2 "," $3; order[k] = 1
+           if ($1 == "c") { upd(cm, k, $6 + 0); upd(cb, k, $7 + 0); upd(cc, k, $8 + 0) }
+           if ($1 == "torch") { upd(tm, k, $6 + 0); upd(tb, k, $7 + 0); upd(tc, k, $8 + 0) } }
+         END { for (k in order) if ((k in cb) && (k in tb))
+                 printf "%s,%.1f,%.1f,%.2f,%.1f,%.1f,%.2f,%.1f,%.1f\n", k, cb[k], tb[k], tb[k] / cb[k],
+                        cm[k], tm[k], tm[k] / cm[k], cc[k], tc[k] }' "$out" | sort
