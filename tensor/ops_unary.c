@@ -4,6 +4,8 @@
 
 #include "tensor/internal.h"
 #include "tensor/ops.h"
+#include "tensor/simd.h"
+#include "tensor/vmath.h"
 
 enum {
     U_NEG, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_ABS, U_CLAMP, U_RELU, U_GELU, U_QGELU, U_SILU, U_SIGMOID, U_TANH,
@@ -16,7 +18,13 @@ static const char *unary_names[] = {"neg",  "exp",     "log",        "sqrt", "rs
 #define INV_SQRT2 0.70710678118654752440f
 #define INV_SQRT2PI 0.39894228040143267794f
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + t_expf(-x)); }
+
+/* gelu(x) = x Phi(x), with the small side computed directly so the negative tail keeps its precision */
+static inline float gelu_f(float x) {
+    float e = 0.5f * x * t_erfcf_pos(fabsf(x) * INV_SQRT2);
+    return x >= 0.0f ? x - e : e;
+}
 
 static inline float fwd(int op, float x, float p0, float p1) {
     switch (op) {
@@ -28,7 +36,7 @@ static inline float fwd(int op, float x, float p0, float p1) {
     case U_ABS: return fabsf(x);
     case U_CLAMP: return x < p0 ? p0 : (x > p1 ? p1 : x);
     case U_RELU: return x > 0 ? x : 0;
-    case U_GELU: return 0.5f * x * (1.0f + erff(x * INV_SQRT2));
+    case U_GELU: return gelu_f(x);
     case U_QGELU: return x * sigmoidf(1.702f * x);
     case U_SILU: return x * sigmoidf(x);
     case U_SIGMOID: return sigmoidf(x);
@@ -50,7 +58,7 @@ static inline float deriv(int op, float x, float y, float p0, float p1) {
     case U_ABS: return x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f);
     case U_CLAMP: return (x >= p0 && x <= p1) ? 1.0f : 0.0f;
     case U_RELU: return x > 0 ? 1.0f : 0.0f;
-    case U_GELU: return 0.5f * (1.0f + erff(x * INV_SQRT2)) + x * INV_SQRT2PI * expf(-0.5f * x * x);
+    case U_GELU: return t_normal_cdf(x) + x * INV_SQRT2PI * t_expf(-0.5f * x * x);
     case U_QGELU: {
         float s = sigmoidf(1.702f * x);
         return s + 1.702f * x * s * (1.0f - s);
@@ -67,6 +75,36 @@ static inline float deriv(int op, float x, float y, float p0, float p1) {
     }
 }
 
+/* One loop per op (op is a constant inside each case), so the branch-free ones vectorise. */
+#define UNARY_CASES(X) X(U_NEG) X(U_EXP) X(U_LOG) X(U_SQRT) X(U_RSQRT) X(U_ABS) X(U_CLAMP) X(U_RELU) \
+    X(U_GELU) X(U_QGELU) X(U_SILU) X(U_SIGMOID) X(U_TANH) X(U_ADDS) X(U_MULS) X(U_POWS)
+
+T_SIMD static void fwd_kernel(int op, const float *x, float *y, int64_t n, float p0, float p1) {
+    switch (op) {
+#define FWD_CASE(OP)                                                \
+    case OP:                                                        \
+        for (int64_t i = 0; i < n; i++) y[i] = fwd(OP, x[i], p0, p1); \
+        break;
+        UNARY_CASES(FWD_CASE)
+#undef FWD_CASE
+    }
+}
+
+T_SIMD static void bwd_kernel(int op, const float *x, const float *y, const float *gy, float *gx, int64_t n, float p0,
+                              float p1) {
+    switch (op) {
+#define BWD_CASE(OP)                                                               \
+    case OP:                                                                       \
+        for (int64_t i = 0; i < n; i++) gx[i] += gy[i] * deriv(OP, x[i], y[i], p0, p1); \
+        break;
+        UNARY_CASES(BWD_CASE)
+#undef BWD_CASE
+    }
+}
+
+/* Elements per parallel work item: big enough to amortise the call, small enough to balance. */
+#define UNARY_CHUNK 8192
+
 static void unary_backward(TNode *n) {
     Tensor *x = n->in[0], *y = n->out;
     if (!t_needs_grad(x)) return;
@@ -74,9 +112,12 @@ static void unary_backward(TNode *n) {
     float p0 = n->farg[0], p1 = n->farg[1];
     const float *xd = n->saved, *yd = y->data, *gy = y->grad;   /* saved = contiguous x */
     float *gx = t_grad_buf(x);
-    int64_t N = t_numel(y);
-#pragma omp parallel for simd if (N > T_PAR_MIN) schedule(static)
-    for (int64_t i = 0; i < N; i++) gx[i] += gy[i] * deriv(op, xd[i], yd[i], p0, p1);
+    int64_t N = t_numel(y), chunks = (N + UNARY_CHUNK - 1) / UNARY_CHUNK;
+#pragma omp parallel for if (N > T_PAR_MIN) schedule(static)
+    for (int64_t c = 0; c < chunks; c++) {
+        int64_t i0 = c * UNARY_CHUNK, m = N - i0 < UNARY_CHUNK ? N - i0 : UNARY_CHUNK;
+        bwd_kernel(op, xd + i0, yd + i0, gy + i0, gx + i0, m, p0, p1);
+    }
 }
 
 static Tensor *unary(int op, Tensor *x, float p0, float p1) {
@@ -93,8 +134,12 @@ static Tensor *unary(int op, Tensor *x, float p0, float p1) {
         xd = tmp;
     }
     float *yd = y->data;
-#pragma omp parallel for simd if (N > T_PAR_MIN) schedule(static)
-    for (int64_t i = 0; i < N; i++) yd[i] = fwd(op, xd[i], p0, p1);
+    int64_t chunks = (N + UNARY_CHUNK - 1) / UNARY_CHUNK;
+#pragma omp parallel for if (N > T_PAR_MIN) schedule(static)
+    for (int64_t c = 0; c < chunks; c++) {
+        int64_t i0 = c * UNARY_CHUNK, m = N - i0 < UNARY_CHUNK ? N - i0 : UNARY_CHUNK;
+        fwd_kernel(op, xd + i0, yd + i0, m, p0, p1);
+    }
     TNode *n = t_record(unary_names[op], y, unary_backward, 1, &x);
     if (n) {
         n->iarg[0] = op;
