@@ -8,6 +8,13 @@ cd "$(dirname "$0")/.."
 make -s build/bench/bench_clip_image
 REPS=${REPS:-5}
 export DACLIP_THREADS=2 OMP_NUM_THREADS=2
+# Debian's OpenBLAS 0.3.21 does not recognise this CPU and falls back to SSE3 kernels (~4x slower sgemm).
+# daclip's t_init() re-selects SkylakeX/Haswell kernels; give PyTorch (which uses the same OpenBLAS for
+# its matmuls) the same kernels, so the comparison is fair.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  if grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
+  elif grep -q avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
+fi
 out=$(mktemp)
 for mode in fwd train; do
   build/bench/bench_clip_image --mode $mode --reps "$REPS" | tee -a "$out"
