@@ -6,6 +6,7 @@
 
 #include "tensor/internal.h"
 #include "tensor/ops.h"
+#include "tensor/simd.h"
 
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
 static const char *op_names[] = {"add", "sub", "mul", "div"};
@@ -19,6 +20,33 @@ static inline float apply(int op, float x, float y) {
     }
 }
 
+/* o[i] = op(x[i*sx], y[i*sy]) for i < n. The switch sits outside the loops and the unit-stride and
+ * scalar-operand cases get their own loops, so each vectorises. */
+T_SIMD static void binary_kernel(int op, const float *x, int64_t sx, const float *y, int64_t sy, float *o,
+                                 int64_t n) {
+    switch (op) {
+#define BINARY_LOOPS(OP)                                                                 \
+    case OP:                                                                             \
+        if (sx == 1 && sy == 1)                                                          \
+            for (int64_t i = 0; i < n; i++) o[i] = apply(OP, x[i], y[i]);                \
+        else if (sx == 1 && sy == 0)                                                     \
+            for (int64_t i = 0; i < n; i++) o[i] = apply(OP, x[i], y[0]);                \
+        else if (sx == 0 && sy == 1)                                                     \
+            for (int64_t i = 0; i < n; i++) o[i] = apply(OP, x[0], y[i]);                \
+        else                                                                             \
+            for (int64_t i = 0; i < n; i++) o[i] = apply(OP, x[i * sx], y[i * sy]);      \
+        break;
+        BINARY_LOOPS(OP_ADD)
+        BINARY_LOOPS(OP_SUB)
+        BINARY_LOOPS(OP_MUL)
+        BINARY_LOOPS(OP_DIV)
+#undef BINARY_LOOPS
+    }
+}
+
+/* Elements per parallel work item of the flat same-shape loop. */
+#define BINARY_CHUNK 8192
+
 /* Elementwise over the broadcast shape: out[i] = op(a[ia], b[ib]). */
 static void binary_forward(int op, Tensor *out, const Tensor *a, const Tensor *b) {
     int64_t n = t_numel(out);
@@ -27,8 +55,12 @@ static void binary_forward(int op, Tensor *out, const Tensor *a, const Tensor *b
         int64_t na = t_numel(a), nb = t_numel(b);
         const float *x = a->data, *y = b->data;
         if (na == n && nb == n) {
-#pragma omp parallel for simd if (n > T_PAR_MIN) schedule(static)
-            for (int64_t i = 0; i < n; i++) o[i] = apply(op, x[i], y[i]);
+            int64_t chunks = (n + BINARY_CHUNK - 1) / BINARY_CHUNK;
+#pragma omp parallel for if (n > T_PAR_MIN) schedule(static)
+            for (int64_t c = 0; c < chunks; c++) {
+                int64_t i0 = c * BINARY_CHUNK;
+                binary_kernel(op, x + i0, 1, y + i0, 1, o + i0, n - i0 < BINARY_CHUNK ? n - i0 : BINARY_CHUNK);
+            }
             return;
         }
         /* b's shape equals a trailing block of out and a is full: rows of nb */
@@ -38,8 +70,7 @@ static void binary_forward(int op, Tensor *out, const Tensor *a, const Tensor *b
         if (b_trailing) {
             int64_t rows = n / nb;
 #pragma omp parallel for if (n > T_PAR_MIN) schedule(static)
-            for (int64_t r = 0; r < rows; r++)
-                for (int64_t i = 0; i < nb; i++) o[r * nb + i] = apply(op, x[r * nb + i], y[i]);
+            for (int64_t r = 0; r < rows; r++) binary_kernel(op, x + r * nb, 1, y, 1, o + r * nb, nb);
             return;
         }
     }
@@ -60,8 +91,7 @@ static void binary_forward(int op, Tensor *out, const Tensor *a, const Tensor *b
             ob += k * sb[d];
         }
         const float *x = a->data + oa, *y = b->data + ob;
-        float *oo = o + r * inner;
-        for (int64_t i = 0; i < inner; i++) oo[i] = apply(op, x[i * ia], y[i * ib]);
+        binary_kernel(op, x, ia, y, ib, o + r * inner, inner);
     }
 }
 
