@@ -43,6 +43,11 @@ void linear_kernel_forward(float *y, const float *x, const float *w, const float
                 beta, y, (int)out);
 }
 
+void linear_kernel_input_grad_to(float *dx, const float *dy, const float *w, int64_t R, int64_t in, int64_t out) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)in, (int)out, 1.0f, dy, (int)out, w, (int)in,
+                0.0f, dx, (int)in);
+}
+
 void linear_kernel_backward(const float *dy, const float *x, const float *w, int64_t R, int64_t in, int64_t out,
                             float *dx, float *dw, float *db) {
     if (dx) /* dx[R,in] += dy[R,out] W[out,in] */

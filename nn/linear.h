@@ -31,6 +31,8 @@ void linear_kernel_forward(float *y, const float *x, const float *w, const float
 /* Accumulates the gradients of y = x W^T + b given dy[R, out]; dx, dw, db may each be NULL. */
 void linear_kernel_backward(const float *dy, const float *x, const float *w, int64_t R, int64_t in, int64_t out,
                             float *dx, float *dw, float *db);
+/* dx[R, in] = dy[R, out] W[out, in], overwriting dx (for scratch buffers: no memset first). */
+void linear_kernel_input_grad_to(float *dx, const float *dy, const float *w, int64_t R, int64_t in, int64_t out);
 /* t's gradient += src (contiguous, t's logical shape), allocating the gradient on first use. */
 void nn_grad_accumulate(Tensor *t, const float *src);
 

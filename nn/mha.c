@@ -141,8 +141,7 @@ static void out_proj_backward(TNode *n) {
         linear_kernel_backward(dy, rows, w->data, R, C, C, NULL, dw, db);
     }
     if (da) {
-        memset(rows, 0, sizeof(float) * (size_t)(R * C));
-        linear_kernel_backward(dy, NULL, w->data, R, C, C, rows, NULL, NULL);
+        linear_kernel_input_grad_to(rows, dy, w->data, R, C, C);
         rows_add_to_heads(da, rows, B, L, H, D);
     }
     t_arena_release(mark);

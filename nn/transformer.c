@@ -18,9 +18,13 @@
  * CPU kernel uses) with an exp that is plain arithmetic, so the loops below compile to SIMD code;
  * libm's erff/expf would keep them scalar. */
 
-static inline float exp_neg(float x) {   /* e^x for x <= 0 (relative error ~2e-7) */
-    x = x < -87.0f ? -87.0f : x;
-    float n = floorf(x * 1.44269504088896341f + 0.5f);
+/* no-trapping-math lets the clamp below become a vector max: GCC keeps float compares as branches otherwise */
+#pragma GCC push_options
+#pragma GCC optimize("no-trapping-math")
+
+static inline float exp_neg(float x) {   /* e^x for x <= 0 (relative error ~2e-7); branch-free */
+    x = x > -87.0f ? x : -87.0f;
+    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
     float r = x - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
     union {
@@ -30,22 +34,23 @@ static inline float exp_neg(float x) {   /* e^x for x <= 0 (relative error ~2e-7
     return p * s.f;
 }
 
-/* Φ(x) = 0.5 (1 + erf(x / sqrt 2)) and, through *pdf, φ(x) = exp(-x²/2) / sqrt(2π) */
-static inline float normal_cdf(float x, float *pdf) {
+typedef struct {
+    float cdf, pdf;
+} Normal;
+
+/* Φ(x) = 0.5 (1 + erf(x / sqrt 2)) and φ(x) = exp(-x²/2) / sqrt(2π) */
+static inline Normal normal_at(float x) {
     float z = fabsf(x) * 0.70710678118654752f;
     float t = 1.0f / (1.0f + 0.3275911f * z);
     float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
     float e = exp_neg(-z * z);
-    float erf_abs = 1.0f - poly * e;
-    *pdf = e * 0.39894228040143268f;
-    return 0.5f + 0.5f * (x < 0 ? -erf_abs : erf_abs);
+    return (Normal){0.5f + 0.5f * __builtin_copysignf(1.0f - poly * e, x), e * 0.39894228040143268f};
 }
 
 T_SIMD static void gelu_kernel(float *out, const float *h, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        float pdf, cdf = normal_cdf(h[i], &pdf);
-        out[i] = h[i] * cdf;
+        out[i] = h[i] * normal_at(h[i]).cdf;
     }
 }
 
@@ -53,10 +58,12 @@ T_SIMD static void gelu_kernel(float *out, const float *h, int64_t n) {
 T_SIMD static void gelu_grad_kernel(float *dg, const float *h, int64_t n) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        float pdf, cdf = normal_cdf(h[i], &pdf);
-        dg[i] *= cdf + h[i] * pdf;
+        Normal nd = normal_at(h[i]);
+        dg[i] *= nd.cdf + h[i] * nd.pdf;
     }
 }
+
+#pragma GCC pop_options
 
 static void gelu_par(float *out, const float *h, int64_t n) {
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)
@@ -85,8 +92,7 @@ static void mlp_backward(TNode *n) {
         linear_kernel_backward(dy, g, wp->data, R, M, Co, NULL, dwp, dbp);
     }
     if (dx || dwf || dbf) {
-        memset(g, 0, sizeof(float) * (size_t)(R * M));
-        linear_kernel_backward(dy, NULL, wp->data, R, M, Co, g, NULL, NULL);   /* dG = dy Wp */
+        linear_kernel_input_grad_to(g, dy, wp->data, R, M, Co);   /* dG = dy Wp */
         gelu_grad_par(g, h, R * M);                                          /* dH */
         linear_kernel_backward(g, x->data, wf->data, R, C, M, dx, dwf, dbf);
     }
