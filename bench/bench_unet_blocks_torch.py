@@ -7,7 +7,8 @@ names as daclip-uir). The official BasicTransformerBlock runs under gradient che
 which recomputes its forward during backward; we time it WITHOUT checkpointing (PyTorch's faster case) and,
 with --checkpoint, also with it.
 Prints CSV rows: impl,block,mode,threads,batch,ms_per_iter,peak_rss_mb
-Usage: /usr/bin/python3 bench/bench_unet_blocks_torch.py [--threads 2] [--iters N] [--warmup N] [--checkpoint]"""
+Usage: /usr/bin/python3 bench/bench_unet_blocks_torch.py [--threads 2] [--iters N] [--warmup N] [--checkpoint]
+       [--only st|resblock]"""
 import argparse
 import os
 import resource
@@ -57,6 +58,7 @@ def main():
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--checkpoint", action="store_true")
+    ap.add_argument("--only", choices=["st", "resblock"])
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -92,9 +94,12 @@ def main():
         with torch.no_grad():
             rb(x_rb, temb)
 
-    runs = [("spatial_transformer", "fwd", st_f), ("spatial_transformer", "fwdbwd", st_fb),
-            ("resblock", "fwd", rb_f), ("resblock", "fwdbwd", rb_fb)]
-    if a.checkpoint:
+    runs = []
+    if a.only in (None, "st"):
+        runs += [("spatial_transformer", "fwd", st_f), ("spatial_transformer", "fwdbwd", st_fb)]
+    if a.only in (None, "resblock"):
+        runs += [("resblock", "fwd", rb_f), ("resblock", "fwdbwd", rb_fb)]
+    if a.checkpoint and a.only in (None, "st"):
         blocks = st.fn.fn.transformer_blocks
         blocks[0] = Checkpointed(blocks[0])
         runs.append(("spatial_transformer_ckpt", "fwdbwd", st_fb))

@@ -4,9 +4,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "nn/fast_math.h"
 #include "tensor/ops.h"
 #include "tensor/simd.h"
+#include "tensor/vmath.h"
 
 void geglu_ff_init(FeedForwardGEGLU *f, ParamSet *ps, const char *prefix, int64_t dim, int mult, TRng *r) {
     char p[256];
@@ -21,19 +21,18 @@ Tensor *geglu_ff_forward(const FeedForwardGEGLU *f, Tensor *x) {
 
 /* ---------------------------------------------------------------- fused GEGLU */
 
-#define INV_SQRT2 0.70710678118654752f
 #define INV_SQRT2PI 0.39894228040143268f
 
 T_SIMD static void geglu_row_forward(const float *x, float *y, int64_t D) {
     const float *a = x, *g = x + D;
-    for (int64_t i = 0; i < D; i++) y[i] = a[i] * 0.5f * g[i] * (1.0f + nn_erff(g[i] * INV_SQRT2));
+    for (int64_t i = 0; i < D; i++) y[i] = a[i] * g[i] * t_normal_cdf(g[i]);
 }
 
 /* d a = dy·gelu(g);  d g = dy·a·gelu'(g),  gelu'(g) = Φ(g) + g·φ(g) */
 T_SIMD static void geglu_row_backward(const float *x, const float *dy, float *dx, int64_t D) {
     const float *a = x, *g = x + D;
     for (int64_t i = 0; i < D; i++) {
-        float cdf = 0.5f * (1.0f + nn_erff(g[i] * INV_SQRT2)), pdf = INV_SQRT2PI * nn_expf(-0.5f * g[i] * g[i]);
+        float cdf = t_normal_cdf(g[i]), pdf = INV_SQRT2PI * t_expf(-0.5f * g[i] * g[i]);
         dx[i] += dy[i] * g[i] * cdf;
         dx[D + i] += dy[i] * a[i] * (cdf + g[i] * pdf);
     }

@@ -3,9 +3,9 @@
 
 #include <math.h>
 
-#include "nn/fast_math.h"
 #include "tensor/ops.h"
 #include "tensor/simd.h"
+#include "tensor/vmath.h"
 
 void resblock_init(ResBlock *b, ParamSet *ps, const char *prefix, int64_t dim_in, int64_t dim_out,
                    int64_t time_emb_dim, TRng *r) {
@@ -32,11 +32,13 @@ Tensor *resblock_forward(const ResBlock *b, Tensor *x, Tensor *temb) {
 
 /* ---------------------------------------------------------------- fused scale/shift + SiLU */
 
+static inline float sigmoid_(float z) { return 1.0f / (1.0f + t_expf(-z)); }
+
 /* One (n, c) plane of P pixels: y = silu(h·a + s) with a = 1 + scale. */
 T_SIMD static void sss_plane_forward(const float *h, float *y, int64_t P, float a, float s) {
     for (int64_t i = 0; i < P; i++) {
         float z = h[i] * a + s;
-        y[i] = z * nn_sigmoidf(z);
+        y[i] = z * sigmoid_(z);
     }
 }
 
@@ -45,7 +47,7 @@ T_SIMD static void sss_plane_backward(const float *h, const float *dy, float *dh
                                       float *dscale, float *dshift) {
     float ds = 0.0f, db = 0.0f;
     for (int64_t i = 0; i < P; i++) {
-        float z = h[i] * a + s, sg = nn_sigmoidf(z);
+        float z = h[i] * a + s, sg = sigmoid_(z);
         float dz = dy[i] * sg * (1.0f + z * (1.0f - sg));
         if (dh) dh[i] += dz * a;
         ds += dz * h[i];
@@ -98,12 +100,12 @@ Tensor *nn_scale_shift_silu(Tensor *h, Tensor *ss) {
 /* ---------------------------------------------------------------- fused SiLU + residual */
 
 T_SIMD static void silu_add_forward(const float *a, const float *r, float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] * nn_sigmoidf(a[i]) + r[i];
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] * sigmoid_(a[i]) + r[i];
 }
 
 T_SIMD static void silu_add_backward(const float *a, const float *dy, float *da, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
-        float sg = nn_sigmoidf(a[i]);
+        float sg = sigmoid_(a[i]);
         da[i] += dy[i] * sg * (1.0f + a[i] * (1.0f - sg));
     }
 }

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # U-Net blocks, C vs PyTorch side by side (issue #3 speed target): SpatialTransformer(256) on 32×32 with a
 # [4,1,512] context, and ResBlock 128->128 on 64×64, batch 4, forward and forward+backward, 2 threads.
-# The two implementations alternate for several rounds (the machine may be shared; alternating spreads
-# load changes over both). The summary takes, per implementation, the minimum over rounds of the best
-# iteration (wall ms), of the round-mean (wall ms) and of the CPU ms per iteration.
+# The machine may be shared, so the two implementations run as close pairs (per round and block: C, then
+# torch, a few seconds apart) and the summary gives, over rounds, the median of each pair's speed ratio
+# (torch ms / C ms on the best iteration; > 1 means C is faster), the median best-iteration times, and the
+# median CPU ms per iteration (process CPU time: less sensitive to other load than wall time).
 # Usage: scripts/bench-unet-blocks.sh [--threads N] [--rounds N] [--iters N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=2; rounds=3; iters=5
+threads=2; rounds=3; iters=3
 while [ $# -gt 0 ]; do
   case "$1" in
     --threads) threads="$2"; shift 2 ;;
@@ -26,17 +27,28 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
 fi
 out=$(mktemp); trap 'rm -f "$out"' EXIT
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), threads $threads, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "round,impl,block,mode,threads,batch,ms_per_iter,ms_best,cpu_ms_per_iter,peak_rss_mb"
 for r in $(seq "$rounds"); do
-  DACLIP_THREADS=$threads OMP_NUM_THREADS=$threads build/bench/bench_unet_blocks --iters "$iters" --warmup 1 | tail -n +2 | tee -a "$out"
-  OMP_NUM_THREADS=$threads /usr/bin/python3 bench/bench_unet_blocks_torch.py --threads "$threads" --iters "$iters" --warmup 1 \
-    | tail -n +2 | tee -a "$out"
+  for blk in st resblock; do
+    DACLIP_THREADS=$threads OMP_NUM_THREADS=$threads build/bench/bench_unet_blocks --only $blk --iters "$iters" --warmup 1 \
+      | tail -n +2 | sed "s/^/$r,/" | tee -a "$out"
+    OMP_NUM_THREADS=$threads /usr/bin/python3 bench/bench_unet_blocks_torch.py --only $blk --threads "$threads" \
+      --iters "$iters" --warmup 1 | tail -n +2 | sed "s/^/$r,/" | tee -a "$out"
+  done
 done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "block,mode,c_best_ms,torch_best_ms,speedup_best,c_mean_ms,torch_mean_ms,speedup_mean,c_cpu_ms,torch_cpu_ms"
-awk -F, 'function upd(a, k, v) { if (!(k in a) || v < a[k]) a[k] = v }
-         { k = $2 "," $3; order[k] = 1
-           if ($1 == "c") { upd(cm, k, $6 + 0); upd(cb, k, $7 + 0); upd(cc, k, $8 + 0) }
-           if ($1 == "torch") { upd(tm, k, $6 + 0); upd(tb, k, $7 + 0); upd(tc, k, $8 + 0) } }
-         END { for (k in order) if ((k in cb) && (k in tb))
-                 printf "%s,%.1f,%.1f,%.2f,%.1f,%.1f,%.2f,%.1f,%.1f\n", k, cb[k], tb[k], tb[k] / cb[k],
-                        cm[k], tm[k], tm[k] / cm[k], cc[k], tc[k] }' "$out" | sort
+echo "block,mode,median_speedup(torch/c),c_best_ms,torch_best_ms,c_cpu_ms,torch_cpu_ms"
+/usr/bin/python3 - "$out" <<'PY'
+import csv, statistics, sys
+rows = list(csv.reader(open(sys.argv[1])))
+by = {}
+for rnd, impl, blk, mode, _t, _b, _mean, best, cpu, _rss in rows:
+    by.setdefault((blk, mode), {}).setdefault(rnd, {})[impl] = (float(best), float(cpu))
+for (blk, mode), rounds in sorted(by.items()):
+    pairs = [v for v in rounds.values() if "c" in v and "torch" in v]
+    med = lambda xs: statistics.median(xs)
+    print("%s,%s,%.2f,%.1f,%.1f,%.1f,%.1f" % (blk, mode, med([p["torch"][0] / p["c"][0] for p in pairs]),
+          med([p["c"][0] for p in pairs]), med([p["torch"][0] for p in pairs]),
+          med([p["c"][1] for p in pairs]), med([p["torch"][1] for p in pairs])))
+PY

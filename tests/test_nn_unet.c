@@ -299,6 +299,41 @@ static void test_updown(void **state) {
     harness_close(&h);
 }
 
+/* ---------------------------------------------------------------- fused ops: finite differences */
+
+static Tensor *f_scale_shift_silu(Tensor **in, void *ctx) { (void)ctx; return nn_scale_shift_silu(in[0], in[1]); }
+static Tensor *f_silu_add(Tensor **in, void *ctx) { (void)ctx; return nn_silu_add(in[0], in[1]); }
+static Tensor *f_geglu(Tensor **in, void *ctx) { (void)ctx; return nn_geglu(in[0]); }
+
+static void test_fused_ops_gradcheck(void **state) {
+    (void)state;
+    Tensor *h = t_new(T_SHAPE(2, 3, 4, 5)), *ss = t_new(T_SHAPE(2, 6)), *r = t_new(T_SHAPE(2, 3, 4, 5));
+    fill_uniform(h, 1, -6, 6);
+    fill_uniform(ss, 2, -1, 1);
+    fill_uniform(r, 3, -1, 1);
+    gradcheck(f_scale_shift_silu, 2, (Tensor *[]){h, ss}, NULL, 1e-2f, 2e-3, 2e-3, 1000, "scale_shift_silu");
+    gradcheck(f_silu_add, 2, (Tensor *[]){h, r}, NULL, 1e-2f, 2e-3, 2e-3, 1000, "silu_add");
+    Tensor *g = t_new(T_SHAPE(3, 4, 8));
+    fill_uniform(g, 4, -4, 4);
+    gradcheck(f_geglu, 1, (Tensor *[]){g}, NULL, 1e-2f, 2e-3, 2e-3, 1000, "geglu");
+}
+
+static void test_fused_ops_extremes(void **state) {
+    (void)state;
+    /* the clamped exp must keep silu/gelu exact in the tails: silu(-200) = -0, silu(200) = 200 */
+    Tensor *a = t_from(T_SHAPE(1, 4), (const float[]){-200.0f, -90.0f, 90.0f, 200.0f});
+    Tensor *y = nn_silu_add(a, t_zeros(T_SHAPE(1, 4)));
+    assert_non_null(y);
+    assert_float_equal(y->data[0], 0.0f, 1e-30);
+    assert_float_equal(y->data[1], 0.0f, 1e-30);
+    assert_float_equal(y->data[2], 90.0f, 1e-5);
+    assert_float_equal(y->data[3], 200.0f, 1e-5);
+    Tensor *x = t_from(T_SHAPE(1, 4), (const float[]){3.0f, 5.0f, -30.0f, 30.0f});   /* a = 3, 5; g = -30, 30 */
+    Tensor *z = nn_geglu(x);
+    assert_float_equal(z->data[0], 0.0f, 1e-30);
+    assert_float_equal(z->data[1], 150.0f, 1e-4);
+}
+
 /* ---------------------------------------------------------------- init and sizes */
 
 static bool all_equal(const Tensor *t, float v) {
@@ -357,6 +392,8 @@ static void test_shape_errors(void **state) {
     assert_non_null(strstr(seen, "scale_shift_silu"));
     assert_null(nn_geglu(t_zeros(T_SHAPE(3, 5))));                  /* odd last axis */
     assert_non_null(strstr(seen, "geglu"));
+    assert_null(nn_silu_add(h, t_zeros(T_SHAPE(2, 4, 3, 2))));
+    assert_non_null(strstr(seen, "silu_add"));
     assert_null(sinusoidal_embedding((const float[]){1.0f}, 1, 7));
     assert_non_null(strstr(seen, "sinusoidal"));
     t_set_error_handler(NULL);
@@ -376,6 +413,8 @@ int main(void) {
         cmocka_unit_test_teardown(test_geglu, teardown),
         cmocka_unit_test_teardown(test_spatial_transformer, teardown),
         cmocka_unit_test_teardown(test_updown, teardown),
+        cmocka_unit_test_teardown(test_fused_ops_gradcheck, teardown),
+        cmocka_unit_test_teardown(test_fused_ops_extremes, teardown),
         cmocka_unit_test_teardown(test_init_matches_pytorch_defaults, teardown),
         cmocka_unit_test_teardown(test_shape_errors, teardown),
     };
