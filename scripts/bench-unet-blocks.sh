@@ -20,7 +20,8 @@ done
 make -s build/bench/bench_unet_blocks >/dev/null
 # OpenBLAS 0.3.21 does not recognise recent Xeons (e.g. Sapphire Rapids under a generic "Intel Xeon
 # Processor" CPUID) and falls back to its SSE3 "Prescott" kernels, 2-3x slower. Both sides use OpenBLAS
-# (torch's libblas.so.3 is OpenBLAS here), so pick the right kernels for both unless the caller chose.
+# (torch's libblas.so.3 is OpenBLAS here); daclip's t_init corrects this itself, and this sets it for
+# PyTorch too (set OPENBLAS_CORETYPE yourself to override).
 if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
   if grep -qw avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
   elif grep -qw avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
