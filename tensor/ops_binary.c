@@ -3,9 +3,11 @@
  * Backward reduces the broadcast gradient back onto each input's shape. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tensor/internal.h"
 #include "tensor/ops.h"
+#include "tensor/grad_write.h"
 #include "tensor/simd.h"
 
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
@@ -97,13 +99,24 @@ static void binary_forward(int op, Tensor *out, const Tensor *a, const Tensor *b
 
 /* Adds `src` (out's shape, contiguous) into x's gradient, summing over x's broadcast axes. */
 static void reduce_into_grad(Tensor *x, const Tensor *out, const float *src) {
-    float *g = t_grad_buf(x);
     int64_t n = t_numel(out);
     if (t_numel(x) == n) {
+        bool fresh;
+        float *g = t_grad_buf_for_write(x, &fresh);
+        if (fresh) {
+            int64_t chunks = (n + BINARY_CHUNK - 1) / BINARY_CHUNK;
+#pragma omp parallel for if (n > T_PAR_MIN) schedule(static)
+            for (int64_t c = 0; c < chunks; c++) {
+                int64_t i0 = c * BINARY_CHUNK;
+                memcpy(g + i0, src + i0, sizeof(float) * (size_t)(n - i0 < BINARY_CHUNK ? n - i0 : BINARY_CHUNK));
+            }
+        } else {
 #pragma omp parallel for simd if (n > T_PAR_MIN) schedule(static)
-        for (int64_t i = 0; i < n; i++) g[i] += src[i];
+            for (int64_t i = 0; i < n; i++) g[i] += src[i];
+        }
         return;
     }
+    float *g = t_grad_buf(x);
     /* gradient strides of x's contiguous grad, 0 on broadcast axes */
     int nd = out->ndim;
     int64_t cs[T_MAX_DIMS], gs[T_MAX_DIMS];

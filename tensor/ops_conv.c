@@ -100,10 +100,10 @@ T_SIMD static void col2im_tile(const ConvGeom *g, const float *dcol, int64_t r0,
             }
 }
 
-/* y[c, p] += b[c] over a [Cout, P] block with row stride ld */
-T_SIMD static void add_bias_rows(float *y, const float *b, int64_t C, int64_t P, int64_t ld) {
+/* y[c, p] = b[c] over a [Cout, P] block with row stride ld */
+T_SIMD static void fill_bias_rows(float *y, const float *b, int64_t C, int64_t P, int64_t ld) {
     for (int64_t c = 0; c < C; c++)
-        for (int64_t p = 0; p < P; p++) y[c * ld + p] += b[c];
+        for (int64_t p = 0; p < P; p++) y[c * ld + p] = b[c];
 }
 
 /* db[c] += sum over a [Cout, P] block with row stride ld */
@@ -134,9 +134,10 @@ static void conv_forward_tile(const ConvGeom *g, const float *x, const float *w,
     int64_t nr = g->Ho - r0 < g->rows ? g->Ho - r0 : g->rows, P = nr * g->Wo, HWo = g->Ho * g->Wo, ld;
     const float *col = tile_col(g, x + n * g->Cin * g->H * g->W, r0, nr, buf, &ld);
     float *yt = y + n * g->Cout * HWo + r0 * g->Wo;
+    /* seeding the tile with the bias and accumulating (beta 1) replaces sgemm's own beta pass */
+    if (b) fill_bias_rows(yt, b, g->Cout, P, HWo);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->Cout, (int)P, (int)g->K, 1.0f, w, (int)g->K, col,
-                (int)ld, 0.0f, yt, (int)HWo);
-    if (b) add_bias_rows(yt, b, g->Cout, P, HWo);
+                (int)ld, b ? 1.0f : 0.0f, yt, (int)HWo);
 }
 
 /* Whether tiles run in parallel (single-threaded sgemm each) or in order (threaded sgemm). */

@@ -4,6 +4,7 @@
 
 #include "tensor/internal.h"
 #include "tensor/ops.h"
+#include "tensor/grad_write.h"
 #include "tensor/simd.h"
 #include "tensor/vmath.h"
 
@@ -100,12 +101,16 @@ T_SIMD static void fwd_kernel(int op, const float *x, float *y, int64_t n, float
     }
 }
 
+/* gx (+)= gy * f'(x); `store` when gx is a fresh buffer (see tensor/grad_write.h) */
 T_SIMD static void bwd_kernel(int op, const float *x, const float *y, const float *gy, float *gx, int64_t n, float p0,
-                              float p1) {
+                              float p1, bool store) {
     switch (op) {
-#define BWD_CASE(OP)                                                               \
-    case OP:                                                                       \
-        for (int64_t i = 0; i < n; i++) gx[i] += gy[i] * deriv(OP, x[i], y[i], p0, p1); \
+#define BWD_CASE(OP)                                                                          \
+    case OP:                                                                                  \
+        if (store)                                                                            \
+            for (int64_t i = 0; i < n; i++) gx[i] = gy[i] * deriv(OP, x[i], y[i], p0, p1);    \
+        else                                                                                  \
+            for (int64_t i = 0; i < n; i++) gx[i] += gy[i] * deriv(OP, x[i], y[i], p0, p1);   \
         break;
         UNARY_CASES(BWD_CASE)
 #undef BWD_CASE
@@ -121,12 +126,13 @@ static void unary_backward(TNode *n) {
     int op = (int)n->iarg[0];
     float p0 = n->farg[0], p1 = n->farg[1];
     const float *xd = n->saved, *yd = y->data, *gy = y->grad;   /* saved = contiguous x */
-    float *gx = t_grad_buf(x);
+    bool fresh;
+    float *gx = t_grad_buf_for_write(x, &fresh);
     int64_t N = t_numel(y), chunks = (N + UNARY_CHUNK - 1) / UNARY_CHUNK;
 #pragma omp parallel for if (N > T_PAR_MIN) schedule(static)
     for (int64_t c = 0; c < chunks; c++) {
         int64_t i0 = c * UNARY_CHUNK, m = N - i0 < UNARY_CHUNK ? N - i0 : UNARY_CHUNK;
-        bwd_kernel(op, xd + i0, yd + i0, gy + i0, gx + i0, m, p0, p1);
+        bwd_kernel(op, xd + i0, yd + i0, gy + i0, gx + i0, m, p0, p1, fresh);
     }
 }
 
