@@ -33,6 +33,12 @@ Tensor *cross_attention_forward(const CrossAttention *a, Tensor *x, Tensor *cont
     if (!x) return NULL;
     Tensor *c = context ? context : x;
     if (context && context->ndim == 3 && context->shape[1] == 1 && x->ndim == 3) {
+        char sx[96];
+        if (x->shape[2] != a->to_q.in) {   /* to_q is skipped: keep its shape check */
+            t_error("cross_attention", "query %s, to_q expects width %lld", t_shape_str(x, sx, sizeof sx),
+                    (long long)a->to_q.in);
+            return NULL;
+        }
         Tensor *o = cross_attention_single_token(a, context);            /* [B, 1, Cq] */
         return o ? t_expand(o, T_SHAPE(x->shape[0], x->shape[1], o->shape[2])) : NULL;
     }

@@ -394,6 +394,15 @@ static void test_shape_errors(void **state) {
     assert_non_null(strstr(seen, "geglu"));
     assert_null(nn_silu_add(h, t_zeros(T_SHAPE(2, 4, 3, 2))));
     assert_non_null(strstr(seen, "silu_add"));
+    ParamSet ps;
+    params_init(&ps);
+    TRng r;
+    rng_seed(&r, 3);
+    CrossAttention a;
+    cross_attention_init(&a, &ps, "attn2", 8, 6, 2, 4, &r);
+    assert_null(cross_attention_forward(&a, t_zeros(T_SHAPE(2, 5, 7)), t_zeros(T_SHAPE(2, 1, 6))));  /* width 7 != 8 */
+    assert_non_null(strstr(seen, "cross_attention"));
+    params_free(&ps);
     assert_null(sinusoidal_embedding((const float[]){1.0f}, 1, 7));
     assert_non_null(strstr(seen, "sinusoidal"));
     t_set_error_handler(NULL);
