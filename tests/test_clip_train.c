@@ -28,10 +28,12 @@ extern void t_tape_free(void);
 #define TRAIN_STEPS 120
 #define TRAIN_SAMPLES 2048
 #define MIN_TOP1 0.2
+#define MAX_LOSS_RATIO 0.75
 #else
 #define TRAIN_STEPS 800
 #define TRAIN_SAMPLES 8192
 #define MIN_TOP1 0.85
+#define MAX_LOSS_RATIO 0.5
 #endif
 
 static Tokenizer *make_tokenizer(const char *dir) {
@@ -104,7 +106,7 @@ static void test_tiny_clip_learns_shapes(void **state) {
     assert_int_equal(clip_train(&m, &ps, &train, &val, &o, &r), 0);
     print_message("tiny CLIP: loss %.3f -> %.3f, held-out image->text top-1 %.1f%% -> %.1f%% (chance 6.25%%), %.0f img/s\n",
                   r.first_loss, r.train_loss, 100 * top0, 100 * r.val_top1, r.images_per_s);
-    assert_true(r.train_loss < 0.5 * r.first_loss);
+    assert_true(r.train_loss < MAX_LOSS_RATIO * r.first_loss);
     assert_true(r.val_top1 >= MIN_TOP1);
     clip_free(&m);
     params_free(&ps);
