@@ -18,20 +18,30 @@
  * CPU kernel uses) with an exp that is plain arithmetic, so the loops below compile to SIMD code;
  * libm's erff/expf would keep them scalar. */
 
-/* no-trapping-math lets the clamp below become a vector max: GCC keeps float compares as branches otherwise */
-#pragma GCC push_options
-#pragma GCC optimize("no-trapping-math")
-
 static inline float exp_neg(float x) {   /* e^x for x <= 0 (relative error ~2e-7); branch-free */
-    x = x > -87.0f ? x : -87.0f;
-    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    /* clamp to -87 so that 2^n stays a normal float. For x <= 0 the bit pattern read as int32 grows as
+     * x decreases, so the clamp is an integer min, which the vectoriser if-converts (a float compare
+     * would stay a branch under -ftrapping-math). -inf clamps too. */
+    union {
+        float f;
+        int32_t i;
+    } u = {.f = x}, lim = {.f = -87.0f};
+    u.i = u.i < lim.i ? u.i : lim.i;
+    x = u.f;
+    /* n = round(x / ln 2) by the 1.5·2^23 trick (adding it rounds to an integer, and the integer sits in
+     * the low mantissa bits), so neither floorf nor a float->int conversion blocks vectorisation */
+    union {
+        float f;
+        int32_t i;
+    } t = {.f = x * 1.44269504088896341f + 12582912.0f}, magic = {.f = 12582912.0f};
+    float n = t.f - 12582912.0f;
     float r = x - n * 0.693145751953125f - n * 1.42860682030941723e-6f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120 + r * (1.0f / 720))))));
     union {
         int32_t i;
         float f;
-    } s = {.i = ((int32_t)n + 127) << 23};
-    return p * s.f;
+    } scale = {.i = (t.i - magic.i + 127) * (1 << 23)};   /* 2^n, n >= -126 after the clamp */
+    return p * scale.f;
 }
 
 typedef struct {
@@ -62,8 +72,6 @@ T_SIMD static void gelu_grad_kernel(float *dg, const float *h, int64_t n) {
         dg[i] *= nd.cdf + h[i] * nd.pdf;
     }
 }
-
-#pragma GCC pop_options
 
 static void gelu_par(float *out, const float *h, int64_t n) {
 #pragma omp parallel for if (n > PAR_MIN) schedule(static)

@@ -289,6 +289,45 @@ static void test_stack_with_control(void **state) {
     fixture_free(&fx);
 }
 
+/* The fused MLP's vectorised GELU against t_gelu (libm erff), values and derivatives, including the
+ * tails where exp underflows: c_fc = c_proj = identity makes y = gelu(x). */
+static void test_mlp_gelu_matches_exact(void **state) {
+    (void)state;
+    enum { N = 64 };
+    ParamSet ps;
+    params_init(&ps);
+    TRng r;
+    rng_seed(&r, 10);
+    Linear fc, proj;
+    linear_init(&fc, &ps, "c_fc", N, N, true, &r);
+    linear_init(&proj, &ps, "c_proj", N, N, true, &r);
+    init_const(fc.weight, 0.0f);
+    init_const(proj.weight, 0.0f);
+    init_const(fc.bias, 0.0f);
+    init_const(proj.bias, 0.0f);
+    for (int i = 0; i < N; i++) fc.weight->data[i * N + i] = proj.weight->data[i * N + i] = 1.0f;
+    static float xs[40 * N];
+    for (int64_t i = 0; i < 40 * N; i++) xs[i] = -12.0f + 24.0f * (float)i / (40 * N);  /* dense in [-12, 12) */
+    const float tails[] = {-1e30f, -1e4f, -90.0f, -30.0f, -13.5f, 13.5f, 30.0f, 1e4f, 1e30f, -0.0f};
+    for (int i = 0; i < 10; i++) xs[i * 7] = tails[i];
+    float *got[2];
+    for (int pass = 0; pass < 2; pass++) {
+        t_arena_reset();
+        Tensor *xi = t_from(T_SHAPE(40, N), xs);
+        t_requires_grad(xi);
+        Tensor *y = pass ? t_gelu(xi) : mlp_gelu_forward_add(&fc, &proj, xi, NULL);
+        t_backward(y);
+        got[pass] = malloc(sizeof(float) * 2 * 40 * N);
+        memcpy(got[pass], y->data, sizeof(float) * 40 * N);
+        memcpy(got[pass] + 40 * N, xi->grad, sizeof(float) * 40 * N);
+    }
+    check_close(got[0], got[1], 40 * N, 1e-6, 1e-6, "gelu value");
+    check_close(got[0] + 40 * N, got[1] + 40 * N, 40 * N, 2e-6, 1e-6, "gelu derivative");
+    free(got[0]);
+    free(got[1]);
+    params_free(&ps);
+}
+
 /* Without grad: same output, nothing on the tape, and the arena scratch of the fused ops is returned. */
 static void test_no_grad_forward(void **state) {
     (void)state;
@@ -411,6 +450,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_mha_causal, teardown),
         cmocka_unit_test_teardown(test_resblock, teardown),
         cmocka_unit_test_teardown(test_stack_with_control, teardown),
+        cmocka_unit_test_teardown(test_mlp_gelu_matches_exact, teardown),
         cmocka_unit_test_teardown(test_no_grad_forward, teardown),
         cmocka_unit_test_teardown(test_names_and_init, teardown),
         cmocka_unit_test_teardown(test_errors, teardown),
