@@ -21,20 +21,24 @@ static const char *unary_names[] = {"neg",  "exp",     "log",        "sqrt", "rs
 
 static inline float sigmoidf(float x) { return 1.0f / (1.0f + t_expf(-x)); }
 
-/* gelu'(x) = Phi(x) + x phi(x), sharing exp(-x^2/2) between the two terms: Phi from Abramowitz & Stegun
- * 7.1.26 (|error| <= 1.5e-7 absolute, plenty for a derivative), one exp and one division per element. */
-static inline float gelu_deriv_f(float x) {
+/* GELU through erfc(|x|/sqrt 2) = t poly(t) exp(-x^2/2) (Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7
+ * absolute; the same approximation PyTorch's vectorised erf uses): one exp and one division per element,
+ * shared by the forward gelu(x) = x Phi(x) and the derivative Phi(x) + x phi(x). */
+static inline float gelu_half_erfc(float x, float *e) {
     float a = fabsf(x) * INV_SQRT2, t = 1.0f / (1.0f + 0.3275911f * a);
-    float e = t_expf(-a * a);
+    *e = t_expf(-a * a);
     float poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-    float h = 0.5f * poly * e;   /* 0.5 erfc(|x|/sqrt 2) */
-    return (x >= 0.0f ? 1.0f - h : h) + x * INV_SQRT2PI * e;
+    return 0.5f * poly * *e;   /* 0.5 erfc(|x|/sqrt 2) = Phi(-|x|) */
 }
 
-/* gelu(x) = x Phi(x), with the small side computed directly so the negative tail keeps its precision */
 static inline float gelu_f(float x) {
-    float e = 0.5f * x * t_erfcf_pos(fabsf(x) * INV_SQRT2);
-    return x >= 0.0f ? x - e : e;
+    float e, h = gelu_half_erfc(x, &e);
+    return x >= 0.0f ? x - x * h : x * h;
+}
+
+static inline float gelu_deriv_f(float x) {
+    float e, h = gelu_half_erfc(x, &e);
+    return (x >= 0.0f ? 1.0f - h : h) + x * INV_SQRT2PI * e;
 }
 
 static inline float fwd(int op, float x, float p0, float p1) {
