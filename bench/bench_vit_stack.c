@@ -98,7 +98,8 @@ int main(int argc, char **argv) {
         }
         i++;
     }
-    if (iters < 1 || warmup < 0 || batch < 1 || layers < 1 || strspn(mode, "fwdbothw") != strlen(mode)) {
+    bool mode_ok = !strcmp(mode, "fwd") || !strcmp(mode, "fwdbwd") || !strcmp(mode, "both");
+    if (iters < 1 || warmup < 0 || batch < 1 || layers < 1 || !mode_ok) {
         fprintf(stderr, "bench_vit_stack: bad arguments (see --help)\n");
         return 2;
     }
