@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PHOTOS=${PHOTOS:-30}
 STEPS=${STEPS:-400}
-OUT=runs/demo
+OUT=${OUT:-runs/demo}
 bash scripts/install-deps.sh
 make -j2 build/daclip
 D=build/daclip
