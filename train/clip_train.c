@@ -15,6 +15,7 @@
 #include "nn/optim.h"
 #include "nn/schedule.h"
 #include "tensor/ops.h"
+#include "train/plot.h"
 #include "train/progress.h"
 
 /* ------------------------------------------------------------------ samples */
@@ -329,7 +330,12 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
     if (!o->quiet) progress_end(&bar);
     int k = n_recent < 20 ? n_recent : 20;
     for (int i = 0; i < k; i++) res->train_loss += recent[i] / k;
-    if (log) fclose(log);
+    if (log) {
+        fclose(log);
+        char png[4300];
+        snprintf(png, sizeof png, "%s/loss.png", o->out_dir);
+        if (plot_training_log(log_path, png) == 0 && !o->quiet) fprintf(stderr, "loss curves: %s\n", png);
+    }
     free(order.perm);
     free(idx);
     optim_free(opt);
