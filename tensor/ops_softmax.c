@@ -5,23 +5,43 @@
 #include <math.h>
 
 #include "tensor/internal.h"
+#include "tensor/simd.h"
+#include "tensor/vmath.h"
 #include "tensor/ops.h"
 #include "tensor/softmax_rows.h"
 
 #define COLS 64
 
-float t_softmax_row(float *y, const float *x, int64_t n) {
+/* 16 independent lanes for max and sum, so the loops vectorise without -ffast-math (which would let the
+ * compiler reassociate everywhere); the lane order is fixed, so results do not depend on threads. */
+#define SM_LANES 16
+
+T_SIMD float t_softmax_row(float *y, const float *x, int64_t n) {
+    float ml[SM_LANES];
+    for (int l = 0; l < SM_LANES; l++) ml[l] = -INFINITY;
+    int64_t nb = n / SM_LANES * SM_LANES;
+    for (int64_t i = 0; i < nb; i += SM_LANES)
+        for (int l = 0; l < SM_LANES; l++) ml[l] = x[i + l] > ml[l] ? x[i + l] : ml[l];
     float m = -INFINITY;
-    for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (int l = 0; l < SM_LANES; l++) m = ml[l] > m ? ml[l] : m;
+    for (int64_t i = nb; i < n; i++) m = x[i] > m ? x[i] : m;
     if (m == -INFINITY) {
         for (int64_t i = 0; i < n; i++) y[i] = 0.0f;
         return -INFINITY;
     }
+    float sl[SM_LANES] = {0};
+    for (int64_t i = 0; i < nb; i += SM_LANES)
+        for (int l = 0; l < SM_LANES; l++) {
+            float e = t_expf(x[i + l] - m);
+            y[i + l] = e;
+            sl[l] += e;
+        }
     float s = 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-        y[i] = expf(x[i] - m);
+    for (int64_t i = nb; i < n; i++) {
+        y[i] = t_expf(x[i] - m);
         s += y[i];
     }
+    for (int l = 0; l < SM_LANES; l++) s += sl[l];
     float inv = 1.0f / s;
     for (int64_t i = 0; i < n; i++) y[i] *= inv;
     return m + logf(s);
@@ -57,7 +77,7 @@ static void forward_cols(float *y, const float *x, int64_t n, int64_t inner, int
         if (m[c] == -INFINITY) m[c] = 0.0f;   /* fully masked column: exp(-inf) = 0 everywhere */
     for (int64_t i = 0; i < n; i++)
         for (int64_t c = 0; c < w; c++) {
-            float e = expf(x[i * inner + c] - m[c]);
+            float e = t_expf(x[i * inner + c] - m[c]);
             s[c] += e;
             if (!log_mode) y[i * inner + c] = e;
         }
@@ -82,7 +102,7 @@ static void backward_cols(float *dx, const float *y, const float *g, int64_t n, 
     for (int64_t i = 0; i < n; i++)
         for (int64_t c = 0; c < w; c++) {
             int64_t k = i * inner + c;
-            dx[k] += log_mode ? g[k] - expf(y[k]) * d[c] : y[k] * (g[k] - d[c]);
+            dx[k] += log_mode ? g[k] - t_expf(y[k]) * d[c] : y[k] * (g[k] - d[c]);
         }
 }
 
@@ -107,7 +127,7 @@ static void softmax_backward(TNode *nd) {
             if (log_mode) {
                 float s = 0.0f;
                 for (int64_t i = 0; i < g.n; i++) s += gr[i];
-                for (int64_t i = 0; i < g.n; i++) dr[i] += gr[i] - expf(yr[i]) * s;
+                for (int64_t i = 0; i < g.n; i++) dr[i] += gr[i] - t_expf(yr[i]) * s;
             } else {
                 t_softmax_row_backward(dr, yr, gr, g.n, 1);
             }
