@@ -40,8 +40,19 @@ ifeq ($(NO_OMP),1)
 endif
 
 PKGS     := libpng zlib libjpeg cmocka
-DEP_OK   := $(shell pkg-config --exists $(PKGS) 2>/dev/null && test -e /usr/include/x86_64-linux-gnu/openblas-openmp/cblas.h -o -e /usr/include/openblas/cblas.h -o -e /usr/include/x86_64-linux-gnu/cblas.h && echo yes)
-BLAS_INC := $(firstword $(wildcard /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/openblas /usr/include/$(ARCH)-linux-gnu/openblas-openmp))
+DEP_OK   := $(shell pkg-config --exists $(PKGS) 2>/dev/null && test -e /usr/include/$(ARCH)-linux-gnu/openblas-openmp/cblas.h && echo yes)
+# Missing dependencies are installed while the Makefile is read, so that the include paths below are
+# computed from what is really there (a fresh Debian 12 machine needs nothing but `make test`).
+ifneq ($(DEP_OK),yes)
+  ifeq ($(filter clean,$(MAKECMDGOALS)),)
+    $(info daclip: installing missing dependencies with scripts/install-deps.sh)
+    DEP_INSTALL := $(shell bash scripts/install-deps.sh >&2 && echo ok)
+    ifneq ($(DEP_INSTALL),ok)
+      $(error dependency installation failed: run scripts/install-deps.sh as root)
+    endif
+  endif
+endif
+BLAS_INC := $(firstword $(wildcard /usr/include/$(ARCH)-linux-gnu/openblas-openmp /usr/include/openblas))
 
 CFLAGS  += -std=c11 $(OPT) $(MARCH) $(OMPFLAG) -Wall -Wextra -Wshadow -Wno-unused-parameter \
            -D_GNU_SOURCE -I. $(if $(BLAS_INC),-I$(BLAS_INC)) -MMD -MP
@@ -79,9 +90,7 @@ BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 all: deps $(BUILD)/daclip $(TEST_BIN)
 
 deps:
-ifneq ($(DEP_OK),yes)
-	bash scripts/install-deps.sh
-endif
+	@bash scripts/install-deps.sh
 
 $(BUILD)/obj/%.o: %.c | deps
 	@mkdir -p $(@D)
