@@ -46,7 +46,12 @@ static void gemm_batched(int nb, const int64_t *bshape, int64_t M, int64_t N, in
     int64_t batch = 1;
     for (int i = 0; i < nb; i++) batch *= bshape[i];
     if (M == 0 || N == 0) return;
-    bool small = (double)M * N * K * 2 < SMALL_GEMM_FLOPS && batch > 1 && !accumulate_serial;
+    if (batch == 1) {   /* one product: let OpenBLAS thread it, outside any OpenMP construct */
+        cblas_sgemm(CblasRowMajor, A->trans ? CblasTrans : CblasNoTrans, B->trans ? CblasTrans : CblasNoTrans,
+                    (int)M, (int)N, (int)K, 1.0f, A->p, (int)A->ld, B->p, (int)B->ld, beta, C, (int)ldc);
+        return;
+    }
+    bool small = (double)M * N * K * 2 < SMALL_GEMM_FLOPS && !accumulate_serial;
 #pragma omp parallel for if (small) schedule(static)
     for (int64_t bi = 0; bi < batch; bi++) {
         int64_t rem = bi, oa = 0, ob = 0, oc = 0;
