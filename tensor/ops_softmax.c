@@ -47,9 +47,14 @@ T_SIMD float t_softmax_row(float *y, const float *x, int64_t n) {
     return m + logf(s);
 }
 
-void t_softmax_row_backward(float *dx, const float *y, const float *g, int64_t n, int accumulate) {
+T_SIMD void t_softmax_row_backward(float *dx, const float *y, const float *g, int64_t n, int accumulate) {
+    float dl[SM_LANES] = {0};
+    int64_t nb = n / SM_LANES * SM_LANES;
+    for (int64_t i = 0; i < nb; i += SM_LANES)
+        for (int l = 0; l < SM_LANES; l++) dl[l] += g[i + l] * y[i + l];
     float dot = 0.0f;
-    for (int64_t i = 0; i < n; i++) dot += g[i] * y[i];
+    for (int64_t i = nb; i < n; i++) dot += g[i] * y[i];
+    for (int l = 0; l < SM_LANES; l++) dot += dl[l];
     if (accumulate)
         for (int64_t i = 0; i < n; i++) dx[i] += y[i] * (g[i] - dot);
     else
