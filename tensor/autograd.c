@@ -146,17 +146,27 @@ static void run_backward(Tensor *root) {
     }
 }
 
+/* The root's gradient buffer, for overwriting: no zero fill when it is new. */
+static float *root_grad(Tensor *root) {
+    if (!root->grad && !root->persistent)
+        root->grad = t_arena_alloc(sizeof(float) * (size_t)(t_numel(root) > 0 ? t_numel(root) : 1));
+    return t_grad_buf(root);
+}
+
 void t_backward(Tensor *root) {
     if (!root) return;
-    float *g = t_grad_buf(root);
+    float *g = root_grad(root);
     int64_t n = t_numel(root);
+#pragma omp parallel for simd if (n > T_PAR_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) g[i] = 1.0f;
     run_backward(root);
 }
 
 void t_backward_with(Tensor *root, const float *seed) {
     if (!root) return;
-    float *g = t_grad_buf(root);
-    memcpy(g, seed, (size_t)t_numel(root) * sizeof(float));
+    float *g = root_grad(root);
+    int64_t n = t_numel(root);
+#pragma omp parallel for simd if (n > T_PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n; i++) g[i] = seed[i];
     run_backward(root);
 }
