@@ -61,6 +61,8 @@ ifeq ($(SAN),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
 
+.DEFAULT_GOAL := all
+
 LIBDIRS := tensor nn clip controller irsde data
 # link order: users before providers
 LINKLIBS := $(BUILD)/libclip.a $(BUILD)/libcontroller.a $(BUILD)/libirsde.a $(BUILD)/libnn.a \

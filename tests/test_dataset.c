@@ -96,7 +96,7 @@ static void test_csv_errors_name_file_and_line(void **state) {
 }
 
 static void make_photos(const char *dir, int n) {
-    char p[512];
+    char p[1100];
     snprintf(p, sizeof p, "mkdir -p %s", dir);
     assert_int_equal(system(p), 0);
     const char *names[] = { "beach_sunset.png", "red-car.png", "0003.png" };
