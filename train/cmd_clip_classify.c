@@ -82,13 +82,14 @@ int cmd_clip_classify(int argc, char **argv) {
         Tensor *fi = nn_l2_normalize(clip_encode_image(&m, img, NULL, NULL));   /* [1, E] */
         Tensor *ft = nn_l2_normalize(clip_encode_text(&m, ids, n));             /* [n, E] */
         Tensor *p = t_softmax(t_mul_scalar(t_matmul(fi, t_transpose(ft, 0, 1)), 100.0f), -1);   /* [1, n] */
-        Scored *sc = malloc(sizeof *sc * (size_t)n);
-        for (int i = 0; i < n; i++) sc[i] = (Scored){names[i], p->data[i]};
-        qsort(sc, (size_t)n, sizeof *sc, by_p);
-        printf("label,probability\n");
-        for (int i = 0; i < n; i++) printf("%s,%.4f\n", sc[i].label, sc[i].p);
-        free(sc);
-        rc = 0;
+        if (p) {
+            Scored sc[256];
+            for (int i = 0; i < n; i++) sc[i] = (Scored){names[i], p->data[i]};
+            qsort(sc, (size_t)n, sizeof sc[0], by_p);
+            printf("label,probability\n");
+            for (int i = 0; i < n; i++) printf("%s,%.4f\n", sc[i].label, sc[i].p);
+            rc = 0;
+        }
     }
     image_free(&im);
     free(lab);
