@@ -20,13 +20,13 @@
 #include "nn/schedule.h"
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
+#include "tests/util_tmpdir.h"
 
 static char dir[64];
 
 static int make_dir(void **state) {
     (void)state;
-    snprintf(dir, sizeof dir, "/tmp/daclip_ckpt_XXXXXX");
-    return mkdtemp(dir) ? 0 : -1;
+    return test_tmpdir_create(dir, sizeof dir, "test-ckpt");
 }
 
 static void clear_dir(void) {
@@ -52,9 +52,7 @@ static int count_temp_files(void) {
 
 static int remove_dir(void **state) {
     (void)state;
-    clear_dir();
-    rmdir(dir);
-    return 0;
+    return test_tmpdir_remove(dir);
 }
 
 static int teardown(void **state) {

@@ -19,6 +19,7 @@
 #include "data/shapes.h"
 #include "tensor/ops.h"
 #include "train/clip_train.h"
+#include "tests/util_tmpdir.h"
 
 extern void t_tape_free(void);
 
@@ -188,16 +189,13 @@ static int teardown(void **state) {
 
 int main(void) {
     t_init();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/daclip-test-clip-XXXXXX");
-    if (!mkdtemp(tmpdir)) return 1;
+    if (test_tmpdir_create(tmpdir, sizeof tmpdir, "test-clip")) return 1;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_tiny_clip_learns_shapes, teardown),
         cmocka_unit_test_teardown(test_resume_is_bit_identical, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd)) rc = rc ? rc : 1;
+    if (test_tmpdir_remove(tmpdir)) rc = rc ? rc : 1;
     t_arena_shutdown();
     t_tape_free();
     return rc;

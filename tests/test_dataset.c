@@ -10,20 +10,18 @@
 #include <unistd.h>
 #include "data/dataset.h"
 #include "data/image_io.h"
+#include "tests/util_tmpdir.h"
 
 static char tmpdir[64];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/daclip_test_ds_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_tmpdir_create(tmpdir, sizeof tmpdir, "test-ds");
 }
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_tmpdir_remove(tmpdir);
 }
 
 static void write_text(const char *path, const char *text) {

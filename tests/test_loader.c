@@ -12,14 +12,14 @@
 #include "data/clip_preprocess.h"
 #include "data/image_io.h"
 #include "data/loader.h"
+#include "tests/util_tmpdir.h"
 
 static char root[64];
 
 /* ROOT/train/{hazy,noisy}/{LQ,GT}: GT a smooth random-ish picture, LQ = 1 − GT (so alignment is checkable). */
 static int setup(void **state) {
     (void)state;
-    snprintf(root, sizeof root, "/tmp/daclip_test_loader_XXXXXX");
-    if (!mkdtemp(root)) return -1;
+    if (test_tmpdir_create(root, sizeof root, "test-loader")) return -1;
     const char *types[2] = { "hazy", "noisy" };
     char p[512];
     for (int t = 0; t < 2; t++)
@@ -49,9 +49,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    return system(cmd) == 0 ? 0 : -1;
+    return test_tmpdir_remove(root);
 }
 
 static LoaderConfig small_config(void) {

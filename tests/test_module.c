@@ -14,6 +14,7 @@
 #include "nn/module.h"
 #include "tensor/safetensors.h"
 #include "tests/util_check.h"
+#include "tests/util_tmpdir.h"
 
 static int teardown(void **state) {
     (void)state;
@@ -99,8 +100,8 @@ static void test_strict_lists_all_three(void **state) {
 
 static void test_file_round_trip_with_prefix(void **state) {
     (void)state;
-    char dir[] = "/tmp/daclip_mod_XXXXXX", path[64], path2[64];
-    assert_non_null(mkdtemp(dir));
+    char dir[64], path[128], path2[128];
+    assert_int_equal(test_tmpdir_create(dir, sizeof dir, "test-mod"), 0);
     snprintf(path, sizeof path, "%s/a.safetensors", dir);
     snprintf(path2, sizeof path2, "%s/b.safetensors", dir);
     ParamSet a, b;
@@ -122,9 +123,7 @@ static void test_file_round_trip_with_prefix(void **state) {
     assert_non_null(strstr(t_errmsg(), "3 missing keys"));
     assert_int_equal(params_load_file(&b, path2, true, "module.", &rep), 0);
     assert_int_equal(rep.loaded, 3);
-    unlink(path);
-    unlink(path2);
-    rmdir(dir);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
     params_free(&a);
     params_free(&b);
 }

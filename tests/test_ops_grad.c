@@ -81,11 +81,11 @@ static void test_binary_grad(void **state) {
         for (int s = 0; s < 4; s++) {
             BinCtx c = {op, 0};
             Tensor *in[2] = {rnd(ra[s], sa[s], 3 + (uint64_t)s, -1, 1), rnd(rb[s], sb[s], 7 + (uint64_t)s, 0.5f, 2)};
-            gradcheck(f_binary, 2, in, &c, EPS, TOL, TOL, 300, names[op]);
+            assert_true(gradcheck(f_binary, 2, in, &c, EPS, TOL, TOL, 300, names[op]) > 0);
         }
         BinCtx c = {op, 1};
         Tensor *in[2] = {rnd(T_SHAPE(5, 6, 3), 21, -1, 1), rnd(T_SHAPE(3, 1), 22, 0.5f, 2)};
-        gradcheck(f_binary, 2, in, &c, EPS, TOL, TOL, 300, names[op]);
+        assert_true(gradcheck(f_binary, 2, in, &c, EPS, TOL, TOL, 300, names[op]) > 0);
     }
 }
 
@@ -139,7 +139,7 @@ static void test_unary_grad(void **state) {
             if (u->fn == u_clamp) away_from(x, -0.5f, 0.05f);
             UCtx c = {u, strided};
             Tensor *in[1] = {x};
-            gradcheck(f_unary, 1, in, &c, EPS, u->tol, u->tol, 200, u->name);
+            assert_true(gradcheck(f_unary, 1, in, &c, EPS, u->tol, u->tol, 200, u->name) > 0);
         }
 }
 
@@ -175,7 +175,7 @@ static void test_reduce_grad(void **state) {
                     if (kind == 4 && c.naxes != 1) continue;
                     Tensor *x = kind == 4 ? distinct(T_SHAPE(3, 4, 5), (uint64_t)a + 1) : rnd(T_SHAPE(3, 4, 5), 60, -1, 1);
                     Tensor *in[1] = {x};
-                    gradcheck(f_reduce, 1, in, &c, EPS, TOL, TOL, 200, names[kind]);
+                    assert_true(gradcheck(f_reduce, 1, in, &c, EPS, TOL, TOL, 200, names[kind]) > 0);
                 }
 }
 
@@ -201,10 +201,10 @@ static void test_matmul_grad(void **state) {
             Tensor *a = ta ? rnd(T_SHAPE(2, 1, 5, 4), 70, -1, 1) : rnd(T_SHAPE(2, 1, 4, 5), 70, -1, 1);
             Tensor *b = tb ? rnd(T_SHAPE(3, 6, 5), 71, -1, 1) : rnd(T_SHAPE(3, 5, 6), 71, -1, 1);
             Tensor *in[2] = {a, b};
-            gradcheck(f_matmul, 2, in, &c, EPS, TOL, TOL, 300, "matmul");
+            assert_true(gradcheck(f_matmul, 2, in, &c, EPS, TOL, TOL, 300, "matmul") > 0);
             Tensor *in2[2] = {rnd(T_SHAPE(4, 3), 72, -1, 1), rnd(T_SHAPE(3, 2), 73, -1, 1)};
             MMCtx c2 = {0, 0};
-            gradcheck(f_matmul, 2, in2, &c2, EPS, TOL, TOL, 300, "matmul 2-D");
+            assert_true(gradcheck(f_matmul, 2, in2, &c2, EPS, TOL, TOL, 300, "matmul 2-D") > 0);
         }
 }
 
@@ -218,7 +218,7 @@ static void test_linear_grad(void **state) {
     (void)state;
     for (int strided = 0; strided < 2; strided++) {
         Tensor *in[3] = {rnd(T_SHAPE(3, 2, 7), 80, -1, 1), rnd(T_SHAPE(5, 7), 81, -1, 1), rnd(T_SHAPE(5), 82, -1, 1)};
-        gradcheck(f_linear, strided ? 2 : 3, in, &strided, EPS, TOL, TOL, 300, "linear");
+        assert_true(gradcheck(f_linear, strided ? 2 : 3, in, &strided, EPS, TOL, TOL, 300, "linear") > 0);
     }
 }
 
@@ -243,7 +243,7 @@ static void test_views_grad(void **state) {
     static const char *names[] = {"reshape", "permute", "slice", "select", "contiguous", "squeeze", "views fan-out"};
     for (int k = 0; k < 7; k++) {
         Tensor *in[1] = {rnd(T_SHAPE(2, 3, 4), 90 + (uint64_t)k, -1, 1)};
-        gradcheck(f_view, 1, in, &k, EPS, TOL, TOL, 200, names[k]);
+        assert_true(gradcheck(f_view, 1, in, &k, EPS, TOL, TOL, 200, names[k]) > 0);
     }
 }
 
@@ -266,15 +266,15 @@ static void test_softmax_grad(void **state) {
             for (int permuted = 0; permuted < 2; permuted++) {
                 SmCtx c = {axis, log_mode, permuted};
                 Tensor *in[1] = {rnd(T_SHAPE(3, 4, 5), 10 + (uint64_t)axis, -2, 2)};
-                gradcheck(f_softmax, 1, in, &c, EPS, TOL, TOL, 200, log_mode ? "log_softmax" : "softmax");
+                assert_true(gradcheck(f_softmax, 1, in, &c, EPS, TOL, TOL, 200, log_mode ? "log_softmax" : "softmax") > 0);
             }
     /* wide inner extent: more than one 64-column block */
     SmCtx c = {0, 0, 0};
     Tensor *in[1] = {rnd(T_SHAPE(3, 70), 3, -2, 2)};
-    gradcheck(f_softmax, 1, in, &c, EPS, TOL, TOL, 200, "softmax wide");
+    assert_true(gradcheck(f_softmax, 1, in, &c, EPS, TOL, TOL, 200, "softmax wide") > 0);
     c.log_mode = 1;
     in[0] = rnd(T_SHAPE(3, 70), 4, -2, 2);   /* fresh input: the tape still holds the first graph */
-    gradcheck(f_softmax, 1, in, &c, EPS, TOL, TOL, 200, "log_softmax wide");
+    assert_true(gradcheck(f_softmax, 1, in, &c, EPS, TOL, TOL, 200, "log_softmax wide") > 0);
 }
 
 /* ---------------------------------------------------------------- attention */
@@ -317,11 +317,11 @@ static void test_attention_grad(void **state) {
         Tensor *in[5] = {rnd(T_SHAPE(2, 3, 4, 6), 1, -1, 1), rnd(T_SHAPE(2, 3, 5, 6), 2, -1, 1),
                          rnd(T_SHAPE(2, 3, 7, 5), 3, -1, 1), causal_mask(4, 5), rnd(T_SHAPE(4, 5), 4, -1, 1)};
         /* the -inf entries get no gradient and finite differences see none (-inf + eps = -inf) */
-        gradcheck(f_attention, use_mask ? 5 : 3, in, &c, EPS, TOL, TOL, 150, "attention");
+        assert_true(gradcheck(f_attention, use_mask ? 5 : 3, in, &c, EPS, TOL, TOL, 150, "attention") > 0);
     }
     AttnCtx c = {1, 1, 2, 2, 5, 5, 4, 4};
     Tensor *in[3] = {rnd(T_SHAPE(2, 5, 3, 2, 4), 5, -1, 1), causal_mask(5, 5), rnd(T_SHAPE(5, 5), 6, -1, 1)};
-    gradcheck(f_attention, 3, in, &c, EPS, TOL, TOL, 150, "attention fused layout");
+    assert_true(gradcheck(f_attention, 3, in, &c, EPS, TOL, TOL, 150, "attention fused layout") > 0);
 }
 
 /* ---------------------------------------------------------------- shape ops */
@@ -338,11 +338,11 @@ static void test_concat_grad(void **state) {
     int axis = 1;
     Tensor *in[3] = {rnd(T_SHAPE(2, 3, 4), 100, -1, 1), rnd(T_SHAPE(5, 2, 4), 101, -1, 1),
                      rnd(T_SHAPE(2, 1, 4), 102, -1, 1)};
-    gradcheck(f_concat, 3, in, &axis, EPS, TOL, TOL, 200, "concat axis 1");
+    assert_true(gradcheck(f_concat, 3, in, &axis, EPS, TOL, TOL, 200, "concat axis 1") > 0);
     axis = -1;
     Tensor *in2[3] = {rnd(T_SHAPE(2, 3, 2), 103, -1, 1), rnd(T_SHAPE(3, 2, 3), 104, -1, 1),
                       rnd(T_SHAPE(2, 3, 1), 105, -1, 1)};
-    gradcheck(f_concat, 3, in2, &axis, EPS, TOL, TOL, 200, "concat last axis");
+    assert_true(gradcheck(f_concat, 3, in2, &axis, EPS, TOL, TOL, 200, "concat last axis") > 0);
 }
 
 static Tensor *f_split(Tensor **in, void *ctx) {
@@ -361,7 +361,7 @@ static void test_split_chunk_grad(void **state) {
     (void)state;
     for (int chunk = 0; chunk < 2; chunk++) {
         Tensor *in[1] = {rnd(T_SHAPE(2, 7, 3), 110 + (uint64_t)chunk, -1, 1)};
-        gradcheck(f_split, 1, in, &chunk, EPS, TOL, TOL, 200, chunk ? "chunk" : "split");
+        assert_true(gradcheck(f_split, 1, in, &chunk, EPS, TOL, TOL, 200, chunk ? "chunk" : "split") > 0);
     }
 }
 
@@ -379,7 +379,7 @@ static void test_pad2d_grad(void **state) {
     PadCtx cases[] = {{1, 2, 0, 1, T_PAD_ZERO}, {2, 1, 3, 2, T_PAD_REFLECT}, {1, 1, 1, 1, T_PAD_REFLECT}};
     for (int i = 0; i < 3; i++) {
         Tensor *in[1] = {rnd(T_SHAPE(2, 2, 5, 4), 120 + (uint64_t)i, -1, 1)};   /* used as [2, 2, 4, 5] */
-        gradcheck(f_pad, 1, in, &cases[i], EPS, TOL, TOL, 200, cases[i].mode ? "pad2d reflect" : "pad2d zero");
+        assert_true(gradcheck(f_pad, 1, in, &cases[i], EPS, TOL, TOL, 200, cases[i].mode ? "pad2d reflect" : "pad2d zero") > 0);
     }
 }
 
@@ -393,7 +393,7 @@ static Tensor *f_embedding(Tensor **in, void *ctx) {
 static void test_embedding_grad(void **state) {
     (void)state;
     Tensor *in[1] = {rnd(T_SHAPE(5, 4), 130, -1, 1)};
-    gradcheck(f_embedding, 1, in, NULL, EPS, TOL, TOL, 200, "embedding");
+    assert_true(gradcheck(f_embedding, 1, in, NULL, EPS, TOL, TOL, 200, "embedding") > 0);
 }
 
 static Tensor *f_masked_fill(Tensor **in, void *ctx) {
@@ -411,9 +411,9 @@ static void test_masked_fill_expand_grad(void **state) {
     Tensor *mask = t_new(T_SHAPE(4, 1));
     for (int i = 0; i < 4; i++) mask->data[i] = (float)(i % 2);
     Tensor *in[1] = {rnd(T_SHAPE(4, 3, 1), 140, -1, 1)};
-    gradcheck(f_masked_fill, 1, in, mask, EPS, TOL, TOL, 200, "masked_fill");
+    assert_true(gradcheck(f_masked_fill, 1, in, mask, EPS, TOL, TOL, 200, "masked_fill") > 0);
     Tensor *in2[1] = {rnd(T_SHAPE(1, 3, 1), 141, -1, 1)};
-    gradcheck(f_expand, 1, in2, NULL, EPS, TOL, TOL, 200, "expand");
+    assert_true(gradcheck(f_expand, 1, in2, NULL, EPS, TOL, TOL, 200, "expand") > 0);
 }
 
 /* ---------------------------------------------------------------- losses */
@@ -442,7 +442,7 @@ static void test_loss_grad(void **state) {
                     if (fabsf(d) < 0.05f) p->data[i * 4 + j] += 0.1f;
                 }
         Tensor *in[2] = {p, t};
-        gradcheck(f_loss, kind == 2 ? 1 : 2, in, &kind, EPS, TOL, TOL, 200, names[kind]);
+        assert_true(gradcheck(f_loss, kind == 2 ? 1 : 2, in, &kind, EPS, TOL, TOL, 200, names[kind]) > 0);
     }
 }
 

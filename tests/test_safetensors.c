@@ -15,28 +15,18 @@
 #include "tensor/safetensors.h"
 #include "tensor/tensor.h"
 #include "tests/util_check.h"
+#include "tests/util_tmpdir.h"
 
 static char tmpdir[64];
 
 static int setup_dir(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/daclip_st_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return test_tmpdir_create(tmpdir, sizeof tmpdir, "test-st");
 }
 
 static int remove_dir(void **state) {
     (void)state;
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-    char p[512];
-    while (d && (e = readdir(d)))
-        if (e->d_name[0] != '.' || strlen(e->d_name) > 2) {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-            unlink(p);
-        }
-    if (d) closedir(d);
-    rmdir(tmpdir);
-    return 0;
+    return test_tmpdir_remove(tmpdir);
 }
 
 static int teardown(void **state) {

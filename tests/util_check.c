@@ -63,7 +63,7 @@ static double eval_dot(GradFn f, Tensor **inputs, void *ctx, const float *r, int
     return s;
 }
 
-void gradcheck(GradFn f, int n_inputs, Tensor **inputs, void *ctx, float eps, double atol, double rtol,
+int gradcheck(GradFn f, int n_inputs, Tensor **inputs, void *ctx, float eps, double atol, double rtol,
                int max_checks, const char *what) {
     for (int i = 0; i < n_inputs; i++) {
         inputs[i]->grad = NULL;
@@ -76,13 +76,14 @@ void gradcheck(GradFn f, int n_inputs, Tensor **inputs, void *ctx, float eps, do
     uint64_t s = 12345;
     for (int64_t i = 0; i < n_out; i++) r[i] = (float)((mix(&s) >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
     t_backward_with(y, r);
+    int checked = 0;
     for (int i = 0; i < n_inputs; i++) {
         Tensor *x = inputs[i];
         int64_t n = t_numel(x);
         float *g = x->grad;
         assert_non_null(g);
         int64_t step = n > max_checks ? n / max_checks : 1;
-        for (int64_t j = 0; j < n; j += step) {
+        for (int64_t j = 0; j < n; j += step, checked++) {
             float keep = x->data[j];
             x->data[j] = keep + eps;
             double fp = eval_dot(f, inputs, ctx, r, n_out);
@@ -99,6 +100,7 @@ void gradcheck(GradFn f, int n_inputs, Tensor **inputs, void *ctx, float eps, do
         }
     }
     free(r);
+    return checked;
 }
 
 /* ------------------------------------------------------------------ fixtures */

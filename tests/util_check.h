@@ -14,9 +14,10 @@ void check_tensor_close(const Tensor *a, const float *expect, double atol, doubl
 
 /* Finite-difference gradient check of f at the given inputs (contiguous, requires_grad set by the
  * check). Compares the tape's gradient of L = sum(r * f(x)) (r random, fixed) with central differences
- * for up to max_checks elements per input. Fails the test on mismatch. */
+ * for up to max_checks elements per input. Fails the test on mismatch; returns the number of elements
+ * compared (callers assert that something was). */
 typedef Tensor *(*GradFn)(Tensor **inputs, void *ctx);
-void gradcheck(GradFn f, int n_inputs, Tensor **inputs, void *ctx, float eps, double atol, double rtol,
+int gradcheck(GradFn f, int n_inputs, Tensor **inputs, void *ctx, float eps, double atol, double rtol,
                int max_checks, const char *what);
 
 /* Fills t with U(lo, hi) from a simple fixed-seed generator (test-local, independent of tensor/rng). */

@@ -1,0 +1,12 @@
+#ifndef DACLIP_TESTS_UTIL_TMPDIR_H
+#define DACLIP_TESTS_UTIL_TMPDIR_H
+/* Private scratch directories for tests: created fresh (mkdtemp) under $TMPDIR, else /tmp, and removed
+ * with everything below them. */
+#include <stddef.h>
+
+/* Creates "<tmp>/daclip-<tag>-<random>" into buf; returns 0, or -1 if it cannot. */
+int test_tmpdir_create(char *buf, size_t n, const char *tag);
+/* Removes dir and its whole contents (depth first, without a shell); returns 0, or -1 on any failure. */
+int test_tmpdir_remove(const char *dir);
+
+#endif
