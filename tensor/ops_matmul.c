@@ -84,45 +84,44 @@ static void batch_strides(const Tensor *x, int nb, const int64_t *bshape, int64_
     }
 }
 
+/* The other operand of a product, as a matrix read transposed (Bᵀ for dA, Aᵀ for dB). */
+static Mat transposed_operand(const Tensor *x, const MMShape *s) {
+    Mat m;
+    mat_layout(x, &m.trans, &m.ld);
+    m.trans = !m.trans;
+    m.p = x->data;
+    batch_strides(x, s->nb, s->bshape, m.bstride, x->stride);
+    return m;
+}
+
+/* grad(x)[rows, cols] += L · R over the batch; x may be broadcast over batch axes, in which case the
+ * products accumulate into the same gradient in order. */
+static void grad_gemm(Tensor *x, const MMShape *s, int64_t rows, int64_t cols, int64_t inner, const Mat *L,
+                      const Mat *R) {
+    float *g = t_grad_buf(x);
+    int64_t gs[T_MAX_DIMS], cs[T_MAX_DIMS];
+    t_contig_strides(x->ndim, x->shape, gs);
+    batch_strides(x, s->nb, s->bshape, cs, gs);
+    bool bcast = false;
+    for (int i = 0; i < s->nb; i++) bcast |= (cs[i] == 0 && s->bshape[i] > 1);
+    gemm_batched(s->nb, s->bshape, rows, cols, inner, L, R, g, cols, cs, 1.0f, bcast);
+}
+
 static void matmul_backward(TNode *n) {
     Tensor *a = n->in[0], *b = n->in[1], *out = n->out;
     const MMShape *s = n->saved;
-    int64_t M = s->M, N = s->N, K = s->K;
-    int nb = s->nb;
     /* dC as a row-major [M, N] per batch */
-    Mat dC = {out->grad, false, N, {0}};
+    Mat dC = {out->grad, false, s->N, {0}};
     int64_t ocs[T_MAX_DIMS];
     t_contig_strides(out->ndim, out->shape, ocs);
-    for (int i = 0; i < nb; i++) dC.bstride[i] = ocs[i];
-    if (t_needs_grad(a)) {
-        /* dA[M,K] += dC[M,N] · B[K,N]^T */
-        Mat B;
-        mat_layout(b, &B.trans, &B.ld);
-        B.trans = !B.trans;
-        B.p = b->data;
-        batch_strides(b, nb, s->bshape, B.bstride, b->stride);
-        float *ga = t_grad_buf(a);
-        int64_t gs[T_MAX_DIMS], cs[T_MAX_DIMS];
-        t_contig_strides(a->ndim, a->shape, gs);
-        batch_strides(a, nb, s->bshape, cs, gs);
-        bool bcast = false;
-        for (int i = 0; i < nb; i++) bcast |= (cs[i] == 0 && s->bshape[i] > 1);
-        gemm_batched(nb, s->bshape, M, K, N, &dC, &B, ga, K, cs, 1.0f, bcast);
+    for (int i = 0; i < s->nb; i++) dC.bstride[i] = ocs[i];
+    if (t_needs_grad(a)) { /* dA[M,K] += dC[M,N] · B[K,N]^T */
+        Mat bt = transposed_operand(b, s);
+        grad_gemm(a, s, s->M, s->K, s->N, &dC, &bt);
     }
-    if (t_needs_grad(b)) {
-        /* dB[K,N] += A[M,K]^T · dC[M,N] */
-        Mat A;
-        mat_layout(a, &A.trans, &A.ld);
-        A.trans = !A.trans;
-        A.p = a->data;
-        batch_strides(a, nb, s->bshape, A.bstride, a->stride);
-        float *gb = t_grad_buf(b);
-        int64_t gs[T_MAX_DIMS], cs[T_MAX_DIMS];
-        t_contig_strides(b->ndim, b->shape, gs);
-        batch_strides(b, nb, s->bshape, cs, gs);
-        bool bcast = false;
-        for (int i = 0; i < nb; i++) bcast |= (cs[i] == 0 && s->bshape[i] > 1);
-        gemm_batched(nb, s->bshape, K, N, M, &A, &dC, gb, N, cs, 1.0f, bcast);
+    if (t_needs_grad(b)) { /* dB[K,N] += A[M,K]^T · dC[M,N] */
+        Mat at = transposed_operand(a, s);
+        grad_gemm(b, s, s->K, s->N, s->M, &at, &dC);
     }
 }
 

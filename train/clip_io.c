@@ -74,3 +74,20 @@ int clip_model_load(const char *path, const char *vocab_override, Clip *m, Param
     }
     return 0;
 }
+
+int clip_model_open(ClipModel *cm, const char *path, const char *vocab, const char *cmd) {
+    t_init();
+    char err[1024];
+    if (clip_model_load(path, vocab, &cm->m, &cm->ps, &cm->tok, err, sizeof err)) {
+        fprintf(stderr, "daclip %s: %s\n", cmd, err);
+        return -1;
+    }
+    return 0;
+}
+
+void clip_model_close(ClipModel *cm) {
+    clip_free(&cm->m);
+    params_free(&cm->ps);
+    tokenizer_free(cm->tok);
+    t_arena_shutdown();
+}

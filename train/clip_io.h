@@ -17,6 +17,17 @@ const char *clip_vocab_path(const char *given);
 int clip_model_load(const char *path, const char *vocab_override, Clip *m, ParamSet *ps, Tokenizer **tok, char *err,
                     size_t errlen);
 
+/* A loaded model for a command: model, its parameters and its tokenizer. */
+typedef struct {
+    Clip m;
+    ParamSet ps;
+    Tokenizer *tok;
+} ClipModel;
+/* Sets up threads (t_init) and loads; on failure prints "daclip <cmd>: <reason>" and returns -1. */
+int clip_model_open(ClipModel *cm, const char *path, const char *vocab, const char *cmd);
+/* Frees the model and tokenizer and the activation arena (end of a command). */
+void clip_model_close(ClipModel *cm);
+
 /* The metadata JSON for a model file (config + vocab path). -1 if the path cannot be stored. */
 int clip_model_meta(const ClipConfig *cfg, const char *vocab, char *buf, size_t n);
 

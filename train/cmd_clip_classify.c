@@ -51,15 +51,8 @@ int cmd_clip_classify(int argc, char **argv) {
         usage(stderr);
         return 1;
     }
-    t_init();
-    char err[1024];
-    Clip m;
-    ParamSet ps;
-    Tokenizer *tok;
-    if (clip_model_load(model, vocab, &m, &ps, &tok, err, sizeof err)) {
-        fprintf(stderr, "daclip clip-classify: %s\n", err);
-        return 1;
-    }
+    ClipModel cm;
+    if (clip_model_open(&cm, model, vocab, "clip-classify")) return 1;
     int rc = 1;
     char *lab = strdup(labels);
     char *names[256];
@@ -69,7 +62,7 @@ int cmd_clip_classify(int argc, char **argv) {
         if (*s) names[n++] = s;
     }
     Image im = {0};
-    int S = m.cfg.vision.image_size, L = m.cfg.context_length;
+    int S = cm.m.cfg.vision.image_size, L = cm.m.cfg.context_length;
     Tensor *img = t_new(T_SHAPE(1, 3, S, S));
     if (n == 0) {
         fprintf(stderr, "daclip clip-classify: no labels given\n");
@@ -78,9 +71,9 @@ int cmd_clip_classify(int argc, char **argv) {
     } else {
         t_set_grad_enabled(false);
         int32_t *ids = t_arena_alloc(sizeof(int32_t) * (size_t)n * L);
-        for (int i = 0; i < n; i++) tokenizer_tokenize_n(tok, names[i], ids + (size_t)i * L, L);
-        Tensor *fi = nn_l2_normalize(clip_encode_image(&m, img, NULL, NULL));   /* [1, E] */
-        Tensor *ft = nn_l2_normalize(clip_encode_text(&m, ids, n));             /* [n, E] */
+        for (int i = 0; i < n; i++) tokenizer_tokenize_n(cm.tok, names[i], ids + (size_t)i * L, L);
+        Tensor *fi = nn_l2_normalize(clip_encode_image(&cm.m, img, NULL, NULL));   /* [1, E] */
+        Tensor *ft = nn_l2_normalize(clip_encode_text(&cm.m, ids, n));             /* [n, E] */
         Tensor *p = t_softmax(t_mul_scalar(t_matmul(fi, t_transpose(ft, 0, 1)), 100.0f), -1);   /* [1, n] */
         if (p) {
             Scored sc[256];
@@ -93,9 +86,6 @@ int cmd_clip_classify(int argc, char **argv) {
     }
     image_free(&im);
     free(lab);
-    clip_free(&m);
-    params_free(&ps);
-    tokenizer_free(tok);
-    t_arena_shutdown();
+    clip_model_close(&cm);
     return rc;
 }

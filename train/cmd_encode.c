@@ -58,15 +58,8 @@ int cmd_encode(int argc, char **argv) {
         usage(stderr);
         return 1;
     }
-    t_init();
-    char err[1024];
-    Clip m;
-    ParamSet ps;
-    Tokenizer *tok;
-    if (clip_model_load(model, vocab, &m, &ps, &tok, err, sizeof err)) {
-        fprintf(stderr, "daclip encode: %s\n", err);
-        return 1;
-    }
+    ClipModel cm;
+    if (clip_model_open(&cm, model, vocab, "encode")) return 1;
     FILE *out = outp ? fopen(outp, "w") : stdout;
     int rc = 0;
     if (!out) {
@@ -75,14 +68,14 @@ int cmd_encode(int argc, char **argv) {
         goto done;
     }
     t_set_grad_enabled(false);
-    int64_t E = m.cfg.vision.embed_dim;
-    int S = m.cfg.vision.image_size, L = m.cfg.context_length;
+    int64_t E = cm.m.cfg.vision.embed_dim;
+    int S = cm.m.cfg.vision.image_size, L = cm.m.cfg.context_length;
     if (text_from >= 0) {
         for (int i = text_from; i < argc; i++) {
             size_t mark = t_arena_mark();
             int32_t *ids = t_arena_alloc(sizeof(int32_t) * (size_t)L);
-            tokenizer_tokenize_n(tok, argv[i], ids, L);
-            Tensor *f = clip_encode_text(&m, ids, 1);
+            tokenizer_tokenize_n(cm.tok, argv[i], ids, L);
+            Tensor *f = clip_encode_text(&cm.m, ids, 1);
             if (normalize) f = nn_l2_normalize(f);
             write_row(out, argv[i], f->data, E);
             t_arena_release(mark);
@@ -105,7 +98,7 @@ int cmd_encode(int argc, char **argv) {
                 fprintf(stderr, "\ndaclip encode: skipping: %s\n", data_error());
                 rc = 1;
             } else {
-                Tensor *f = clip_encode_image(&m, img, NULL, NULL);
+                Tensor *f = clip_encode_image(&cm.m, img, NULL, NULL);
                 if (normalize) f = nn_l2_normalize(f);
                 const char *base = strrchr(paths[i], '/');
                 write_row(out, base ? base + 1 : paths[i], f->data, E);
@@ -119,9 +112,6 @@ int cmd_encode(int argc, char **argv) {
     }
 done:
     if (out && out != stdout) fclose(out);
-    clip_free(&m);
-    params_free(&ps);
-    tokenizer_free(tok);
-    t_arena_shutdown();
+    clip_model_close(&cm);
     return rc;
 }
