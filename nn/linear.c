@@ -1,9 +1,9 @@
 /* torch.nn.Linear and the shared GEMM kernels of nn/'s fused layers. */
 #include "nn/linear.h"
 
-#include <cblas.h>
 #include <string.h>
 
+#include "tensor/gemm.h"
 #include "tensor/ops.h"
 
 /* Elementwise loops below this size stay on one thread (fork/join costs more than the work). */
@@ -26,36 +26,25 @@ Tensor *linear_forward(const Linear *l, Tensor *x) { return t_linear(x, l->weigh
 void linear_kernel_forward(float *y, const float *x, const float *w, const float *b, const float *res, int64_t R,
                            int64_t in, int64_t out) {
     float beta = 0.0f;
-    if (b || res) {
-        /* seed the output rows and let sgemm accumulate: one pass over y instead of two */
+    if (res && res != y) {
+        /* seed the output with the residual and let the GEMM accumulate; the bias is fused into it */
 #pragma omp parallel for if (R * out > PAR_MIN) schedule(static)
-        for (int64_t r = 0; r < R; r++) {
-            float *yr = y + r * out;
-            const float *rr = res ? res + r * out : NULL;
-            if (b && rr)
-                for (int64_t c = 0; c < out; c++) yr[c] = rr[c] + b[c];
-            else
-                memcpy(yr, b ? b : rr, sizeof(float) * (size_t)out);
-        }
-        beta = 1.0f;
+        for (int64_t r = 0; r < R; r++) memcpy(y + r * out, res + r * out, sizeof(float) * (size_t)out);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)out, (int)in, 1.0f, x, (int)in, w, (int)in,
-                beta, y, (int)out);
+    if (res) beta = 1.0f;
+    t_sgemm_bias(false, true, R, out, in, 1.0f, x, in, w, in, beta, y, out, NULL, b);
 }
 
 void linear_kernel_input_grad_to(float *dx, const float *dy, const float *w, int64_t R, int64_t in, int64_t out) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)in, (int)out, 1.0f, dy, (int)out, w, (int)in,
-                0.0f, dx, (int)in);
+    t_sgemm(false, false, R, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
 }
 
 void linear_kernel_backward(const float *dy, const float *x, const float *w, int64_t R, int64_t in, int64_t out,
                             float *dx, float *dw, float *db) {
     if (dx) /* dx[R,in] += dy[R,out] W[out,in] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)in, (int)out, 1.0f, dy, (int)out, w,
-                    (int)in, 1.0f, dx, (int)in);
+        t_sgemm(false, false, R, in, out, 1.0f, dy, out, w, in, 1.0f, dx, in);
     if (dw) /* dW[out,in] += dy^T x */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)R, 1.0f, dy, (int)out, x,
-                    (int)in, 1.0f, dw, (int)in);
+        t_sgemm(true, false, out, in, R, 1.0f, dy, out, x, in, 1.0f, dw, in);
     if (db) {
         /* column sums; each thread owns a band of 64 columns, so no two threads write the same db[c] */
 #pragma omp parallel for if (R * out > PAR_MIN) schedule(static)

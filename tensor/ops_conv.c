@@ -12,9 +12,9 @@
  * then odd tiles, with tiles tall enough that same-parity tiles never touch.
  * A 1×1, stride-1, unpadded convolution needs no im2col: the image itself is col (ld = H·W).
  * Workspace comes from the arena and is released before the op returns. */
-#include <cblas.h>
 #include <string.h>
 
+#include "tensor/gemm.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 #include "tensor/par_reduce.h"
@@ -136,8 +136,7 @@ static void conv_forward_tile(const ConvGeom *g, const float *x, const float *w,
     float *yt = y + n * g->Cout * HWo + r0 * g->Wo;
     /* seeding the tile with the bias and accumulating (beta 1) replaces sgemm's own beta pass */
     if (b) fill_bias_rows(yt, b, g->Cout, P, HWo);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->Cout, (int)P, (int)g->K, 1.0f, w, (int)g->K, col,
-                (int)ld, b ? 1.0f : 0.0f, yt, (int)HWo);
+    t_sgemm(false, false, g->Cout, P, g->K, 1.0f, w, g->K, col, ld, b ? 1.0f : 0.0f, yt, HWo);
 }
 
 /* Whether tiles run in parallel (single-threaded sgemm each) or in order (threaded sgemm). */
@@ -183,16 +182,13 @@ static void conv_backward(TNode *node) {
                 if (mydb) sum_rows(dyt, mydb, g->Cout, P, HWo);
                 if (mydw) {
                     const float *col = tile_col(g, xd + n * CHW, r0, nr, buf, &ld);
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->Cout, (int)g->K, (int)P, 1.0f, dyt,
-                                (int)HWo, col, (int)ld, 1.0f, mydw, (int)g->K);
+                    t_sgemm(false, true, g->Cout, g->K, P, 1.0f, dyt, HWo, col, ld, 1.0f, mydw, g->K);
                 }
                 if (!dx) continue;
                 if (g->direct) {   /* dX[:, tile] += Wᵀ dY[:, tile], written in place */
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->K, (int)P, (int)g->Cout, 1.0f, wd,
-                                (int)g->K, dyt, (int)HWo, 1.0f, dx + n * CHW + r0 * g->Wo, (int)(g->H * g->W));
+                    t_sgemm(true, false, g->K, P, g->Cout, 1.0f, wd, g->K, dyt, HWo, 1.0f, dx + n * CHW + r0 * g->Wo, (g->H * g->W));
                 } else {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->K, (int)P, (int)g->Cout, 1.0f, wd,
-                                (int)g->K, dyt, (int)HWo, 0.0f, dbuf, (int)P);
+                    t_sgemm(true, false, g->K, P, g->Cout, 1.0f, wd, g->K, dyt, HWo, 0.0f, dbuf, P);
                     col2im_tile(g, dbuf, r0, nr, dx + n * CHW);
                 }
             }

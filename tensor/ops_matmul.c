@@ -1,11 +1,11 @@
-/* Matrix products through cblas_sgemm: batched matmul with broadcast batch axes, and the fused linear.
+/* Matrix products through t_sgemm (tensor/gemm.h): batched matmul with broadcast batch axes, and the fused linear.
  * A matrix operand whose last two axes are a transposed row-major matrix goes to sgemm with a transpose
  * flag, never copied. Many small products (attention-sized) run in parallel over the batch, each sgemm
  * single-threaded (OpenBLAS's OpenMP build runs serially inside a parallel region). */
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/gemm.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 
@@ -47,8 +47,7 @@ static void gemm_batched(int nb, const int64_t *bshape, int64_t M, int64_t N, in
     for (int i = 0; i < nb; i++) batch *= bshape[i];
     if (M == 0 || N == 0) return;
     if (batch == 1) {   /* one product: let OpenBLAS thread it, outside any OpenMP construct */
-        cblas_sgemm(CblasRowMajor, A->trans ? CblasTrans : CblasNoTrans, B->trans ? CblasTrans : CblasNoTrans,
-                    (int)M, (int)N, (int)K, 1.0f, A->p, (int)A->ld, B->p, (int)B->ld, beta, C, (int)ldc);
+        t_sgemm(A->trans, B->trans, M, N, K, 1.0f, A->p, A->ld, B->p, B->ld, beta, C, ldc);
         return;
     }
     bool small = (double)M * N * K * 2 < SMALL_GEMM_FLOPS && !accumulate_serial;
@@ -62,9 +61,7 @@ static void gemm_batched(int nb, const int64_t *bshape, int64_t M, int64_t N, in
             ob += k * B->bstride[d];
             oc += k * cstride[d];
         }
-        cblas_sgemm(CblasRowMajor, A->trans ? CblasTrans : CblasNoTrans, B->trans ? CblasTrans : CblasNoTrans,
-                    (int)M, (int)N, (int)K, 1.0f, A->p + oa, (int)A->ld, B->p + ob, (int)B->ld, beta, C + oc,
-                    (int)ldc);
+        t_sgemm(A->trans, B->trans, M, N, K, 1.0f, A->p + oa, A->ld, B->p + ob, B->ld, beta, C + oc, ldc);
     }
 }
 
@@ -169,8 +166,7 @@ Tensor *t_matmul(Tensor *a, Tensor *b) {
     for (int i = 0; i < s.nb; i++) b_shared &= (B.bstride[i] == 0);
     if (s.nb > 0 && b_shared && !ta && t_is_contiguous(a)) {
         int64_t rows = t_numel(a) / K;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)rows, (int)N, (int)K, 1.0f,
-                    a->data, (int)K, b->data, (int)ldb, 0.0f, out->data, (int)N);
+        t_sgemm(false, tb, rows, N, K, 1.0f, a->data, K, b->data, ldb, 0.0f, out->data, N);
     } else {
         gemm_batched(s.nb, s.bshape, M, N, K, &A, &B, out->data, N, out->stride, 0.0f, false);
     }
@@ -191,11 +187,9 @@ static void linear_backward(TNode *n) {
     int64_t in = w->shape[1], outf = w->shape[0], R = t_numel(x) / in;
     const float *dy = y->grad;
     if (t_needs_grad(x)) /* dx[R,in] += dy[R,out] · W[out,in] */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)in, (int)outf, 1.0f, dy, (int)outf,
-                    w->data, (int)in, 1.0f, t_grad_buf(x), (int)in);
+        t_sgemm(false, false, R, in, outf, 1.0f, dy, outf, w->data, in, 1.0f, t_grad_buf(x), in);
     if (t_needs_grad(w)) /* dW[out,in] += dy^T · x */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)outf, (int)in, (int)R, 1.0f, dy, (int)outf,
-                    x->data, (int)in, 1.0f, t_grad_buf(w), (int)in);
+        t_sgemm(true, false, outf, in, R, 1.0f, dy, outf, x->data, in, 1.0f, t_grad_buf(w), in);
     if (t_needs_grad(b)) {
         float *gb = t_grad_buf(b);
         /* column sums; each thread owns a range of columns */
@@ -227,16 +221,9 @@ Tensor *t_linear(Tensor *x, Tensor *w, Tensor *b) {
     memcpy(oshape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
     oshape[x->ndim - 1] = outf;
     Tensor *y = t_new(x->ndim, oshape);   /* [..., out] */
-    float beta = 0.0f;
-    if (b) {
-        /* seed the output with the bias rows and let sgemm accumulate (one pass instead of two) */
-        const float *bd = b->data;
-#pragma omp parallel for if (R * outf > T_PAR_MIN) schedule(static)
-        for (int64_t r = 0; r < R; r++) memcpy(y->data + r * outf, bd, sizeof(float) * (size_t)outf);
-        beta = 1.0f;
-    }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)outf, (int)in, 1.0f, x->data, (int)in, w->data,
-                (int)in, beta, y->data, (int)outf);
+    /* [R, out]: the bias is added in the GEMM's write-back */
+    t_sgemm_bias(false, true, R, outf, in, 1.0f, x->data, in, w->data, in, 0.0f, y->data, outf, NULL,
+                 b ? b->data : NULL);
     Tensor *ins[3] = {x, w, b};
     t_record("linear", y, linear_backward, b ? 3 : 2, ins);
     return y;
