@@ -15,6 +15,7 @@
 #include <cblas.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,12 +63,12 @@ static inline AVX512 __mmask16 lane_mask(int n) {
     return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1u);
 }
 
-/* Loads rows×cols (≤16×16) floats at src (row stride ld), zero-filled to 16×16, and transposes:
- * out[c] lane r = src[r*ld + c]. */
-static inline AVX512 void load_transpose16(const float *src, int64_t ld, int rows, int cols, __m512 out[16]) {
+/* Loads rows×cols (≤16×16) floats, row i at p[i], zero-filled to 16×16, and transposes:
+ * out[c] lane r = p[r][c]. */
+static inline AVX512 void load_transpose16p(const float *const *p, int rows, int cols, __m512 out[16]) {
     __mmask16 m = lane_mask(cols);
     __m512 r[16];
-    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + i * ld) : _mm512_setzero_ps();
+    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(m, p[i]) : _mm512_setzero_ps();
     __m512 t[16];
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
@@ -90,6 +91,13 @@ static inline AVX512 void load_transpose16(const float *src, int64_t ld, int row
         out[j + 4] = _mm512_shuffle_f32x4(x1, y1, 0x88);
         out[j + 12] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
     }
+}
+
+/* The same for rows at a fixed stride: out[c] lane r = src[r*ld + c]. */
+static inline AVX512 void load_transpose16(const float *src, int64_t ld, int rows, int cols, __m512 out[16]) {
+    const float *p[16];
+    for (int i = 0; i < 16; i++) p[i] = src + (i < rows ? i : 0) * ld;
+    load_transpose16p(p, rows, cols, out);
 }
 
 /* Packs rows [i0, i0+16) of op(A)·alpha, k in [k0, k0+kc), as two 8-row panels (dst, dst + 8·kc),
@@ -122,42 +130,68 @@ static AVX512 void pack_a16(bool ta, const float *A, int64_t lda, int64_t M, int
     }
 }
 
+/* How op(B) is given. */
+enum { B_DENSE, B_SHIFTED, B_SHIFTED_T };
+
+typedef struct {
+    bool ta, tb;
+    int64_t M, N, K, lda, ldb, ldc;
+    float alpha, beta;
+    const float *A, *B, *bias_row, *bias_col;
+    float *C;
+    int bmode;             /* B_SHIFTED: op(B)[k][j] = src[off[k] + j]; B_SHIFTED_T: src[off[j] + k] */
+    const float *src;
+    const int64_t *off;
+} Gemm;
+
 /* Packs op(B) rows k in [k0, k0+kc), columns [j0, j0+ncols) into panels of NR columns, each [kc][NR],
  * columns past ncols zero. */
-static AVX512 void pack_b(bool tb, const float *B, int64_t ldb, int64_t j0, int64_t ncols, int64_t k0, int64_t kc,
-                          float *dst) {
+static AVX512 void pack_b(const Gemm *g, int64_t j0, int64_t ncols, int64_t k0, int64_t kc, float *dst) {
     for (int64_t p = 0; p * NR < ncols; p++) {
         float *d = dst + p * kc * NR;
         int64_t jp = j0 + p * NR, pc = ncols - p * NR < NR ? ncols - p * NR : NR;
-        if (!tb) { /* B[k][j] at B[k*ldb + j] */
+        if (g->bmode == B_DENSE && !g->tb) { /* B[k][j] at B[k*ldb + j] */
             __mmask16 m0 = lane_mask((int)pc), m1 = lane_mask((int)pc - 16), m2 = lane_mask((int)pc - 32);
             for (int64_t k = 0; k < kc; k++) {
-                const float *s = B + (k0 + k) * ldb + jp;
+                const float *s = g->B + (k0 + k) * g->ldb + jp;
                 _mm512_storeu_ps(d + k * NR, _mm512_maskz_loadu_ps(m0, s));
                 _mm512_storeu_ps(d + k * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
                 _mm512_storeu_ps(d + k * NR + 32, _mm512_maskz_loadu_ps(m2, s + 32));
             }
-        } else {   /* B[k][j] at B[j*ldb + k]: transpose 16×16 blocks */
-            for (int c0 = 0; c0 < NR; c0 += 16) {
-                int rows = (int)(pc - c0 < 16 ? pc - c0 : 16);
-                if (rows <= 0) {
-                    for (int64_t k = 0; k < kc; k++) _mm512_storeu_ps(d + k * NR + c0, _mm512_setzero_ps());
-                    continue;
-                }
-                for (int64_t kk = 0; kk < kc; kk += 16) {
-                    int cols = (int)(kc - kk < 16 ? kc - kk : 16);
-                    __m512 v[16];
-                    load_transpose16(B + (jp + c0) * ldb + k0 + kk, ldb, rows, cols, v);
-                    for (int c = 0; c < cols; c++) _mm512_storeu_ps(d + (kk + c) * NR + c0, v[c]);
-                }
+            continue;
+        }
+        /* column j of op(B) is a contiguous run along k (B[j*ldb + k], or src[off[j] + k]):
+         * transpose 16×16 blocks */
+        for (int c0 = 0; c0 < NR; c0 += 16) {
+            int rows = (int)(pc - c0 < 16 ? pc - c0 : 16);
+            if (rows <= 0) {
+                for (int64_t k = 0; k < kc; k++) _mm512_storeu_ps(d + k * NR + c0, _mm512_setzero_ps());
+                continue;
+            }
+            const float *col[16];
+            for (int i = 0; i < 16; i++) {
+                int64_t j = jp + c0 + (i < rows ? i : 0);
+                col[i] = (g->bmode == B_SHIFTED_T ? g->src + g->off[j] : g->B + j * g->ldb) + k0;
+            }
+            for (int64_t kk = 0; kk < kc; kk += 16) {
+                int cols = (int)(kc - kk < 16 ? kc - kk : 16);
+                __m512 v[16];
+                load_transpose16p(col, rows, cols, v);
+                for (int c = 0; c < cols; c++) _mm512_storeu_ps(d + (kk + c) * NR + c0, v[c]);
+                for (int i = 0; i < 16; i++) col[i] += 16;
             }
         }
     }
 }
 
-/* C[mr × nr] (+)= a[kc][8] · b[kc][48] (+ brow[i] + bcol[j] when given). */
-static AVX512 void kernel_8x48(int64_t kc, const float *restrict a, const float *restrict b, float *restrict c,
-                               int64_t ldc, int mr, int nr, bool accumulate, const float *brow, const float *bcol) {
+/* C[mr × nr] (+)= a[kc][8] · B[kc][48] (+ brow[i] + bcol[j] when given). B is a packed panel (b, row
+ * stride NR) or, when boff is given, shifted windows read in place: row k at b + boff[k] (unaligned, at
+ * least 48 floats readable). */
+static inline __attribute__((always_inline)) AVX512 void kernel_core(int64_t kc, const float *restrict a,
+                                                                     const float *restrict b, const int64_t *boff,
+                                                                     float *restrict c, int64_t ldc, int mr, int nr,
+                                                                     bool accumulate, const float *brow,
+                                                                     const float *bcol) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
@@ -171,10 +205,16 @@ static AVX512 void kernel_8x48(int64_t kc, const float *restrict a, const float 
     } while (0)
 #pragma GCC unroll 2
     for (int64_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32);
+        __m512 b0, b1, b2;
+        if (boff) {
+            const float *bk = b + boff[k];
+            b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16), b2 = _mm512_loadu_ps(bk + 32);
+        } else {
+            b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32);
+            b += NR;
+        }
         ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5); ROW(6); ROW(7);
         a += MR;
-        b += NR;
     }
 #undef ROW
     __m512 acc[MR][3] = {{c00, c01, c02}, {c10, c11, c12}, {c20, c21, c22}, {c30, c31, c32},
@@ -196,52 +236,106 @@ static AVX512 void kernel_8x48(int64_t kc, const float *restrict a, const float 
     }
 }
 
-static AVX512 void gemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                               int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
-                               const float *bias_row, const float *bias_col, float *apack, int nthreads) {
-    const int64_t Mp = (M + MR - 1) / MR * MR, npm = Mp / MR, nkb = (K + KC - 1) / KC;
-    const int64_t npairs = (npm + 1) / 2, npn = (N + NR - 1) / NR;
-#pragma omp parallel num_threads(nthreads)
-    {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-        /* 1. op(A)·alpha, all of it, shared: K-block kb starts at Mp·k0, panel ip at + ip·8·kc. */
-#pragma omp for schedule(static)
-        for (int64_t w = 0; w < nkb * npairs; w++) {
-            int64_t kb = w / npairs, pr = w % npairs, k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
-            int np = (2 * pr + 1 < npm) ? 2 : 1;
-            pack_a16(ta, A, lda, M, pr * 16, k0, kc, alpha, apack + Mp * k0 + pr * 2 * MR * kc, np);
-        }
-        /* 2. this thread's columns */
-        float *bp = g_bpack[t];
-        int64_t p0 = npn * t / T, p1 = npn * (t + 1) / T;
-        if (bp && p1 > p0 && beta != 0.0f && beta != 1.0f) {
-            int64_t j0 = p0 * NR, j1 = p1 * NR < N ? p1 * NR : N;
-            for (int64_t i = 0; i < M; i++)
-                for (int64_t j = j0; j < j1; j++) C[i * ldc + j] *= beta;
-        }
-        for (int64_t q0 = p0; bp && q0 < p1; q0 += NC / NR) {
-            int64_t q1 = q0 + NC / NR < p1 ? q0 + NC / NR : p1;
-            int64_t j0 = q0 * NR, ncols = (q1 * NR < N ? q1 * NR : N) - j0;
-            for (int64_t kb = 0; kb < nkb; kb++) {
-                int64_t k0 = kb * KC, kc = K - k0 < KC ? K - k0 : KC;
-                pack_b(tb, B, ldb, j0, ncols, k0, kc, bp);
-                bool acc = kb > 0 || beta != 0.0f;
-                for (int64_t ip = 0; ip < npm; ip++) {
-                    const float *a = apack + Mp * k0 + ip * MR * kc;
-                    int mr = (int)(M - ip * MR < MR ? M - ip * MR : MR);
-                    for (int64_t q = q0; q < q1; q++) {
-                        int nr = (int)(N - q * NR < NR ? N - q * NR : NR);
-                        kernel_8x48(kc, a, bp + (q - q0) * kc * NR, C + ip * MR * ldc + q * NR, ldc, mr, nr, acc,
-                                    kb == 0 && bias_row ? bias_row + ip * MR : NULL,
-                                    kb == 0 && bias_col ? bias_col + q * NR : NULL);
-                    }
+static AVX512 void kernel_8x48(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
+                               bool accumulate, const float *brow, const float *bcol) {
+    kernel_core(kc, a, b, NULL, c, ldc, mr, nr, accumulate, brow, bcol);
+}
+
+static AVX512 void kernel_8x48_shifted(int64_t kc, const float *a, const float *b, const int64_t *boff, float *c,
+                                       int64_t ldc, int mr, int nr, bool accumulate, const float *brow,
+                                       const float *bcol) {
+    kernel_core(kc, a, b, boff, c, ldc, mr, nr, accumulate, brow, bcol);
+}
+
+static int64_t k_len(const Gemm *g, int64_t k0) { return g->K - k0 < KC ? g->K - k0 : KC; }
+
+/* Work items [w0, w1) of packing op(A)·alpha whole: item w = (K-block, pair of 8-row panels). K-block
+ * kb starts at Mp·k0 in apack, panel ip at + ip·8·kc. */
+static AVX512 void pack_a_items(const Gemm *g, float *apack, int64_t w0, int64_t w1) {
+    const int64_t Mp = (g->M + MR - 1) / MR * MR, npm = Mp / MR, npairs = (npm + 1) / 2;
+    for (int64_t w = w0; w < w1; w++) {
+        int64_t kb = w / npairs, pr = w % npairs, k0 = kb * KC;
+        pack_a16(g->ta, g->A, g->lda, g->M, pr * 16, k0, k_len(g, k0), g->alpha,
+                 apack + Mp * k0 + pr * 2 * MR * k_len(g, k0), (2 * pr + 1 < npm) ? 2 : 1);
+    }
+}
+
+static int64_t pack_a_count(const Gemm *g) {
+    int64_t npm = (g->M + MR - 1) / MR;
+    return (g->K + KC - 1) / KC * ((npm + 1) / 2);
+}
+
+/* Columns panels [p0, p1) of C from packed A, packing op(B) NC columns at a time into bp (B_SHIFTED
+ * reads B in place instead). */
+static AVX512 void compute_columns(const Gemm *g, const float *apack, float *bp, int64_t p0, int64_t p1) {
+    const int64_t M = g->M, N = g->N, ldc = g->ldc, Mp = (M + MR - 1) / MR * MR, npm = Mp / MR;
+    if (p1 <= p0) return;
+    if (g->beta != 0.0f && g->beta != 1.0f) {
+        int64_t j0 = p0 * NR, j1 = p1 * NR < N ? p1 * NR : N;
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = j0; j < j1; j++) g->C[i * ldc + j] *= g->beta;
+    }
+    for (int64_t q0 = p0; q0 < p1; q0 += NC / NR) {
+        int64_t q1 = q0 + NC / NR < p1 ? q0 + NC / NR : p1;
+        int64_t j0 = q0 * NR, ncols = (q1 * NR < N ? q1 * NR : N) - j0;
+        for (int64_t k0 = 0; k0 < g->K; k0 += KC) {
+            int64_t kc = k_len(g, k0);
+            if (g->bmode != B_SHIFTED) pack_b(g, j0, ncols, k0, kc, bp);
+            bool first = k0 == 0, acc = !first || g->beta != 0.0f;
+            for (int64_t ip = 0; ip < npm; ip++) {
+                const float *a = apack + Mp * k0 + ip * MR * kc;
+                int mr = (int)(M - ip * MR < MR ? M - ip * MR : MR);
+                for (int64_t q = q0; q < q1; q++) {
+                    int nr = (int)(N - q * NR < NR ? N - q * NR : NR);
+                    float *c = g->C + ip * MR * ldc + q * NR;
+                    const float *brow = first && g->bias_row ? g->bias_row + ip * MR : NULL;
+                    const float *bcol = first && g->bias_col ? g->bias_col + q * NR : NULL;
+                    if (g->bmode == B_SHIFTED)
+                        kernel_8x48_shifted(kc, a, g->src + q * NR, g->off + k0, c, ldc, mr, nr, acc, brow, bcol);
+                    else
+                        kernel_8x48(kc, a, bp + (q - q0) * kc * NR, c, ldc, mr, nr, acc, brow, bcol);
                 }
             }
         }
     }
 }
 
-/* The scratch for nthreads threads, or false when memory is short. */
+/* All threads: A packed once and shared (one barrier), then each thread its own range of column panels. */
+static void gemm_threaded(const Gemm *g, float *apack, int nthreads) {
+    const int64_t npn = (g->N + NR - 1) / NR, items = pack_a_count(g);
+#pragma omp parallel num_threads(nthreads)
+    {
+        int t = omp_get_thread_num(), T = omp_get_num_threads();
+#pragma omp for schedule(static)
+        for (int64_t w = 0; w < items; w++) pack_a_items(g, apack, w, w + 1);
+        compute_columns(g, apack, g_bpack[t], npn * t / T, npn * (t + 1) / T);
+    }
+}
+
+/* Scratch of the in-thread path (a call from inside a parallel region): one slot per team thread. */
+static float *g_slot_a[MAX_THREADS], *g_slot_b[MAX_THREADS];
+static size_t g_slot_a_cap[MAX_THREADS];
+static atomic_flag g_slot_busy[MAX_THREADS];
+
+/* Runs the product on the calling thread; false (nothing done) when its slot is busy or memory short. */
+static bool gemm_in_thread(const Gemm *g) {
+    int t = omp_get_thread_num();
+    if (t < 0 || t >= MAX_THREADS || atomic_flag_test_and_set(&g_slot_busy[t])) return false;
+    int64_t Mp = (g->M + MR - 1) / MR * MR;
+    bool ok = grow(&g_slot_a[t], &g_slot_a_cap[t], (size_t)(Mp * g->K)) != NULL;
+    if (ok && !g_slot_b[t] && posix_memalign((void **)&g_slot_b[t], 64, (size_t)KC * NC * sizeof(float)) != 0) {
+        g_slot_b[t] = NULL;
+        ok = false;
+    }
+    if (ok) {
+        pack_a_items(g, g_slot_a[t], 0, pack_a_count(g));
+        compute_columns(g, g_slot_a[t], g_slot_b[t], 0, (g->N + NR - 1) / NR);
+    }
+    atomic_flag_clear(&g_slot_busy[t]);
+    return ok;
+}
+
+/* The scratch of the threaded path for nthreads threads, or false when memory is short. */
 static bool scratch_ready(int64_t M, int64_t K, int nthreads) {
     int64_t Mp = (M + MR - 1) / MR * MR;
     if (!grow(&g_apack, &g_apack_cap, (size_t)(Mp * K))) return false;
@@ -284,6 +378,22 @@ static void scale_and_bias(int64_t M, int64_t N, float beta, float *C, int64_t l
         }
 }
 
+#if GEMM_HAVE_AVX512_CODE
+/* Our kernel, threaded or on the calling thread; false when it cannot run (lock or slot busy, memory). */
+static bool run_ours(const Gemm *g) {
+    if (omp_in_parallel()) return gemm_in_thread(g);
+    if (pthread_mutex_trylock(&g_lock) != 0) return false;
+    int nt = omp_get_max_threads();
+    if (nt > MAX_THREADS) nt = MAX_THREADS;
+    int64_t npn = (g->N + NR - 1) / NR;
+    if (nt > npn) nt = (int)npn;
+    bool ok = scratch_ready(g->M, g->K, nt);
+    if (ok) gemm_threaded(g, g_apack, nt);
+    pthread_mutex_unlock(&g_lock);
+    return ok;
+}
+#endif
+
 void t_sgemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const float *bias_row,
                   const float *bias_col) {
@@ -293,16 +403,10 @@ void t_sgemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
         return;
     }
 #if GEMM_HAVE_AVX512_CODE
-    if (backend() && 2.0 * M * N * K >= MIN_FLOPS && !omp_in_parallel() && pthread_mutex_trylock(&g_lock) == 0) {
-        int nt = omp_get_max_threads();
-        if (nt > MAX_THREADS) nt = MAX_THREADS;
-        int64_t npn = (N + NR - 1) / NR;
-        if (nt > npn) nt = (int)npn;
-        bool ok = scratch_ready(M, K, nt);
-        if (ok)
-            gemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias_row, bias_col, g_apack, nt);
-        pthread_mutex_unlock(&g_lock);
-        if (ok) return;
+    if (backend() && 2.0 * M * N * K >= MIN_FLOPS) {
+        Gemm g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha,
+                  .beta = beta, .A = A, .B = B, .bias_row = bias_row, .bias_col = bias_col, .C = C, .bmode = B_DENSE};
+        if (run_ours(&g)) return;
     }
 #endif
     if (bias_row || bias_col) { /* BLAS: seed C with beta·C + bias, then accumulate */
@@ -310,6 +414,32 @@ void t_sgemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
         beta = 1.0f;
     }
     blas_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                     int64_t lda, const float *src, const int64_t *off, float beta, float *C, int64_t ldc,
+                     const float *bias_row) {
+    if (M <= 0 || N <= 0) return true;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_and_bias(M, N, beta, C, ldc, bias_row, NULL);
+        return true;
+    }
+#if GEMM_HAVE_AVX512_CODE
+    if (backend()) {
+        Gemm g = {.M = M, .N = N, .K = K, .lda = lda, .ldc = ldc, .alpha = alpha, .beta = beta, .A = A,
+                  .bias_row = bias_row, .C = C, .bmode = windows_are_columns ? B_SHIFTED_T : B_SHIFTED,
+                  .src = src, .off = off};
+        if (run_ours(&g)) return true;
+    }
+#endif
+    /* BLAS: materialise op(B) [K, N] */
+    float *B = malloc(sizeof(float) * (size_t)K * (size_t)N);
+    if (!B) return false;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < N; j++) B[k * N + j] = windows_are_columns ? src[off[j] + k] : src[off[k] + j];
+    t_sgemm_bias(false, false, M, N, K, alpha, A, lda, B, N, beta, C, ldc, bias_row, NULL);
+    free(B);
+    return true;
 }
 
 void t_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,

@@ -22,6 +22,18 @@ void t_sgemm_bias(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const float *bias_row,
                   const float *bias_col);
 
+/* GEMM whose B operand is a set of shifted windows of one array (a convolution's im2col matrix, never
+ * built): with op(A) = A [M, K] (row-major, lda),
+ *   windows_are_columns = false:  B[k][j] = src[off[k] + j]    (k < K, j < N)
+ *   windows_are_columns = true:   B[k][j] = src[off[j] + k]
+ *   C = alpha·A·B + beta·C + bias_row[i]
+ * In the first form src[off[k] + j] must be readable for all j below N rounded up to a multiple of 48
+ * (the kernel reads whole 48-column panels in place and masks the write-back). False only when memory
+ * runs out. */
+bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                     int64_t lda, const float *src, const int64_t *off, float beta, float *C, int64_t ldc,
+                     const float *bias_row);
+
 /* Which implementation large products use: "avx512" or "blas". */
 const char *t_sgemm_backend(void);
 

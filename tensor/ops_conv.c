@@ -14,6 +14,7 @@
  * Workspace comes from the arena and is released before the op returns. */
 #include <string.h>
 
+#include "tensor/conv_geom.h"
 #include "tensor/gemm.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
@@ -25,12 +26,6 @@
 /* Fewest output pixels per tile, so that each sgemm has a useful width. */
 #define MIN_TILE_PIXELS 128
 
-typedef struct {
-    int64_t N, Cin, H, W, Cout, kh, kw, sh, sw, ph, pw, Ho, Wo, K;
-    int64_t rows;        /* output rows per tile */
-    int64_t tiles;       /* tiles per image */
-    bool direct;         /* 1×1, stride 1, no padding: col is the input itself */
-} ConvGeom;
 
 /* Rows per tile: the L2 budget, at least MIN_TILE_PIXELS wide, tall enough that tiles two apart
  * never share input rows (kh - sh <= rows * sh), and small enough to give each thread several tiles. */
@@ -155,6 +150,10 @@ static void conv_backward(TNode *node) {
     float *dx = t_needs_grad(x) ? t_grad_buf(x) : NULL;
     float *dw = t_needs_grad(w) ? t_grad_buf(w) : NULL;
     float *db = t_needs_grad(b) ? t_grad_buf(b) : NULL;
+    if (conv_implicit_ok(g)) {
+        conv_implicit_backward(g, x->data, w->data, y->grad, dx, dw, db);
+        return;
+    }
     size_t mark = t_arena_mark();
     int threads = t_par_threads();
     bool par = tiles_parallel(g, threads);
@@ -228,6 +227,10 @@ Tensor *t_conv2d_ex(Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w,
     int threads = t_par_threads();
     conv_tiling(&g, threads);
     Tensor *y = t_new(T_SHAPE(g.N, g.Cout, g.Ho, g.Wo));
+    if (conv_implicit_ok(&g)) {
+        conv_implicit_forward(&g, x->data, w->data, b ? b->data : NULL, y->data);
+        goto record;
+    }
     size_t mark = t_arena_mark();
     bool par = tiles_parallel(&g, threads);
     int64_t cf = col_floats(&g), items = g.N * g.tiles;
@@ -241,6 +244,7 @@ Tensor *t_conv2d_ex(Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w,
         for (int64_t item = 0; item < items; item++) conv_forward_tile(&g, xd, wd, bd, yd, item, buf);
     }
     t_arena_release(mark);
+record:;
     Tensor *in[3] = {x, w, b};
     TNode *node = t_record("conv2d", y, conv_backward, b ? 3 : 2, in);
     if (node) {

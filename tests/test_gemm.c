@@ -116,6 +116,60 @@ static void test_thread_count_independent(void **state) {
     free(A), free(B), free(C1), free(C2);
 }
 
+/* Shifted-window B (implicit im2col), both forms, against the product with B materialised. */
+static void test_shifted_windows(void **state) {
+    (void)state;
+    const int64_t dims[][3] = {{64, 130 * 7 + 5, 27}, {20, 300, 576}, {8, 50, 1000}};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int cols = 0; cols < 2; cols++) {
+            int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2], nw = cols ? N : K, len = cols ? K : N;
+            int64_t span = 3000 + len + 64;
+            unsigned seed = (unsigned)(d * 2 + cols + 1);
+            float *A = malloc(sizeof(float) * (size_t)(M * K)), *src = malloc(sizeof(float) * (size_t)span);
+            float *B = malloc(sizeof(float) * (size_t)(K * N));
+            float *C = malloc(sizeof(float) * (size_t)(M * N)), *R = malloc(sizeof(float) * (size_t)(M * N));
+            float *bias = malloc(sizeof(float) * (size_t)M);
+            int64_t *off = malloc(sizeof(int64_t) * (size_t)nw);
+            fill(A, M * K, &seed);
+            fill(src, span, &seed);
+            fill(bias, M, &seed);
+            for (int64_t w = 0; w < nw; w++) {
+                seed = seed * 1664525u + 1013904223u;
+                off[w] = (seed >> 8) % 3000;
+            }
+            for (int64_t k = 0; k < K; k++)
+                for (int64_t j = 0; j < N; j++) B[k * N + j] = cols ? src[off[j] + k] : src[off[k] + j];
+            fill(C, M * N, &seed);
+            memcpy(R, C, sizeof(float) * (size_t)(M * N));
+            assert_true(t_sgemm_shifted(cols, M, N, K, 0.5f, A, K, src, off, 1.0f, C, N, bias));
+            t_sgemm_bias(false, false, M, N, K, 0.5f, A, K, B, N, 1.0f, R, N, bias, NULL);
+            for (int64_t i = 0; i < M * N; i++)
+                if (fabsf(C[i] - R[i]) > 1e-4f * (1.0f + fabsf(R[i])))
+                    fail_msg("dims %zu cols %d: element %lld %g vs %g", d, cols, (long long)i, C[i], R[i]);
+            free(A), free(src), free(B), free(C), free(R), free(bias), free(off);
+        }
+}
+
+/* Products issued from inside a parallel region run on the calling thread with its own scratch. */
+static void test_inside_parallel_region(void **state) {
+    (void)state;
+    enum { T = 4 };
+    int64_t M = 64, N = 200, K = 300;
+    unsigned seed = 5;
+    float *A = malloc(sizeof(float) * (size_t)(T * M * K)), *B = malloc(sizeof(float) * (size_t)(K * N));
+    float *C = malloc(sizeof(float) * (size_t)(T * M * N)), *R = malloc(sizeof(float) * (size_t)(M * N));
+    fill(A, T * M * K, &seed);
+    fill(B, K * N, &seed);
+#pragma omp parallel for num_threads(T)
+    for (int t = 0; t < T; t++)
+        t_sgemm(false, false, M, N, K, 1.0f, A + t * M * K, K, B, N, 0.0f, C + t * M * N, N);
+    for (int t = 0; t < T; t++) {
+        t_sgemm(false, false, M, N, K, 1.0f, A + t * M * K, K, B, N, 0.0f, R, N);   /* threaded path */
+        assert_memory_equal(C + t * M * N, R, sizeof(float) * (size_t)(M * N));
+    }
+    free(A), free(B), free(C), free(R);
+}
+
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
@@ -123,6 +177,8 @@ int main(void) {
         cmocka_unit_test(test_alpha_beta_bias),
         cmocka_unit_test(test_beta_zero_ignores_nan),
         cmocka_unit_test(test_thread_count_independent),
+        cmocka_unit_test(test_inside_parallel_region),
+        cmocka_unit_test(test_shifted_windows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "tensor/conv_geom.h"
 #include "tensor/ops.h"
 #include "tensor/tensor.h"
 #include "tests/util_check.h"
@@ -136,6 +137,8 @@ static void test_conv2d_grad(void **state) {
         {1, 2, 50, 16, 2, 7, 7, 2, 2, 3, 3, 0, 0},   /* several tiles, 7×7 halo with stride 2 */
         {3, 4, 6, 5, 3, 3, 2, 2, 1, 0, 1, 1, 1},     /* rectangular kernel and strides, non-contiguous input */
         {4, 3, 5, 5, 2, 1, 1, 1, 1, 0, 0, 0, 1},     /* 1×1 direct, non-contiguous input */
+        {3, 2, 6, 7, 3, 3, 2, 1, 1, 0, 1, 1, 0},     /* stride 1, rectangular kernel, uneven padding */
+        {2, 3, 8, 8, 2, 3, 3, 1, 1, 0, 0, 1, 1},     /* stride 1, no padding, non-contiguous input */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ConvCase c = cases[i];
@@ -146,6 +149,19 @@ static void test_conv2d_grad(void **state) {
         snprintf(what, sizeof what, "conv2d case %zu", i);
         gradcheck(f_conv, c.bias ? 3 : 2, in, &c, 1e-2f, 3e-3, 3e-3, 300, what);
     }
+}
+
+/* The implicit-GEMM path splits a batch into chunks of images when the padded input is large; force
+ * one image per chunk and check the gradients again (stride-1 cases take that path). */
+static void test_conv2d_grad_chunked(void **state) {
+    (void)state;
+    int64_t saved = conv_implicit_chunk_bytes;
+    conv_implicit_chunk_bytes = 1;
+    ConvCase c = {3, 3, 7, 6, 4, 3, 3, 1, 1, 1, 1, 1, 0};
+    Tensor *in[3] = {rand_tensor(T_SHAPE(c.n, c.cin, c.h, c.w), 401, -1, 1),
+                     rand_tensor(T_SHAPE(c.cout, c.cin, c.kh, c.kw), 402, -1, 1), rand_tensor(T_SHAPE(c.cout), 403, -1, 1)};
+    gradcheck(f_conv, 3, in, &c, 1e-2f, 3e-3, 3e-3, 300, "conv2d chunked");
+    conv_implicit_chunk_bytes = saved;
 }
 
 /* ---------------------------------------------------------------- upsample / avg_pool */
@@ -294,6 +310,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_group_norm_grad, teardown),
         cmocka_unit_test_teardown(test_channel_layer_norm_grad, teardown),
         cmocka_unit_test_teardown(test_conv2d_grad, teardown),
+        cmocka_unit_test_teardown(test_conv2d_grad_chunked, teardown),
         cmocka_unit_test_teardown(test_resample_grad, teardown),
         cmocka_unit_test_teardown(test_norms_match_torch, teardown),
         cmocka_unit_test_teardown(test_convs_match_torch, teardown),
