@@ -98,5 +98,40 @@ int main(int argc, char **argv) {
         fflush(stdout);
         free(A), free(B), free(C1), free(C2);
     }
+    /* implicit-GEMM convolution (t_sgemm_shifted) against the same product on a materialised im2col */
+    const int64_t convs[][4] = {{4, 64, 128, 128}, {4, 128, 64, 64}, {4, 128, 32, 32}};   /* N, C, H, W; 3×3 pad 1 */
+    printf("conv_shape,ours_shifted_ms,ours_dense_ms,blas_dense_ms,shifted_gflops\n");
+    for (size_t ci = 0; ci < sizeof convs / sizeof convs[0]; ci++) {
+        int64_t n = convs[ci][0], C = convs[ci][1], Hp = convs[ci][2] + 2, Wp = convs[ci][3] + 2, K = C * 9;
+        int64_t plane = n * Hp * Wp, Nq = plane - 2 * Wp;
+        float *src = calloc((size_t)(C * plane + 128), sizeof(float)), *W = malloc(sizeof(float) * (size_t)(C * K));
+        float *col = malloc(sizeof(float) * (size_t)(K * Nq)), *Cm = malloc(sizeof(float) * (size_t)(C * plane));
+        int64_t *off = malloc(sizeof(int64_t) * (size_t)K);
+        fill(src, C * plane, &seed);
+        fill(W, C * K, &seed);
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t i = 0; i < 3; i++)
+                for (int64_t j = 0; j < 3; j++) off[(c * 3 + i) * 3 + j] = c * plane + i * Wp + j;
+        for (int64_t k = 0; k < K; k++) memcpy(col + k * Nq, src + off[k], sizeof(float) * (size_t)Nq);
+        double ts[101], td[101], tb[101];
+        for (int r = -1; r < reps; r++) {
+            double t0 = now_s();
+            t_sgemm_shifted(false, C, Nq, K, 1.0f, W, K, src, off, 0.0f, Cm, plane, NULL);
+            double t1 = now_s();
+            t_sgemm(false, false, C, Nq, K, 1.0f, W, K, col, Nq, 0.0f, Cm, plane);
+            double t2 = now_s();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)C, (int)Nq, (int)K, 1.0f, W, (int)K, col,
+                        (int)Nq, 0.0f, Cm, (int)plane);
+            double t3 = now_s();
+            if (r >= 0) ts[r] = (t1 - t0) * 1e3, td[r] = (t2 - t1) * 1e3, tb[r] = (t3 - t2) * 1e3;
+        }
+        qsort(ts, (size_t)reps, sizeof(double), cmp_double);
+        qsort(td, (size_t)reps, sizeof(double), cmp_double);
+        qsort(tb, (size_t)reps, sizeof(double), cmp_double);
+        int m = use_min ? 0 : reps / 2;
+        printf("%lldx%lldx%lldx%lld k3,%.3f,%.3f,%.3f,%.1f\n", (long long)n, (long long)C, (long long)convs[ci][2],
+               (long long)convs[ci][3], ts[m], td[m], tb[m], 2.0 * C * Nq * K / 1e6 / ts[m]);
+        free(src), free(W), free(col), free(Cm), free(off);
+    }
     return 0;
 }

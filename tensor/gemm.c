@@ -282,6 +282,22 @@ static AVX512 void compute_columns(const Gemm *g, const float *apack, float *bp,
             int64_t kc = k_len(g, k0);
             if (g->bmode != B_SHIFTED) pack_b(g, j0, ncols, k0, kc, bp);
             bool first = k0 == 0, acc = !first || g->beta != 0.0f;
+            if (g->bmode == B_SHIFTED) {
+                /* windows read in place: keep one 48-column panel of them in L1 across all of A's panels
+                 * (the in-place reads are unaligned, each spanning two cache lines; from L2 they would
+                 * cost the kernel its load bandwidth) */
+                for (int64_t q = q0; q < q1; q++) {
+                    int nr = (int)(N - q * NR < NR ? N - q * NR : NR);
+                    const float *bcol = first && g->bias_col ? g->bias_col + q * NR : NULL;
+                    for (int64_t ip = 0; ip < npm; ip++) {
+                        int mr = (int)(M - ip * MR < MR ? M - ip * MR : MR);
+                        kernel_8x48_shifted(kc, apack + Mp * k0 + ip * MR * kc, g->src + q * NR, g->off + k0,
+                                            g->C + ip * MR * ldc + q * NR, ldc, mr, nr, acc,
+                                            first && g->bias_row ? g->bias_row + ip * MR : NULL, bcol);
+                    }
+                }
+                continue;
+            }
             for (int64_t ip = 0; ip < npm; ip++) {
                 const float *a = apack + Mp * k0 + ip * MR * kc;
                 int mr = (int)(M - ip * MR < MR ? M - ip * MR : MR);
