@@ -1,13 +1,14 @@
 /* Packed single-precision GEMM with an AVX-512 8×48 micro-kernel (Goto/BLIS structure).
  *
  * Why our own: on this machine (2 cores, AVX-512 with two FMA ports) the FMA peak is ≈335 GFLOP/s, and
- * OpenBLAS 0.3.21's SkylakeX sgemm reaches ≈200 at the ViT and convolution shapes this project runs.
+ * OpenBLAS 0.3.21's SkylakeX sgemm reaches ≈200-280 at the ViT and convolution shapes this project runs.
  *
- * Structure. op(A) is packed once, whole, into K-blocks of KC × (8-row panels), shared by all threads
- * (one barrier). Each thread owns a contiguous range of 48-column panels of C; for each NC-wide slice of
- * it and each K-block it packs that slice of op(B) (KC × NC ≤ 768 KB, L2-resident) and sweeps the 8-row
- * panels of A (8 × KC = 8 KB, L1-resident) against it. The micro-kernel keeps the 8×48 tile of C in 24
- * zmm accumulators: per k, three vector loads of B, eight broadcasts of A, 24 FMAs.
+ * Structure. Each thread owns a contiguous range of 48-column panels of C; for each NC-wide slice of it
+ * and each K-block it packs that slice of op(B) (KC × NC ≤ 768 KB, L2-resident) and sweeps the 8-row
+ * panels of op(A) against it. op(A) is read in place when alpha is 1 (8 rows × KC = 8 KB stay in L1 across
+ * the sweep, so packing would only add a pass over it); otherwise it is packed once, scaled, shared by all
+ * threads (one barrier). The micro-kernel keeps the 8×48 tile of C in 24 zmm accumulators: per k, three
+ * vector loads of B, eight broadcasts of A, 24 FMAs.
  * Every element of C is summed in the same order (k ascending within a block, blocks in order) whatever
  * the thread count. Transposed operands are packed with 16×16 in-register transposes. */
 #include "tensor/gemm.h"
@@ -139,6 +140,7 @@ typedef struct {
     float alpha, beta;
     const float *A, *B, *bias_row, *bias_col;
     float *C;
+    bool a_direct;         /* alpha 1: the kernel reads op(A) in place, nothing packed */
     int bmode;             /* B_SHIFTED: op(B)[k][j] = src[off[k] + j]; B_SHIFTED_T: src[off[j] + k] */
     const float *src;
     const int64_t *off;
@@ -184,24 +186,32 @@ static AVX512 void pack_b(const Gemm *g, int64_t j0, int64_t ncols, int64_t k0, 
     }
 }
 
-/* C[mr × nr] (+)= a[kc][8] · B[kc][48] (+ brow[i] + bcol[j] when given). B is a packed panel (b, row
- * stride NR) or, when boff is given, shifted windows read in place: row k at b + boff[k] (unaligned, at
- * least 48 floats readable). */
-static inline __attribute__((always_inline)) AVX512 void kernel_core(int64_t kc, const float *restrict a,
-                                                                     const float *restrict b, const int64_t *boff,
-                                                                     float *restrict c, int64_t ldc, int mr, int nr,
-                                                                     bool accumulate, const float *brow,
-                                                                     const float *bcol) {
+/* C[mr × nr] (+)= A[8][kc] · B[kc][48] (+ brow[i] + bcol[j] when given).
+ * A is a packed panel (a[k·8 + i]) or, when a_rows, read in place: element (i, k) at a[i·ars + k·astep]
+ * (rows past mr re-read row mr−1, so nothing outside op(A) is touched).
+ * B is a packed panel (b, row stride NR) or, when boff is given, shifted windows read in place: row k at
+ * b + boff[k] (unaligned, at least 48 floats readable). */
+static inline __attribute__((always_inline)) AVX512 void
+kernel_core(int64_t kc, const float *restrict a, bool a_rows, int64_t ars, int64_t astep, const float *restrict b,
+            const int64_t *boff, float *restrict c, int64_t ldc, int mr, int nr, bool accumulate, const float *brow,
+            const float *bcol) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
     __m512 c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
-#define ROW(i)                                          \
-    do {                                                \
-        __m512 ai = _mm512_set1_ps(a[i]);               \
-        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);     \
-        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);     \
-        c##i##2 = _mm512_fmadd_ps(ai, b2, c##i##2);     \
+    const float *r0 = a, *r1 = a, *r2 = a, *r3 = a, *r4 = a, *r5 = a, *r6 = a, *r7 = a;
+    if (a_rows) {
+#define RP(i) r##i = a + (i < mr ? i : mr - 1) * ars
+        RP(1); RP(2); RP(3); RP(4); RP(5); RP(6); RP(7);
+#undef RP
+    }
+    int64_t idx = 0;
+#define ROW(i)                                                          \
+    do {                                                                \
+        __m512 ai = _mm512_set1_ps(a_rows ? r##i[idx] : a[i]);          \
+        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                     \
+        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                     \
+        c##i##2 = _mm512_fmadd_ps(ai, b2, c##i##2);                     \
     } while (0)
 #pragma GCC unroll 2
     for (int64_t k = 0; k < kc; k++) {
@@ -214,7 +224,8 @@ static inline __attribute__((always_inline)) AVX512 void kernel_core(int64_t kc,
             b += NR;
         }
         ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5); ROW(6); ROW(7);
-        a += MR;
+        if (a_rows) idx += astep;
+        else a += MR;
     }
 #undef ROW
     __m512 acc[MR][3] = {{c00, c01, c02}, {c10, c11, c12}, {c20, c21, c22}, {c30, c31, c32},
@@ -236,15 +247,48 @@ static inline __attribute__((always_inline)) AVX512 void kernel_core(int64_t kc,
     }
 }
 
-static AVX512 void kernel_8x48(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                               bool accumulate, const float *brow, const float *bcol) {
-    kernel_core(kc, a, b, NULL, c, ldc, mr, nr, accumulate, brow, bcol);
+/* The four instances: A packed or in place, B packed or shifted windows. */
+static AVX512 void kernel_pp(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
+                             bool accumulate, const float *brow, const float *bcol) {
+    kernel_core(kc, a, false, 0, 0, b, NULL, c, ldc, mr, nr, accumulate, brow, bcol);
+}
+static AVX512 void kernel_ps(int64_t kc, const float *a, const float *b, const int64_t *boff, float *c, int64_t ldc,
+                             int mr, int nr, bool accumulate, const float *brow, const float *bcol) {
+    kernel_core(kc, a, false, 0, 0, b, boff, c, ldc, mr, nr, accumulate, brow, bcol);
+}
+static AVX512 void kernel_dp(int64_t kc, const float *a, int64_t ars, int64_t astep, const float *b, float *c,
+                             int64_t ldc, int mr, int nr, bool accumulate, const float *brow, const float *bcol) {
+    kernel_core(kc, a, true, ars, astep, b, NULL, c, ldc, mr, nr, accumulate, brow, bcol);
+}
+static AVX512 void kernel_ds(int64_t kc, const float *a, int64_t ars, int64_t astep, const float *b,
+                             const int64_t *boff, float *c, int64_t ldc, int mr, int nr, bool accumulate,
+                             const float *brow, const float *bcol) {
+    kernel_core(kc, a, true, ars, astep, b, boff, c, ldc, mr, nr, accumulate, brow, bcol);
 }
 
-static AVX512 void kernel_8x48_shifted(int64_t kc, const float *a, const float *b, const int64_t *boff, float *c,
-                                       int64_t ldc, int mr, int nr, bool accumulate, const float *brow,
-                                       const float *bcol) {
-    kernel_core(kc, a, b, boff, c, ldc, mr, nr, accumulate, brow, bcol);
+/* One 8×48 tile over K-block [k0, k0 + kc): A packed (apack) or in place (alpha 1), B packed (bpanel) or
+ * shifted windows. */
+static AVX512 void tile(const Gemm *g, const float *apack, int64_t ip, int64_t k0, int64_t kc, const float *bpanel,
+                        int64_t q, bool acc, bool first) {
+    int mr = (int)(g->M - ip * MR < MR ? g->M - ip * MR : MR), nr = (int)(g->N - q * NR < NR ? g->N - q * NR : NR);
+    float *c = g->C + ip * MR * g->ldc + q * NR;
+    const float *brow = first && g->bias_row ? g->bias_row + ip * MR : NULL;
+    const float *bcol = first && g->bias_col ? g->bias_col + q * NR : NULL;
+    if (g->a_direct) {
+        /* (i, k) of op(A) at A[i·lda + k], or A[k·lda + i] when transposed */
+        const float *a = g->ta ? g->A + k0 * g->lda + ip * MR : g->A + ip * MR * g->lda + k0;
+        int64_t ars = g->ta ? 1 : g->lda, astep = g->ta ? g->lda : 1;
+        if (g->bmode == B_SHIFTED)
+            kernel_ds(kc, a, ars, astep, g->src + q * NR, g->off + k0, c, g->ldc, mr, nr, acc, brow, bcol);
+        else
+            kernel_dp(kc, a, ars, astep, bpanel, c, g->ldc, mr, nr, acc, brow, bcol);
+    } else {
+        const float *a = apack + ((g->M + MR - 1) / MR * MR) * k0 + ip * MR * kc;
+        if (g->bmode == B_SHIFTED)
+            kernel_ps(kc, a, g->src + q * NR, g->off + k0, c, g->ldc, mr, nr, acc, brow, bcol);
+        else
+            kernel_pp(kc, a, bpanel, c, g->ldc, mr, nr, acc, brow, bcol);
+    }
 }
 
 static int64_t k_len(const Gemm *g, int64_t k0) { return g->K - k0 < KC ? g->K - k0 : KC; }
@@ -268,7 +312,7 @@ static int64_t pack_a_count(const Gemm *g) {
 /* Columns panels [p0, p1) of C from packed A, packing op(B) NC columns at a time into bp (B_SHIFTED
  * reads B in place instead). */
 static AVX512 void compute_columns(const Gemm *g, const float *apack, float *bp, int64_t p0, int64_t p1) {
-    const int64_t M = g->M, N = g->N, ldc = g->ldc, Mp = (M + MR - 1) / MR * MR, npm = Mp / MR;
+    const int64_t M = g->M, N = g->N, ldc = g->ldc, npm = (M + MR - 1) / MR;
     if (p1 <= p0) return;
     if (g->beta != 0.0f && g->beta != 1.0f) {
         int64_t j0 = p0 * NR, j1 = p1 * NR < N ? p1 * NR : N;
@@ -280,38 +324,17 @@ static AVX512 void compute_columns(const Gemm *g, const float *apack, float *bp,
         int64_t j0 = q0 * NR, ncols = (q1 * NR < N ? q1 * NR : N) - j0;
         for (int64_t k0 = 0; k0 < g->K; k0 += KC) {
             int64_t kc = k_len(g, k0);
-            if (g->bmode != B_SHIFTED) pack_b(g, j0, ncols, k0, kc, bp);
             bool first = k0 == 0, acc = !first || g->beta != 0.0f;
             if (g->bmode == B_SHIFTED) {
                 /* windows read in place: keep one 48-column panel of them in L1 across all of A's panels
-                 * (the in-place reads are unaligned, each spanning two cache lines; from L2 they would
-                 * cost the kernel its load bandwidth) */
-                for (int64_t q = q0; q < q1; q++) {
-                    int nr = (int)(N - q * NR < NR ? N - q * NR : NR);
-                    const float *bcol = first && g->bias_col ? g->bias_col + q * NR : NULL;
-                    for (int64_t ip = 0; ip < npm; ip++) {
-                        int mr = (int)(M - ip * MR < MR ? M - ip * MR : MR);
-                        kernel_8x48_shifted(kc, apack + Mp * k0 + ip * MR * kc, g->src + q * NR, g->off + k0,
-                                            g->C + ip * MR * ldc + q * NR, ldc, mr, nr, acc,
-                                            first && g->bias_row ? g->bias_row + ip * MR : NULL, bcol);
-                    }
-                }
+                 * (the in-place reads are unaligned, each spanning two cache lines) */
+                for (int64_t q = q0; q < q1; q++)
+                    for (int64_t ip = 0; ip < npm; ip++) tile(g, apack, ip, k0, kc, NULL, q, acc, first);
                 continue;
             }
-            for (int64_t ip = 0; ip < npm; ip++) {
-                const float *a = apack + Mp * k0 + ip * MR * kc;
-                int mr = (int)(M - ip * MR < MR ? M - ip * MR : MR);
-                for (int64_t q = q0; q < q1; q++) {
-                    int nr = (int)(N - q * NR < NR ? N - q * NR : NR);
-                    float *c = g->C + ip * MR * ldc + q * NR;
-                    const float *brow = first && g->bias_row ? g->bias_row + ip * MR : NULL;
-                    const float *bcol = first && g->bias_col ? g->bias_col + q * NR : NULL;
-                    if (g->bmode == B_SHIFTED)
-                        kernel_8x48_shifted(kc, a, g->src + q * NR, g->off + k0, c, ldc, mr, nr, acc, brow, bcol);
-                    else
-                        kernel_8x48(kc, a, bp + (q - q0) * kc * NR, c, ldc, mr, nr, acc, brow, bcol);
-                }
-            }
+            pack_b(g, j0, ncols, k0, kc, bp);
+            for (int64_t ip = 0; ip < npm; ip++)
+                for (int64_t q = q0; q < q1; q++) tile(g, apack, ip, k0, kc, bp + (q - q0) * kc * NR, q, acc, first);
         }
     }
 }
@@ -322,8 +345,10 @@ static void gemm_threaded(const Gemm *g, float *apack, int nthreads) {
 #pragma omp parallel num_threads(nthreads)
     {
         int t = omp_get_thread_num(), T = omp_get_num_threads();
+        if (!g->a_direct) {
 #pragma omp for schedule(static)
-        for (int64_t w = 0; w < items; w++) pack_a_items(g, apack, w, w + 1);
+            for (int64_t w = 0; w < items; w++) pack_a_items(g, apack, w, w + 1);
+        }
         compute_columns(g, apack, g_bpack[t], npn * t / T, npn * (t + 1) / T);
     }
 }
@@ -338,13 +363,13 @@ static bool gemm_in_thread(const Gemm *g) {
     int t = omp_get_thread_num();
     if (t < 0 || t >= MAX_THREADS || atomic_flag_test_and_set(&g_slot_busy[t])) return false;
     int64_t Mp = (g->M + MR - 1) / MR * MR;
-    bool ok = grow(&g_slot_a[t], &g_slot_a_cap[t], (size_t)(Mp * g->K)) != NULL;
+    bool ok = g->a_direct || grow(&g_slot_a[t], &g_slot_a_cap[t], (size_t)(Mp * g->K)) != NULL;
     if (ok && !g_slot_b[t] && posix_memalign((void **)&g_slot_b[t], 64, (size_t)KC * NC * sizeof(float)) != 0) {
         g_slot_b[t] = NULL;
         ok = false;
     }
     if (ok) {
-        pack_a_items(g, g_slot_a[t], 0, pack_a_count(g));
+        if (!g->a_direct) pack_a_items(g, g_slot_a[t], 0, pack_a_count(g));
         compute_columns(g, g_slot_a[t], g_slot_b[t], 0, (g->N + NR - 1) / NR);
     }
     atomic_flag_clear(&g_slot_busy[t]);
@@ -354,7 +379,7 @@ static bool gemm_in_thread(const Gemm *g) {
 /* The scratch of the threaded path for nthreads threads, or false when memory is short. */
 static bool scratch_ready(int64_t M, int64_t K, int nthreads) {
     int64_t Mp = (M + MR - 1) / MR * MR;
-    if (!grow(&g_apack, &g_apack_cap, (size_t)(Mp * K))) return false;
+    if (Mp > 0 && !grow(&g_apack, &g_apack_cap, (size_t)(Mp * K))) return false;
     for (int t = 0; t < nthreads; t++)
         if (!g_bpack[t] && posix_memalign((void **)&g_bpack[t], 64, (size_t)KC * NC * sizeof(float)) != 0) {
             g_bpack[t] = NULL;
@@ -365,6 +390,7 @@ static bool scratch_ready(int64_t M, int64_t K, int nthreads) {
 #endif /* GEMM_HAVE_AVX512_CODE */
 
 static int g_backend = -1; /* 1: ours, 0: BLAS */
+static bool g_pack_a_always; /* DACLIP_GEMM=packed: pack op(A) even when it could be read in place */
 
 static int backend(void) {
     if (g_backend < 0) {
@@ -375,6 +401,7 @@ static int backend(void) {
 #endif
         const char *e = getenv("DACLIP_GEMM");
         if (e && strcmp(e, "blas") == 0) ours = 0;
+        if (e && strcmp(e, "packed") == 0) g_pack_a_always = true;
         g_backend = ours;
     }
     return g_backend;
@@ -403,7 +430,7 @@ static bool run_ours(const Gemm *g) {
     if (nt > MAX_THREADS) nt = MAX_THREADS;
     int64_t npn = (g->N + NR - 1) / NR;
     if (nt > npn) nt = (int)npn;
-    bool ok = scratch_ready(g->M, g->K, nt);
+    bool ok = scratch_ready(g->a_direct ? 0 : g->M, g->K, nt);
     if (ok) gemm_threaded(g, g_apack, nt);
     pthread_mutex_unlock(&g_lock);
     return ok;
@@ -421,7 +448,8 @@ void t_sgemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
 #if GEMM_HAVE_AVX512_CODE
     if (backend() && 2.0 * M * N * K >= MIN_FLOPS) {
         Gemm g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha,
-                  .beta = beta, .A = A, .B = B, .bias_row = bias_row, .bias_col = bias_col, .C = C, .bmode = B_DENSE};
+                  .beta = beta, .A = A, .B = B, .bias_row = bias_row, .bias_col = bias_col, .C = C, .bmode = B_DENSE,
+                  .a_direct = alpha == 1.0f && !g_pack_a_always};
         if (run_ours(&g)) return;
     }
 #endif
@@ -444,6 +472,7 @@ bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, 
     if (backend()) {
         Gemm g = {.M = M, .N = N, .K = K, .lda = lda, .ldc = ldc, .alpha = alpha, .beta = beta, .A = A,
                   .bias_row = bias_row, .C = C, .bmode = windows_are_columns ? B_SHIFTED_T : B_SHIFTED,
+                  .a_direct = alpha == 1.0f && !g_pack_a_always,
                   .src = src, .off = off};
         if (run_ours(&g)) return true;
     }
