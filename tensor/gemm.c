@@ -349,7 +349,13 @@ static void gemm_threaded(const Gemm *g, float *apack, int nthreads) {
 #pragma omp for schedule(static)
             for (int64_t w = 0; w < items; w++) pack_a_items(g, apack, w, w + 1);
         }
-        compute_columns(g, apack, g_bpack[t], npn * t / T, npn * (t + 1) / T);
+        /* column chunks handed out dynamically: on a shared machine one thread can lose its core for a
+         * while, and the other then takes over its share instead of waiting at the end */
+        int64_t chunk = (npn + 4 * T - 1) / (4 * T);
+        if (chunk > NC / NR) chunk = NC / NR;
+        if (chunk < 1) chunk = 1;
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int64_t p = 0; p < npn; p += chunk) compute_columns(g, apack, g_bpack[t], p, p + chunk < npn ? p + chunk : npn);
     }
 }
 
