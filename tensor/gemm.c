@@ -5,9 +5,10 @@
  *
  * Structure. Each thread owns a contiguous range of 48-column panels of C; for each NC-wide slice of it
  * and each K-block it packs that slice of op(B) (KC × NC ≤ 768 KB, L2-resident) and sweeps the 8-row
- * panels of op(A) against it. op(A) is read in place when alpha is 1 (8 rows × KC = 8 KB stay in L1 across
- * the sweep, so packing would only add a pass over it); otherwise it is packed once, scaled, shared by all
- * threads (one barrier). The micro-kernel keeps the 8×48 tile of C in 24 zmm accumulators: per k, three
+ * panels of op(A) against it. Untransposed op(A) is read in place when alpha is 1 (8 rows × KC = 8 KB
+ * stay in L1 across the sweep, so packing would only add a pass over it); otherwise it is packed once,
+ * scaled, shared by all threads (one barrier). A transposed A is always packed: read in place, its 8-float
+ * slivers sit lda apart, and with lda a multiple of 1 KB (768, 3072) they all fall in one L1 set. The micro-kernel keeps the 8×48 tile of C in 24 zmm accumulators: per k, three
  * vector loads of B, eight broadcasts of A, 24 FMAs.
  * Every element of C is summed in the same order (k ascending within a block, blocks in order) whatever
  * the thread count. Transposed operands are packed with 16×16 in-register transposes. */
@@ -455,7 +456,7 @@ void t_sgemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
     if (backend() && 2.0 * M * N * K >= MIN_FLOPS) {
         Gemm g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha,
                   .beta = beta, .A = A, .B = B, .bias_row = bias_row, .bias_col = bias_col, .C = C, .bmode = B_DENSE,
-                  .a_direct = alpha == 1.0f && !g_pack_a_always};
+                  .a_direct = alpha == 1.0f && !ta && !g_pack_a_always};
         if (run_ours(&g)) return;
     }
 #endif
