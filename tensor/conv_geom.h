@@ -2,7 +2,8 @@
 #define DACLIP_TENSOR_CONV_GEOM_H
 /* Geometry of one 2-D convolution ([N, Cin, H, W] * [Cout, Cin, kh, kw] -> [N, Cout, Ho, Wo]) and the two
  * ways it is computed: tiles of im2col + GEMM (tensor/ops_conv.c, any stride), and the implicit GEMM over
- * shifted windows of a padded copy of the input (tensor/conv_implicit.c, stride 1, AVX-512). Internal. */
+ * shifted windows of a padded copy of the input (tensor/conv_implicit.c, stride 1, AVX-512), and one GEMM
+ * over the patch matrix when the windows tile the input (tensor/conv_patchify.c). Internal. */
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -25,6 +26,13 @@ void conv_implicit_forward(const ConvGeom *g, const float *x, const float *w, co
 
 /* Accumulates the gradients asked for (non-NULL): dx [N, Cin, H, W], dw [Cout, Cin, kh, kw], db [Cout]. */
 void conv_implicit_backward(const ConvGeom *g, const float *x, const float *w, const float *dy, float *dx,
+                            float *dw, float *db);
+
+/* Windows that tile the input exactly (stride = kernel, no padding; ViT's patch embedding): one GEMM of
+ * the patch matrix for the whole batch (tensor/conv_patchify.c). */
+bool conv_patchify_ok(const ConvGeom *g);
+void conv_patchify_forward(const ConvGeom *g, const float *x, const float *w, const float *b, float *y);
+void conv_patchify_backward(const ConvGeom *g, const float *x, const float *w, const float *dy, float *dx,
                             float *dw, float *db);
 
 #endif

@@ -154,6 +154,10 @@ static void conv_backward(TNode *node) {
         conv_implicit_backward(g, x->data, w->data, y->grad, dx, dw, db);
         return;
     }
+    if (conv_patchify_ok(g)) {
+        conv_patchify_backward(g, x->data, w->data, y->grad, dx, dw, db);
+        return;
+    }
     size_t mark = t_arena_mark();
     int threads = t_par_threads();
     bool par = tiles_parallel(g, threads);
@@ -229,6 +233,10 @@ Tensor *t_conv2d_ex(Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w,
     Tensor *y = t_new(T_SHAPE(g.N, g.Cout, g.Ho, g.Wo));
     if (conv_implicit_ok(&g)) {
         conv_implicit_forward(&g, x->data, w->data, b ? b->data : NULL, y->data);
+        goto record;
+    }
+    if (conv_patchify_ok(&g)) {
+        conv_patchify_forward(&g, x->data, w->data, b ? b->data : NULL, y->data);
         goto record;
     }
     size_t mark = t_arena_mark();

@@ -139,6 +139,8 @@ static void test_conv2d_grad(void **state) {
         {4, 3, 5, 5, 2, 1, 1, 1, 1, 0, 0, 0, 1},     /* 1×1 direct, non-contiguous input */
         {3, 2, 6, 7, 3, 3, 2, 1, 1, 0, 1, 1, 0},     /* stride 1, rectangular kernel, uneven padding */
         {2, 3, 8, 8, 2, 3, 3, 1, 1, 0, 0, 1, 1},     /* stride 1, no padding, non-contiguous input */
+        {2, 3, 8, 12, 4, 4, 4, 4, 4, 0, 0, 1, 0},    /* patchify (stride = kernel, ViT patch embedding) */
+        {3, 2, 6, 9, 3, 2, 3, 2, 3, 0, 0, 0, 1},     /* patchify, rectangular, non-contiguous input */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ConvCase c = cases[i];
