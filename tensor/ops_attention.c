@@ -77,7 +77,7 @@ static void attention_backward(TNode *n) {
     /* per-thread dS scratch, or one dS per head when the mask needs its gradient (summed below in order) */
     float *ds_all = t_arena_alloc(sizeof(float) * (size_t)((gm ? BH : max_threads()) * Lq * Lk));
     const float *dout = n->out->grad;
-#pragma omp parallel for if (BH > 1) schedule(static)
+#pragma omp parallel for if (BH > 1) schedule(dynamic, 4)
     for (int64_t bh = 0; bh < BH; bh++) {
         int64_t b = bh / s->H, h = bh % s->H;
         const float *P = s->p + bh * Lq * Lk, *dO = dout + bh * Lq * Dv;
@@ -147,7 +147,7 @@ Tensor *t_attention(Tensor *q, Tensor *k, Tensor *v, Tensor *mask, float scale) 
     if (Lk == 0) {
         for (int64_t i = 0; i < t_numel(out); i++) out->data[i] = 0.0f;
     } else {
-#pragma omp parallel for if (BH > 1) schedule(static)
+#pragma omp parallel for if (BH > 1) schedule(dynamic, 4)
         for (int64_t bh = 0; bh < BH; bh++) {
             int64_t b = bh / H, h = bh % H;
             float *P = s.p + (keep ? bh : thread_id()) * Lq * Lk;
