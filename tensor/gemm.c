@@ -479,7 +479,9 @@ bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, 
     if (backend()) {
         Gemm g = {.M = M, .N = N, .K = K, .lda = lda, .ldc = ldc, .alpha = alpha, .beta = beta, .A = A,
                   .bias_row = bias_row, .C = C, .bmode = windows_are_columns ? B_SHIFTED_T : B_SHIFTED,
-                  .a_direct = alpha == 1.0f && !g_pack_a_always,
+                  /* windows in place sweep all of A for every 48-column panel (see compute_columns):
+                   * A must then be one contiguous L2 stream, i.e. packed */
+                  .a_direct = windows_are_columns && alpha == 1.0f && !g_pack_a_always,
                   .src = src, .off = off};
         if (run_ours(&g)) return true;
     }
