@@ -4,8 +4,8 @@
  * OpenBLAS 0.3.21's SkylakeX sgemm reaches ≈200-280 at the ViT and convolution shapes this project runs.
  *
  * Structure. Each thread owns a contiguous range of 48-column panels of C; for each NC-wide slice of it
- * and each K-block it packs that slice of op(B) (KC × NC ≤ 768 KB, L2-resident) and sweeps the 8-row
- * panels of op(A) against it. Untransposed op(A) is read in place when alpha is 1 (8 rows × KC = 8 KB
+ * and each K-block it packs that slice of op(B) (KC × NC ≤ 1.5 MB, L2-resident) and sweeps the 8-row
+ * panels of op(A) against it. Untransposed op(A) is read in place when alpha is 1 (8 rows × KC ≤ 16 KB
  * stay in L1 across the sweep, so packing would only add a pass over it); otherwise it is packed once,
  * scaled, shared by all threads (one barrier). A transposed A is always packed: read in place, its 8-float
  * slivers sit lda apart, and with lda a multiple of 1 KB (768, 3072) they all fall in one L1 set. The micro-kernel keeps the 8×48 tile of C in 24 zmm accumulators: per k, three
@@ -30,7 +30,7 @@
 
 #define MR 8
 #define NR 48
-#define KC 256
+#define KC 512                      /* largest K-block; a product's blocks are K split evenly */
 #define NC 768                      /* 16 panels of NR */
 #define MIN_FLOPS (4.0 * 1024 * 1024) /* below this, cblas_sgemm's small-matrix path is as good */
 #define MAX_THREADS 256
@@ -292,14 +292,21 @@ static AVX512 void tile(const Gemm *g, const float *apack, int64_t ip, int64_t k
     }
 }
 
-static int64_t k_len(const Gemm *g, int64_t k0) { return g->K - k0 < KC ? g->K - k0 : KC; }
+/* K is cut into ceil(K / KC) equal blocks: every block but the last pass over C costs a read and a write
+ * of it (a 3072×768 weight gradient is 9 MB), so fewer, fuller blocks are better (K = 400: one block). */
+static int64_t k_block(const Gemm *g) {
+    int64_t nb = (g->K + KC - 1) / KC;
+    return (g->K + nb - 1) / nb;
+}
+
+static int64_t k_len(const Gemm *g, int64_t k0) { return g->K - k0 < k_block(g) ? g->K - k0 : k_block(g); }
 
 /* Work items [w0, w1) of packing op(A)·alpha whole: item w = (K-block, pair of 8-row panels). K-block
  * kb starts at Mp·k0 in apack, panel ip at + ip·8·kc. */
 static AVX512 void pack_a_items(const Gemm *g, float *apack, int64_t w0, int64_t w1) {
     const int64_t Mp = (g->M + MR - 1) / MR * MR, npm = Mp / MR, npairs = (npm + 1) / 2;
     for (int64_t w = w0; w < w1; w++) {
-        int64_t kb = w / npairs, pr = w % npairs, k0 = kb * KC;
+        int64_t kb = w / npairs, pr = w % npairs, k0 = kb * k_block(g);
         pack_a16(g->ta, g->A, g->lda, g->M, pr * 16, k0, k_len(g, k0), g->alpha,
                  apack + Mp * k0 + pr * 2 * MR * k_len(g, k0), (2 * pr + 1 < npm) ? 2 : 1);
     }
@@ -307,7 +314,7 @@ static AVX512 void pack_a_items(const Gemm *g, float *apack, int64_t w0, int64_t
 
 static int64_t pack_a_count(const Gemm *g) {
     int64_t npm = (g->M + MR - 1) / MR;
-    return (g->K + KC - 1) / KC * ((npm + 1) / 2);
+    return (g->K + k_block(g) - 1) / k_block(g) * ((npm + 1) / 2);
 }
 
 /* Columns panels [p0, p1) of C from packed A, packing op(B) NC columns at a time into bp (B_SHIFTED
@@ -323,7 +330,7 @@ static AVX512 void compute_columns(const Gemm *g, const float *apack, float *bp,
     for (int64_t q0 = p0; q0 < p1; q0 += NC / NR) {
         int64_t q1 = q0 + NC / NR < p1 ? q0 + NC / NR : p1;
         int64_t j0 = q0 * NR, ncols = (q1 * NR < N ? q1 * NR : N) - j0;
-        for (int64_t k0 = 0; k0 < g->K; k0 += KC) {
+        for (int64_t k0 = 0; k0 < g->K; k0 += k_block(g)) {
             int64_t kc = k_len(g, k0);
             bool first = k0 == 0, acc = !first || g->beta != 0.0f;
             if (g->bmode == B_SHIFTED) {
