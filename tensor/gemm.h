@@ -4,11 +4,12 @@
  *   C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C
  * op(X) = X, or Xᵀ when trans_X (X then stored [K,M] / [N,K] with its leading dimension).
  *
- * On CPUs with AVX-512 large products run through our own packed kernel (tensor/gemm.c): OpenBLAS 0.3.21's
- * SkylakeX sgemm reaches ≈60% of this machine's AVX-512 FMA peak, ours ≈85%. Small products, CPUs
- * without AVX-512 and DACLIP_GEMM=blas go to cblas_sgemm. Threads split the columns of C only, so the
- * summation order of every element, and hence the result, does not depend on the thread count.
- * Called inside an OpenMP parallel region it runs on the calling thread alone. */
+ * On CPUs with AVX-512 products above 4 MFLOP run through our own kernel (tensor/gemm.c; ≈85–90% of this
+ * machine's AVX-512 FMA peak in quiet moments, 1.05–1.5× OpenBLAS 0.3.21 at our shapes, see
+ * build/bench/bench_gemm). Smaller products, CPUs without AVX-512 and DACLIP_GEMM=blas go to cblas_sgemm;
+ * DACLIP_GEMM=packed keeps our kernel but always packs op(A) (for comparisons). Threads split the columns
+ * of C only, so the summation order of every element, and hence the result, does not depend on the thread
+ * count. Called inside an OpenMP parallel region it runs on the calling thread alone. */
 #include <stdbool.h>
 #include <stdint.h>
 
