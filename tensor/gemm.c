@@ -359,7 +359,7 @@ static void gemm_threaded(const Gemm *g, float *apack, int nthreads) {
         }
         /* column chunks handed out dynamically: on a shared machine one thread can lose its core for a
          * while, and the other then takes over its share instead of waiting at the end */
-        int64_t chunk = (npn + 4 * T - 1) / (4 * T);
+        int64_t chunk = (npn + 8 * T - 1) / (8 * T);
         if (chunk > NC / NR) chunk = NC / NR;
         if (chunk < 1) chunk = 1;
 #pragma omp for schedule(dynamic, 1) nowait
