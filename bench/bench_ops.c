@@ -11,21 +11,11 @@
 #include <time.h>
 
 #include "tensor/ops.h"
+#include "bench/bench_util.h"
 #include "tensor/tensor.h"
 
 static int reps = 9;
 static const char *filter;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef void (*BenchFn)(void *ctx);
 

@@ -2,9 +2,7 @@
  * how much a step needs, it grows by adding blocks; at the next reset the blocks are replaced by one
  * block as large as the high-water mark, so steady-state steps never call malloc. */
 #include <stdio.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 #include <string.h>
 
 #include "tensor/internal.h"
@@ -39,13 +37,7 @@ static int add_block(size_t min_size) {
     if (sz < min_size) sz = min_size;
     char *p = aligned_alloc(ARENA_ALIGN, (sz + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
     if (!p) return -1;
-#ifdef MADV_HUGEPAGE
-    {   /* activations stream through the GEMM like weights do: huge pages spare the TLB (see t_param_new) */
-        const uintptr_t huge = (uintptr_t)2 << 20;
-        uintptr_t lo = ((uintptr_t)p + huge - 1) / huge * huge, hi = ((uintptr_t)p + sz) / huge * huge;
-        if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
-    }
-#endif
+    t_advise_huge_pages(p, sz);   /* activations stream through the GEMM like weights do */
     blocks[n_blocks].base = p;
     blocks[n_blocks].size = sz;
     blocks[n_blocks].used = 0;

@@ -28,6 +28,10 @@ void conv_implicit_forward(const ConvGeom *g, const float *x, const float *w, co
 void conv_implicit_backward(const ConvGeom *g, const float *x, const float *w, const float *dy, float *dx,
                             float *dw, float *db);
 
+/* db [Cout] += the sum of dy [N, Cout, Ho, Wo] over everything but the channel (one thread per channel,
+ * a fixed order). */
+void conv_bias_grad(const ConvGeom *g, const float *dy, float *db);
+
 /* Windows that tile the input exactly (stride = kernel, no padding; ViT's patch embedding): one GEMM of
  * the patch matrix for the whole batch (tensor/conv_patchify.c). */
 bool conv_patchify_ok(const ConvGeom *g);

@@ -121,14 +121,7 @@ void conv_implicit_backward(const ConvGeom *g, const float *x, const float *w, c
                     for (int64_t j = 0; j < kw; j++)
                         wt[ci * Kx + (co * kh + i) * kw + j] = w[((co * Cin + ci) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)];
     }
-    if (db)
-#pragma omp parallel for if (g->N * Cout * HWo > T_PAR_MIN) schedule(static)
-        for (int64_t c = 0; c < Cout; c++) {
-            float s = 0.0f;
-            for (int64_t n = 0; n < g->N; n++)
-                for (int64_t p = 0; p < HWo; p++) s += dy[(n * Cout + c) * HWo + p];
-            db[c] += s;
-        }
+    if (db) conv_bias_grad(g, dy, db);
     for (int64_t n0 = 0; n0 < g->N; n0 += NB) {
         int64_t nb = g->N - n0 < NB ? g->N - n0 : NB;
         const float *dyn = dy + n0 * Cout * HWo;
@@ -149,4 +142,15 @@ void conv_implicit_backward(const ConvGeom *g, const float *x, const float *w, c
         }
     }
     t_arena_release(mark);
+}
+
+void conv_bias_grad(const ConvGeom *g, const float *dy, float *db) {
+    const int64_t HWo = g->Ho * g->Wo;
+#pragma omp parallel for if (g->N * g->Cout * HWo > T_PAR_MIN) schedule(static)
+    for (int64_t c = 0; c < g->Cout; c++) {
+        float s = 0.0f;
+        for (int64_t n = 0; n < g->N; n++)
+            for (int64_t p = 0; p < HWo; p++) s += dy[(n * g->Cout + c) * HWo + p];
+        db[c] += s;
+    }
 }

@@ -35,18 +35,14 @@ static void patches(const ConvGeom *g, float *x, float *P, bool to_x) {
     }
 }
 
-/* dst [N, C, HoWo] <-> src [N, HoWo, C] (transpose per image; add into dst when accumulate) */
-static void swap_last_two(const float *src, float *dst, int64_t N, int64_t A, int64_t B, bool accumulate) {
-    /* src [N, A, B] -> dst [N, B, A] */
+/* dst [N, B, A] = src [N, A, B] (transpose per image) */
+static void swap_last_two(const float *src, float *dst, int64_t N, int64_t A, int64_t B) {
 #pragma omp parallel for collapse(2) if (N * A * B > T_PAR_MIN) schedule(static)
     for (int64_t n = 0; n < N; n++)
         for (int64_t b = 0; b < B; b++) {
             const float *s = src + n * A * B + b;
             float *d = dst + (n * B + b) * A;
-            if (accumulate)
-                for (int64_t a = 0; a < A; a++) d[a] += s[a * B];
-            else
-                for (int64_t a = 0; a < A; a++) d[a] = s[a * B];
+            for (int64_t a = 0; a < A; a++) d[a] = s[a * B];
         }
 }
 
@@ -57,7 +53,7 @@ void conv_patchify_forward(const ConvGeom *g, const float *x, const float *w, co
     float *T = t_arena_alloc(sizeof(float) * (size_t)(R * g->Cout));     /* [N, HoWo, Cout] */
     patches(g, (float *)x, P, false);
     t_sgemm_bias(false, true, R, g->Cout, g->K, 1.0f, P, g->K, w, g->K, 0.0f, T, g->Cout, NULL, b);
-    swap_last_two(T, y, g->N, HoWo, g->Cout, false);
+    swap_last_two(T, y, g->N, HoWo, g->Cout);
     t_arena_release(mark);
 }
 
@@ -66,14 +62,8 @@ void conv_patchify_backward(const ConvGeom *g, const float *x, const float *w, c
     const int64_t HoWo = g->Ho * g->Wo, R = g->N * HoWo;
     size_t mark = t_arena_mark();
     float *dT = t_arena_alloc(sizeof(float) * (size_t)(R * g->Cout));    /* [N, HoWo, Cout] */
-    swap_last_two(dy, dT, g->N, g->Cout, HoWo, false);
-    if (db)
-#pragma omp parallel for if (R * g->Cout > T_PAR_MIN) schedule(static)
-        for (int64_t c = 0; c < g->Cout; c++) {
-            float s = 0.0f;
-            for (int64_t r = 0; r < R; r++) s += dT[r * g->Cout + c];
-            db[c] += s;
-        }
+    swap_last_two(dy, dT, g->N, g->Cout, HoWo);
+    if (db) conv_bias_grad(g, dy, db);
     float *P = t_arena_alloc(sizeof(float) * (size_t)(R * g->K));        /* [R, K] */
     if (dw) {
         patches(g, (float *)x, P, false);

@@ -34,4 +34,9 @@ Tensor *t_header(int ndim, const int64_t *shape);
 /* Adds n floats from src into t's gradient (allocated on demand). */
 void t_grad_add(Tensor *t, const float *src, int64_t n);
 
+/* Marks the 2 MiB-aligned interior of [p, p + bytes) for transparent huge pages (a no-op where the
+ * kernel lacks them). Large streamed buffers — weights, gradients, the activation arena — then cost the
+ * TLB a few entries instead of thousands. */
+void t_advise_huge_pages(void *p, size_t bytes);
+
 #endif

@@ -332,12 +332,18 @@ Tensor *t_wrap(float *data, int ndim, const int64_t *shape) {
  * fresh, so untouched gradients still cost no memory. */
 static void *param_alloc(size_t bytes) {
     void *p = calloc(1, bytes ? bytes : sizeof(float));
+    if (p) t_advise_huge_pages(p, bytes);
+    return p;
+}
+
+void t_advise_huge_pages(void *p, size_t bytes) {
 #ifdef MADV_HUGEPAGE
     const uintptr_t huge = (uintptr_t)2 << 20;
     uintptr_t lo = ((uintptr_t)p + huge - 1) / huge * huge, hi = ((uintptr_t)p + bytes) / huge * huge;
-    if (p && hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+    (void)p, (void)bytes;
 #endif
-    return p;
 }
 
 Tensor *t_param_new(int ndim, const int64_t *shape, bool requires_grad) {
