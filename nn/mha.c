@@ -86,10 +86,21 @@ static void rows_add_to_heads(float *heads, const float *rows, int64_t B, int64_
 
 /* ---- fused input projection: x [B, L, C] -> packed q, k, v ---- */
 
+/* t_attention wrote q's gradient as [B, H, nq, D]; spread it in place to [B, H, L, D] with zero rows
+ * past nq (back to front, so no block is overwritten before it moves). */
+static void spread_query_grad(float *dq, int64_t BH, int64_t nq, int64_t L, int64_t D) {
+    for (int64_t bh = BH - 1; bh >= 0; bh--) {
+        memmove(dq + bh * L * D, dq + bh * nq * D, sizeof(float) * (size_t)(nq * D));
+        memset(dq + bh * L * D + nq * D, 0, sizeof(float) * (size_t)((L - nq) * D));
+    }
+}
+
 static void in_proj_backward(TNode *n) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *qkv = n->out;
     /* qkv: logical [3, B, H, L, D] */
     int64_t B = qkv->shape[1], H = qkv->shape[2], L = qkv->shape[3], D = qkv->shape[4], C = H * D, R = B * L;
+    int64_t nq = *(const int64_t *)n->saved;
+    if (nq < L) spread_query_grad(qkv->grad, B * H, nq, L, D);
     float *dx = x->requires_grad ? t_grad_buf(x) : NULL;
     float *dw = w->requires_grad ? t_grad_buf(w) : NULL;
     float *db = b && b->requires_grad ? t_grad_buf(b) : NULL;
@@ -100,8 +111,9 @@ static void in_proj_backward(TNode *n) {
     t_arena_release(mark);
 }
 
-/* Fills q, k, v (strided [B, H, L, D] views of one [B, L, 3C] projection). */
-static void in_proj(const MultiheadAttention *m, Tensor *x, Tensor **q, Tensor **k, Tensor **v) {
+/* Fills q ([B, H, nq, D]: the first nq tokens), k, v ([B, H, L, D]), strided views of one [B, L, 3C]
+ * projection. */
+static void in_proj(const MultiheadAttention *m, Tensor *x, int64_t nq, Tensor **q, Tensor **k, Tensor **v) {
     int64_t B = x->shape[0], L = x->shape[1], C = m->dim, H = m->heads, D = m->head_dim, R = B * L;
     float *buf = t_arena_alloc(sizeof(float) * (size_t)(R * 3 * C));
     linear_kernel_forward(buf, x->data, m->in_proj_weight->data, m->in_proj_bias->data, NULL, R, C, 3 * C);
@@ -110,10 +122,15 @@ static void in_proj(const MultiheadAttention *m, Tensor *x, Tensor **q, Tensor *
     Tensor *ins[3] = {x, m->in_proj_weight, m->in_proj_bias};
     TNode *node = t_record("mha_in_proj", qkv, in_proj_backward, 3, ins);
     /* the packed gradient exists up front so that t_attention's q/k/v gradients land in it directly */
-    if (node) qkv->grad = t_arena_calloc(sizeof(float) * (size_t)(R * 3 * C));
+    if (node) {
+        qkv->grad = t_arena_calloc(sizeof(float) * (size_t)(R * 3 * C));
+        int64_t *saved = t_arena_alloc(sizeof *saved);
+        *saved = nq;
+        node->saved = saved;
+    }
     Tensor **out[3] = {q, k, v};
     for (int i = 0; i < 3; i++) {
-        Tensor *t = strided_header(buf + i * C, 4, (const int64_t[]){B, H, L, D},
+        Tensor *t = strided_header(buf + i * C, 4, (const int64_t[]){B, H, i == 0 ? nq : L, D},
                                    (const int64_t[]){L * 3 * C, D, 3 * C, 1});
         t->offset = i * C;
         if (node) {
@@ -161,21 +178,28 @@ static Tensor *out_proj(const MultiheadAttention *m, Tensor *a, Tensor *res) {
     return y;
 }
 
-Tensor *mha_forward_add(const MultiheadAttention *m, Tensor *x, Tensor *mask, Tensor *res) {
+Tensor *mha_forward_add_first(const MultiheadAttention *m, Tensor *x, Tensor *mask, Tensor *res, int64_t nq) {
     if (!x || !m->in_proj_weight) return NULL;
     char sx[96], sr[96];
-    if (x->ndim != 3 || x->shape[2] != m->dim || (res && !t_same_shape(res, x))) {
-        t_error("mha", "input %s%s%s: want [B, L, %lld]%s", t_shape_str(x, sx, sizeof sx), res ? ", residual " : "",
-                res ? t_shape_str(res, sr, sizeof sr) : "", (long long)m->dim, res ? " for both" : "");
+    bool ok = x->ndim == 3 && x->shape[2] == m->dim && nq >= 1 && nq <= x->shape[1];
+    if (ok && res) ok = res->ndim == 3 && res->shape[0] == x->shape[0] && res->shape[1] == nq && res->shape[2] == m->dim;
+    if (!ok) {
+        t_error("mha", "input %s%s%s, %lld queries: want [B, L, %lld]%s", t_shape_str(x, sx, sizeof sx),
+                res ? ", residual " : "", res ? t_shape_str(res, sr, sizeof sr) : "", (long long)nq,
+                (long long)m->dim, res ? " and [B, queries, C]" : "");
         return NULL;
     }
     x = t_contiguous(x);
     if (res) res = t_contiguous(res);
     Tensor *q, *k, *v;
-    in_proj(m, x, &q, &k, &v);
+    in_proj(m, x, nq, &q, &k, &v);
     Tensor *a = t_attention(q, k, v, mask, 1.0f / sqrtf((float)m->head_dim));   /* [B, H, L, D] */
     if (!a) return NULL;
     return out_proj(m, a, res);
+}
+
+Tensor *mha_forward_add(const MultiheadAttention *m, Tensor *x, Tensor *mask, Tensor *res) {
+    return x ? mha_forward_add_first(m, x, mask, res, x->ndim == 3 ? x->shape[1] : 0) : NULL;
 }
 
 Tensor *mha_forward(const MultiheadAttention *m, Tensor *x, Tensor *mask) { return mha_forward_add(m, x, mask, NULL); }

@@ -28,6 +28,10 @@ int mha_init(MultiheadAttention *m, ParamSet *ps, const char *prefix, int64_t di
 Tensor *mha_forward(const MultiheadAttention *m, Tensor *x, Tensor *mask);
 /* res + mha(x) in one output tensor (the residual branch of a transformer block). */
 Tensor *mha_forward_add(const MultiheadAttention *m, Tensor *x, Tensor *mask, Tensor *res);
+/* The same with queries only for the first nq tokens (keys and values from all L): -> [B, nq, C], res
+ * [B, nq, C], mask [nq, L]. The rows it skips are those mha_forward_add would compute and a caller that
+ * reads only the first nq outputs (CLIP's class token) throws away. */
+Tensor *mha_forward_add_first(const MultiheadAttention *m, Tensor *x, Tensor *mask, Tensor *res, int64_t nq);
 /* Arena [L, L]: 0 on and below the diagonal, -inf above (CLIP's text-tower mask). */
 Tensor *mha_causal_mask(int64_t L);
 

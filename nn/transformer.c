@@ -166,6 +166,15 @@ Tensor *res_attn_block_forward(const ResidualAttentionBlock *blk, Tensor *x, Ten
     return mlp_gelu_forward_add(&blk->mlp.c_fc, &blk->mlp.c_proj, layernorm_forward(&blk->ln_2, x), x);
 }
 
+Tensor *res_attn_block_forward_first(const ResidualAttentionBlock *blk, Tensor *x, Tensor *mask, int64_t nq) {
+    if (!x) return NULL;
+    if (x->ndim != 3 || nq < 1 || nq >= x->shape[1]) return res_attn_block_forward(blk, x, mask);
+    Tensor *res = t_contiguous(t_slice(x, 1, 0, nq));                                  /* [B, nq, C] */
+    if (mask) mask = t_contiguous(t_slice(mask, mask->ndim - 2, 0, nq));                /* [nq, L] */
+    x = mha_forward_add_first(&blk->attn, layernorm_forward(&blk->ln_1, x), mask, res, nq);  /* [B, nq, C] */
+    return mlp_gelu_forward_add(&blk->mlp.c_fc, &blk->mlp.c_proj, layernorm_forward(&blk->ln_2, x), x);
+}
+
 /* ---- Transformer ---- */
 
 int transformer_init(Transformer *tf, ParamSet *ps, const char *prefix, int64_t width, int layers, int heads,
@@ -202,11 +211,22 @@ void transformer_free(Transformer *tf) {
     tf->layers = 0;
 }
 
-Tensor *transformer_forward(const Transformer *tf, Tensor *x, Tensor *mask, Tensor *const *control, Tensor **hidden) {
+Tensor *transformer_forward_first(const Transformer *tf, Tensor *x, Tensor *mask, Tensor *const *control,
+                                  Tensor **hidden, int64_t last_rows) {
     for (int i = 0; i < tf->layers; i++) {
-        x = res_attn_block_forward(&tf->resblocks[i], x, mask);
-        if (control && control[i]) x = t_add(x, control[i]);
+        bool cut = i == tf->layers - 1 && last_rows > 0 && x && x->ndim == 3 && last_rows < x->shape[1];
+        x = cut ? res_attn_block_forward_first(&tf->resblocks[i], x, mask, last_rows)
+                : res_attn_block_forward(&tf->resblocks[i], x, mask);
+        if (control && control[i]) {
+            Tensor *c = control[i];   /* broadcast over tokens unless it has them all */
+            if (cut && c->ndim == 3 && c->shape[1] > last_rows) c = t_slice(c, 1, 0, last_rows);
+            x = t_add(x, c);
+        }
         if (hidden) hidden[i] = x;
     }
     return x;
+}
+
+Tensor *transformer_forward(const Transformer *tf, Tensor *x, Tensor *mask, Tensor *const *control, Tensor **hidden) {
+    return transformer_forward_first(tf, x, mask, control, hidden, 0);
 }

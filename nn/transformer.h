@@ -35,6 +35,9 @@ int res_attn_block_init(ResidualAttentionBlock *blk, ParamSet *ps, const char *p
                   double mlp_ratio, TRng *rng);
 /* x [B, L, C] -> [B, L, C]; mask NULL or additive [L, L]. */
 Tensor *res_attn_block_forward(const ResidualAttentionBlock *blk, Tensor *x, Tensor *mask);
+/* The block's output for the first nq tokens only, [B, nq, C] (attention still reads all L tokens);
+ * nq >= L is the whole block. */
+Tensor *res_attn_block_forward_first(const ResidualAttentionBlock *blk, Tensor *x, Tensor *mask, int64_t nq);
 
 /* res + c_proj(gelu(c_fc(x))) as one tape node (res may be NULL). Saves only the pre-activation
  * c_fc(x); the GELU output is recomputed in backward, so the 4C-wide activations cost one buffer. */
@@ -49,5 +52,10 @@ void transformer_free(Transformer *tf);    /* the block array only; NULL-safe */
  * docs daclip-reference 1.3): the caller passes the list in that reversed order.
  * hidden: NULL, or room for `layers` tensors that receive every block's output (after its control). */
 Tensor *transformer_forward(const Transformer *tf, Tensor *x, Tensor *mask, Tensor *const *control, Tensor **hidden);
+/* The same, but the last block computes only its first last_rows tokens (0: all), so it returns
+ * [B, last_rows, C]: for a caller that reads only those (CLIP's image tower reads the class token), the
+ * rest of the last block is work thrown away (1/12 of ViT-B/32). hidden[layers-1] has last_rows tokens. */
+Tensor *transformer_forward_first(const Transformer *tf, Tensor *x, Tensor *mask, Tensor *const *control,
+                                  Tensor **hidden, int64_t last_rows);
 
 #endif

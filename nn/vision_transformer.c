@@ -59,6 +59,8 @@ Tensor *vit_head(const VisionTransformer *v, Tensor *tokens) {
 
 Tensor *vit_forward(const VisionTransformer *v, Tensor *img, Tensor *const *control, Tensor **hidden) {
     Tensor *x = vit_embed(v, img);
-    x = transformer_forward(&v->transformer, x, NULL, control, hidden);             /* [B, L, W] */
+    /* only the class token leaves the tower: the last block skips the other tokens' rows unless the
+     * caller wants every block's full output */
+    x = transformer_forward_first(&v->transformer, x, NULL, control, hidden, hidden ? 0 : 1);  /* [B, 1 or L, W] */
     return x ? vit_head(v, x) : NULL;
 }

@@ -351,6 +351,67 @@ static void test_no_grad_forward(void **state) {
     params_free(&ps);
 }
 
+/* transformer_forward_first (the last block computes only the first rows) gives those rows of the full
+ * forward, and the same gradients for x, the controls and every parameter, with a causal mask. */
+static void test_stack_first_rows_match_full(void **state) {
+    (void)state;
+    enum { B = 3, L = 7, C = 32, NQ = 2 };
+    ParamSet ps;
+    params_init(&ps);
+    TRng r;
+    rng_seed(&r, 11);
+    Transformer tf;
+    assert_int_equal(transformer_init(&tf, &ps, "", C, 2, 4, 4.0, &r), 0);
+    for (int i = 0; i < ps.n; i++) t_fill_uniform(ps.items[i].t, &r, -0.3f, 0.3f);   /* non-zero biases too */
+    Tensor *x = t_new(T_SHAPE(B, L, C)), *weights = t_new(T_SHAPE(B, NQ, C));
+    Tensor *control[2] = {t_new(T_SHAPE(B, L, C)), t_new(T_SHAPE(B, L, C))};
+    fill_uniform(x, 12, -2, 2);
+    fill_uniform(weights, 13, -1, 1);
+    fill_uniform(control[0], 14, -0.5f, 0.5f);
+    fill_uniform(control[1], 15, -0.5f, 0.5f);
+    Tensor *leaves[3] = {x, control[0], control[1]};
+    float *grads[2][3], *pgrads[2];
+    float *out[2];
+    int64_t np = 0;
+    for (int i = 0; i < ps.n; i++) np += t_numel(ps.items[i].t);
+    for (int pass = 0; pass < 2; pass++) {
+        params_zero_grad(&ps);
+        for (int j = 0; j < 3; j++) {
+            leaves[j]->grad = NULL;
+            t_requires_grad(leaves[j]);
+        }
+        Tensor *y = pass ? transformer_forward_first(&tf, x, mha_causal_mask(L), control, NULL, NQ)
+                         : t_contiguous(t_slice(transformer_forward(&tf, x, mha_causal_mask(L), control, NULL), 1, 0, NQ));
+        assert_non_null(y);
+        assert_int_equal(y->shape[1], NQ);
+        out[pass] = malloc(sizeof(float) * B * NQ * C);
+        memcpy(out[pass], y->data, sizeof(float) * B * NQ * C);
+        t_backward(t_sum(t_mul(y, weights), 0, NULL, false));
+        for (int j = 0; j < 3; j++) {
+            assert_non_null(leaves[j]->grad);
+            grads[pass][j] = malloc(sizeof(float) * B * L * C);
+            memcpy(grads[pass][j], leaves[j]->grad, sizeof(float) * B * L * C);
+        }
+        pgrads[pass] = malloc(sizeof(float) * (size_t)np);
+        int64_t off = 0;
+        for (int i = 0; i < ps.n; i++) {
+            memcpy(pgrads[pass] + off, ps.items[i].t->grad, sizeof(float) * (size_t)t_numel(ps.items[i].t));
+            off += t_numel(ps.items[i].t);
+        }
+    }
+    check_close(out[1], out[0], B * NQ * C, 1e-6, 1e-5, "first rows");
+    const char *names[3] = {"grad x", "grad control.0", "grad control.1"};
+    for (int j = 0; j < 3; j++) check_close(grads[1][j], grads[0][j], B * L * C, 1e-6, 1e-5, names[j]);
+    check_close(pgrads[1], pgrads[0], np, 1e-6, 1e-5, "parameter grads");
+    for (int pass = 0; pass < 2; pass++) {
+        free(out[pass]);
+        free(pgrads[pass]);
+        for (int j = 0; j < 3; j++) free(grads[pass][j]);
+    }
+    transformer_free(&tf);
+    params_free(&ps);
+}
+
 /* Names, order and counts of a block match open_clip's state dict; init follows PyTorch's defaults. */
 static void test_names_and_init(void **state) {
     (void)state;
@@ -450,6 +511,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_mha_causal, teardown),
         cmocka_unit_test_teardown(test_resblock, teardown),
         cmocka_unit_test_teardown(test_stack_with_control, teardown),
+        cmocka_unit_test_teardown(test_stack_first_rows_match_full, teardown),
         cmocka_unit_test_teardown(test_mlp_gelu_matches_exact, teardown),
         cmocka_unit_test_teardown(test_no_grad_forward, teardown),
         cmocka_unit_test_teardown(test_names_and_init, teardown),
