@@ -38,6 +38,8 @@ struct Tensor {
     float *grad;                 /* contiguous, logical shape; NULL until backward reaches it */
     bool requires_grad;
     bool persistent;             /* data/grad malloc'd (parameters), not arena memory */
+    bool gemm_packed;            /* data is t_sgemm_pack_bt's layout of this [N, K] weight: an inference-only
+                                    form that only linear_kernel_forward reads (nn_pack_linear_weight) */
     TNode *node;                 /* op that made it (NULL for leaves and in no-grad mode) */
     const char *name;            /* parameters: state-dict key (owned by the module tree) */
 };
@@ -79,6 +81,8 @@ Tensor *t_new_like(const Tensor *t);                      /* contiguous, same sh
 /* ---- parameters / persistent tensors (malloc) ---- */
 Tensor *t_param_new(int ndim, const int64_t *shape, bool requires_grad);  /* zero-filled, grad allocated */
 void t_free(Tensor *t);                                   /* persistent tensors only; NULL ok */
+/* Uninitialised, 64-byte aligned storage of n floats for a persistent tensor's data (released by t_free). */
+float *t_param_storage_alloc(int64_t n);
 void t_zero_grad(Tensor *t);
 /* A tensor wrapping caller-owned memory (contiguous, no grad), header in the arena. */
 Tensor *t_wrap(float *data, int ndim, const int64_t *shape);
