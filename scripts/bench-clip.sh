@@ -29,11 +29,15 @@ out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 echo "threads 2, OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-auto}, load $(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$ROUNDS"); do
+  # each measure's sides back to back (encode: daclip, PyTorch, ONNX Runtime), so a round's ratios compare
+  # runs seconds apart
   for mode in fwd train; do
     build/bench/bench_clip_image --mode $mode --reps "$REPS" | sed "s/^/$r /" | tee -a "$out"
     /usr/bin/python3 bench/bench_clip_image_torch.py --mode $mode --reps "$REPS" | sed "s/^/$r /" | tee -a "$out"
+    if [ $mode = fwd ] && [ $onnx = 1 ]; then
+      node bench/bench_clip_image_onnx.js $model 8 "$REPS" | sed "s/^/$r /" | tee -a "$out"
+    fi
   done
-  [ $onnx = 1 ] && node bench/bench_clip_image_onnx.js $model 8 "$REPS" | sed "s/^/$r /" | tee -a "$out"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 # lines: "<round> <impl> <mode> batch 8: <seconds> s/batch, ..."
