@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
         t_fill_normal(img, &rng, 0, 1);
         double t0 = progress_now();
         if (train) {
-            params_zero_grad(&ps);
+            params_zero_grad_lazy(&ps);
             Tensor *f = vit_forward(&v, img, NULL, NULL);             /* [B, 512] */
             t_backward(t_sum(t_mul(f, f), 0, NULL, false));
         } else {

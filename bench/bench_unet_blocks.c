@@ -48,7 +48,7 @@ static void step(Bench *b, bool grad) {
     bool prev = t_set_grad_enabled(grad);
     Tensor *x = t_from(4, b->x_shape, b->x), *c = t_from(b->is_st ? 3 : 2, b->ctx_shape, b->ctx);
     if (grad) {
-        params_zero_grad(b->ps);
+        params_zero_grad_lazy(b->ps);
         t_requires_grad(x);
         t_requires_grad(c);
     }

@@ -52,7 +52,7 @@ static void step_forward(const Ctx *c) {
 }
 
 static void step_forward_backward(const Ctx *c) {
-    params_zero_grad(c->ps);
+    params_zero_grad_lazy(c->ps);
     Tensor *x = t_wrap(c->x_data->data, T_SHAPE(c->batch, 50, c->tf->width));
     t_requires_grad(x);   /* as in the torch script: the input gradient is computed too */
     Tensor *y = transformer_forward(c->tf, x, NULL, NULL, NULL);

@@ -89,12 +89,17 @@ void linear_kernel_input_grad_to(float *dx, const float *dy, const float *w, int
     t_sgemm(false, false, R, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
 }
 
+float *nn_weight_grad(Tensor *w, bool *zero) {
+    *zero = false;
+    return w->requires_grad ? t_grad_buf_overwrite(w, zero) : NULL;
+}
+
 void linear_kernel_backward(const float *dy, const float *x, const float *w, int64_t R, int64_t in, int64_t out,
-                            float *dx, float *dw, float *db) {
+                            float *dx, float *dw, bool dw_zero, float *db) {
     if (dx) /* dx[R,in] += dy[R,out] W[out,in] */
         t_sgemm(false, false, R, in, out, 1.0f, dy, out, w, in, 1.0f, dx, in);
-    if (dw) /* dW[out,in] += dy^T x */
-        t_sgemm(true, false, out, in, R, 1.0f, dy, out, x, in, 1.0f, dw, in);
+    if (dw) /* dW[out,in] (+)= dy^T x */
+        t_sgemm(true, false, out, in, R, 1.0f, dy, out, x, in, dw_zero ? 0.0f : 1.0f, dw, in);
     if (db) {
         /* column sums; each thread owns a band of 64 columns, so no two threads write the same db[c] */
 #pragma omp parallel for if (R * out > PAR_MIN) schedule(static)
@@ -124,8 +129,10 @@ static void linear_add_backward(TNode *n) {
     int64_t in = w->shape[1], out = w->shape[0], R = t_numel(x) / in;
     const float *dy = y->grad;
     if (res->requires_grad) nn_grad_accumulate(res, dy);
-    linear_kernel_backward(dy, x->data, w->data, R, in, out, x->requires_grad ? t_grad_buf(x) : NULL,
-                           w->requires_grad ? t_grad_buf(w) : NULL, b && b->requires_grad ? t_grad_buf(b) : NULL);
+    bool dw_zero;
+    float *dw = nn_weight_grad(w, &dw_zero);
+    linear_kernel_backward(dy, x->data, w->data, R, in, out, x->requires_grad ? t_grad_buf(x) : NULL, dw, dw_zero,
+                           b && b->requires_grad ? t_grad_buf(b) : NULL);
 }
 
 Tensor *linear_forward_add(const Linear *l, Tensor *x, Tensor *res) {

@@ -36,9 +36,12 @@ int nn_pack_linear_weight(Tensor *w);
 /* True (after reporting through t_error) when w is packed and this forward would record a node that needs
  * gradients of ins[0..n). */
 bool nn_packed_blocks_grad(const char *op, const Tensor *w, Tensor *const *ins, int n);
-/* Accumulates the gradients of y = x W^T + b given dy[R, out]; dx, dw, db may each be NULL. */
+/* Accumulates the gradients of y = x W^T + b given dy[R, out]; dx, dw, db may each be NULL. dw_zero: dw
+ * counts as zero (nn_weight_grad), so dy^T x is stored rather than added. */
 void linear_kernel_backward(const float *dy, const float *x, const float *w, int64_t R, int64_t in, int64_t out,
-                            float *dx, float *dw, float *db);
+                            float *dx, float *dw, bool dw_zero, float *db);
+/* w's gradient buffer for linear_kernel_backward (NULL when w needs none); *zero as t_grad_buf_overwrite. */
+float *nn_weight_grad(Tensor *w, bool *zero);
 /* dx[R, in] = dy[R, out] W[out, in], overwriting dx (for scratch buffers: no memset first). */
 void linear_kernel_input_grad_to(float *dx, const float *dy, const float *w, int64_t R, int64_t in, int64_t out);
 /* t's gradient += src (contiguous, t's logical shape), allocating the gradient on first use. */

@@ -102,12 +102,13 @@ static void in_proj_backward(TNode *n) {
     int64_t nq = *(const int64_t *)n->saved;
     if (nq < L) spread_query_grad(qkv->grad, B * H, nq, L, D);
     float *dx = x->requires_grad ? t_grad_buf(x) : NULL;
-    float *dw = w->requires_grad ? t_grad_buf(w) : NULL;
+    bool dw_zero;
+    float *dw = nn_weight_grad(w, &dw_zero);
     float *db = b && b->requires_grad ? t_grad_buf(b) : NULL;
     size_t mark = t_arena_mark();
     float *rows = t_arena_alloc(sizeof(float) * (size_t)(R * 3 * C));
     heads_to_rows(rows, qkv->grad, 3, B, L, H, D);
-    linear_kernel_backward(rows, x->data, w->data, R, C, 3 * C, dx, dw, db);
+    linear_kernel_backward(rows, x->data, w->data, R, C, 3 * C, dx, dw, dw_zero, db);
     t_arena_release(mark);
 }
 
@@ -149,13 +150,14 @@ static void out_proj_backward(TNode *n) {
     const float *dy = y->grad;
     if (res && res->requires_grad) nn_grad_accumulate(res, dy);
     float *da = a->requires_grad ? t_grad_buf(a) : NULL;
-    float *dw = w->requires_grad ? t_grad_buf(w) : NULL;
+    bool dw_zero;
+    float *dw = nn_weight_grad(w, &dw_zero);
     float *db = b && b->requires_grad ? t_grad_buf(b) : NULL;
     size_t mark = t_arena_mark();
     float *rows = t_arena_alloc(sizeof(float) * (size_t)(R * C));
     if (dw || db) {
         heads_to_rows(rows, a->data, 1, B, L, H, D);
-        linear_kernel_backward(dy, rows, w->data, R, C, C, NULL, dw, db);
+        linear_kernel_backward(dy, rows, w->data, R, C, C, NULL, dw, dw_zero, db);
     }
     if (da) {
         linear_kernel_input_grad_to(rows, dy, w->data, R, C, C);

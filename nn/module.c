@@ -91,3 +91,7 @@ int64_t params_count(const ParamSet *ps, const char *prefix, bool trainable_only
 void params_zero_grad(ParamSet *ps) {
     for (int i = 0; i < ps->n; i++) t_zero_grad(ps->items[i].t);
 }
+
+void params_zero_grad_lazy(ParamSet *ps) {
+    for (int i = 0; i < ps->n; i++) t_zero_grad_lazy(ps->items[i].t);
+}

@@ -121,6 +121,7 @@ void optim_step(Optim *o) {
         const OptSlot *sl = &o->slots[s];
         const Param *p = &o->ps->items[sl->index];
         if (p->frozen || !p->t->grad) continue;
+        if (p->t->grad_stale) t_grad_buf(p->t);   /* zeroed lazily and no backward since: clear it now */
         const OptGroup *g = &o->cfg.groups[sl->group];
         double lr = o->cfg.lr * g->lr_scale;
         int64_t n = t_numel(p->t);
@@ -136,6 +137,7 @@ double clip_grad_norm(ParamSet *ps, double max_norm) {
     for (int i = 0; i < ps->n; i++) {
         const Param *p = &ps->items[i];
         if (p->frozen || !p->t->grad) continue;
+        if (p->t->grad_stale) t_grad_buf(p->t);
         int64_t n = t_numel(p->t);
         double s = 0;
         for (int64_t k = 0; k < n; k++) s += (double)p->t->grad[k] * p->t->grad[k];

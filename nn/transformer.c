@@ -91,18 +91,19 @@ static void mlp_backward(TNode *n) {
     int64_t C = wf->shape[1], M = wf->shape[0], Co = wp->shape[0], R = t_numel(x) / C;
     if (res && res->requires_grad) nn_grad_accumulate(res, dy);
     float *dx = x->requires_grad ? t_grad_buf(x) : NULL;   /* arena: allocate before the scratch mark */
-    float *dwf = wf->requires_grad ? t_grad_buf(wf) : NULL, *dbf = bf && bf->requires_grad ? t_grad_buf(bf) : NULL;
-    float *dwp = wp->requires_grad ? t_grad_buf(wp) : NULL, *dbp = bp && bp->requires_grad ? t_grad_buf(bp) : NULL;
+    bool dwf_zero, dwp_zero;
+    float *dwf = nn_weight_grad(wf, &dwf_zero), *dbf = bf && bf->requires_grad ? t_grad_buf(bf) : NULL;
+    float *dwp = nn_weight_grad(wp, &dwp_zero), *dbp = bp && bp->requires_grad ? t_grad_buf(bp) : NULL;
     size_t mark = t_arena_mark();
     float *g = t_arena_alloc(sizeof(float) * (size_t)(R * M));
     if (dwp || dbp) {
         gelu_par(g, h, R * M);   /* recomputed rather than saved */
-        linear_kernel_backward(dy, g, wp->data, R, M, Co, NULL, dwp, dbp);
+        linear_kernel_backward(dy, g, wp->data, R, M, Co, NULL, dwp, dwp_zero, dbp);
     }
     if (dx || dwf || dbf) {
         linear_kernel_input_grad_to(g, dy, wp->data, R, M, Co);   /* dG = dy Wp */
         gelu_grad_par(g, h, R * M);                                          /* dH */
-        linear_kernel_backward(g, x->data, wf->data, R, C, M, dx, dwf, dbf);
+        linear_kernel_backward(g, x->data, wf->data, R, C, M, dx, dwf, dwf_zero, dbf);
     }
     t_arena_release(mark);
 }

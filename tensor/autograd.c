@@ -75,7 +75,51 @@ TNode *t_record(const char *op, Tensor *out, TBackwardFn backward, int n_in, Ten
     return n;
 }
 
+/* Tensors marked by t_zero_grad_lazy whose gradient has not been cleared or overwritten yet. */
+static Tensor **stale;
+static size_t n_stale, cap_stale;
+
+void t_zero_grad_lazy(Tensor *t) {
+    if (!t || !t->grad || t->grad_stale) return;   /* no buffer yet: it will be allocated zeroed */
+    if (n_stale == cap_stale) {
+        size_t cap = cap_stale ? 2 * cap_stale : 256;
+        Tensor **p = realloc(stale, cap * sizeof *p);
+        if (!p) { /* no room to remember it: clear it now */
+            t_zero_grad(t);
+            return;
+        }
+        stale = p;
+        cap_stale = cap;
+    }
+    stale[n_stale++] = t;
+    t->grad_stale = true;
+}
+
+void t_grad_forget(Tensor *t) {
+    for (size_t i = 0; i < n_stale; i++)
+        if (stale[i] == t) {
+            stale[i] = stale[--n_stale];
+            break;
+        }
+    t->grad_stale = false;
+}
+
+/* Clears every gradient still marked stale (end of a backward) and forgets them. */
+static void clear_stale(void) {
+    for (size_t i = 0; i < n_stale; i++)
+        if (stale[i]->grad_stale) t_zero_grad(stale[i]);   /* t_zero_grad resets the mark */
+    n_stale = 0;
+}
+
+float *t_grad_buf_overwrite(Tensor *t, bool *overwrite) {
+    *overwrite = !t->grad || t->grad_stale;
+    float *g = t->grad ? t->grad : t_grad_buf(t);
+    t->grad_stale = false;
+    return g;
+}
+
 float *t_grad_buf(Tensor *t) {
+    if (t->grad && t->grad_stale) t_zero_grad(t);
     if (!t->grad) {
         size_t bytes = (size_t)t_numel(t) * sizeof(float);
         if (t->persistent) {
@@ -144,6 +188,7 @@ static void run_backward(Tensor *root) {
         n->backward(n);
         tape[i].done = true;
     }
+    clear_stale();
 }
 
 /* The root's gradient buffer, for overwriting: no zero fill when it is new. */

@@ -38,6 +38,7 @@ struct Tensor {
     float *grad;                 /* contiguous, logical shape; NULL until backward reaches it */
     bool requires_grad;
     bool persistent;             /* data/grad malloc'd (parameters), not arena memory */
+    bool grad_stale;             /* grad's contents count as zero (t_zero_grad_lazy): cleared on first use */
     bool gemm_packed;            /* data is t_sgemm_pack_bt's layout of this [N, K] weight: an inference-only
                                     form that only linear_kernel_forward reads (nn_pack_linear_weight) */
     TNode *node;                 /* op that made it (NULL for leaves and in no-grad mode) */
@@ -84,6 +85,11 @@ void t_free(Tensor *t);                                   /* persistent tensors 
 /* Uninitialised, 64-byte aligned storage of n floats for a persistent tensor's data (released by t_free). */
 float *t_param_storage_alloc(int64_t n);
 void t_zero_grad(Tensor *t);
+/* Marks t's gradient zero without writing it (a training step's zero_grad): the next backward clears it
+ * when it first adds into it, lets a kernel that writes every element store instead of add
+ * (t_grad_buf_overwrite: no memset, and the weight-gradient GEMMs skip reading C), and at its end clears
+ * the gradients it did not reach. Read t->grad only after that backward (t_grad_buf also clears it). */
+void t_zero_grad_lazy(Tensor *t);
 /* A tensor wrapping caller-owned memory (contiguous, no grad), header in the arena. */
 Tensor *t_wrap(float *data, int ndim, const int64_t *shape);
 
@@ -106,6 +112,9 @@ bool t_set_grad_enabled(bool on);                         /* returns the previou
 TNode *t_record(const char *op, Tensor *out, TBackwardFn backward, int n_in, Tensor *const *in);
 /* The gradient buffer of t (allocated zeroed on first use, in the arena for non-persistent tensors). */
 float *t_grad_buf(Tensor *t);
+/* The same for a kernel that will write every element of it: *overwrite is true when the buffer counts as
+ * zero (new, or t_zero_grad_lazy), so the kernel may store its result instead of adding it. */
+float *t_grad_buf_overwrite(Tensor *t, bool *overwrite);
 /* Seeds d(root)=1 (root may be any shape: all ones) and runs the tape backwards. */
 void t_backward(Tensor *root);
 /* Seeds root's gradient with `seed` (contiguous, root's shape) and runs the tape backwards. */

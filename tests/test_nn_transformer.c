@@ -20,6 +20,7 @@
 #include "nn/linear.h"
 #include "nn/mha.h"
 #include "nn/module.h"
+#include "nn/optim.h"
 #include "nn/transformer.h"
 #include "tensor/ops.h"
 #include "tensor/tensor.h"
@@ -412,6 +413,77 @@ static void test_stack_first_rows_match_full(void **state) {
     params_free(&ps);
 }
 
+/* params_zero_grad_lazy: gradients holding garbage (NaN) come out of the next backward exactly as after an
+ * eager zero_grad, including weights whose gradient GEMM overwrites instead of adding and a weight used
+ * twice; a parameter the backward does not reach ends up zero; the optimizer clears one never reached. */
+static void test_lazy_zero_grad(void **state) {
+    (void)state;
+    enum { B = 2, L = 5, C = 32 };
+    ParamSet ps;
+    params_init(&ps);
+    TRng r;
+    rng_seed(&r, 21);
+    Transformer tf;
+    assert_int_equal(transformer_init(&tf, &ps, "", C, 2, 4, 4.0, &r), 0);
+    Linear unused, twice;
+    linear_init(&unused, &ps, "unused", C, C, true, &r);
+    linear_init(&twice, &ps, "twice", C, C, true, &r);
+    int64_t np = 0;
+    for (int i = 0; i < ps.n; i++) np += t_numel(ps.items[i].t);
+    float *ref = malloc(sizeof(float) * (size_t)np);
+    for (int pass = 0; pass < 4; pass++) {
+        t_arena_reset();
+        if (pass == 0) {
+            params_zero_grad(&ps);
+        } else if (pass == 3) {
+            /* no zero_grad at all: every gradient accumulates onto the last one, so 2× the reference */
+        } else {
+            for (int i = 0; i < ps.n; i++)
+                for (int64_t k = 0; k < t_numel(ps.items[i].t); k++) ps.items[i].t->grad[k] = NAN;
+            params_zero_grad_lazy(&ps);
+        }
+        Tensor *x = t_new(T_SHAPE(B, L, C));   /* the arena was reset */
+        fill_uniform(x, 22, -1, 1);
+        Tensor *y = transformer_forward(&tf, x, NULL, NULL, NULL);
+        y = linear_forward_add(&twice, linear_forward_add(&twice, y, y), y);
+        t_backward(t_sum(t_mul(y, y), 0, NULL, false));
+        int64_t off = 0;
+        for (int i = 0; i < ps.n; i++) {
+            int64_t n = t_numel(ps.items[i].t);
+            assert_false(ps.items[i].t->grad_stale);
+            if (pass == 0) memcpy(ref + off, ps.items[i].t->grad, sizeof(float) * (size_t)n);
+            else if (pass < 3) check_close(ps.items[i].t->grad, ref + off, n, 0, 1e-6, ps.items[i].name);
+            else
+                for (int64_t k = 0; k < n; k++)
+                    if (fabsf(ps.items[i].t->grad[k] - 2 * ref[off + k]) > 1e-5f * (1 + fabsf(ref[off + k])))
+                        fail_msg("%s[%lld]: %g after two backwards, want 2 × %g", ps.items[i].name, (long long)k,
+                                 ps.items[i].t->grad[k], ref[off + k]);
+            off += n;
+        }
+    }
+    for (int64_t k = 0; k < t_numel(unused.weight); k++) assert_true(unused.weight->grad[k] == 0.0f);
+    /* zeroed lazily, then an optimizer step with no backward: a zero gradient, not stale data */
+    for (int64_t k = 0; k < t_numel(unused.bias); k++) unused.bias->grad[k] = NAN;
+    params_zero_grad_lazy(&ps);
+    assert_true(unused.bias->grad_stale);
+    OptConfig oc = optim_sgd_config(0.1, 0.0, 0.0);
+    Optim *opt = optim_new(&ps, &oc);
+    assert_non_null(opt);
+    float before = unused.bias->data[0];
+    optim_step(opt);
+    assert_false(unused.bias->grad_stale);
+    assert_true(unused.bias->data[0] == before);
+    optim_free(opt);
+    free(ref);
+    transformer_free(&tf);
+    params_free(&ps);   /* frees tensors still marked stale: the pending list must forget them */
+    t_arena_reset();
+    Tensor *z = t_new(T_SHAPE(1));
+    z->data[0] = 1;
+    t_requires_grad(z);
+    t_backward(t_mul(z, z));   /* a later backward must not touch the freed parameters */
+}
+
 /* Names, order and counts of a block match open_clip's state dict; init follows PyTorch's defaults. */
 static void test_names_and_init(void **state) {
     (void)state;
@@ -512,6 +584,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_resblock, teardown),
         cmocka_unit_test_teardown(test_stack_with_control, teardown),
         cmocka_unit_test_teardown(test_stack_first_rows_match_full, teardown),
+        cmocka_unit_test_teardown(test_lazy_zero_grad, teardown),
         cmocka_unit_test_teardown(test_mlp_gelu_matches_exact, teardown),
         cmocka_unit_test_teardown(test_no_grad_forward, teardown),
         cmocka_unit_test_teardown(test_names_and_init, teardown),

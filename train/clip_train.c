@@ -278,7 +278,7 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
     int64_t end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
     while (st.step < end) {
         t_arena_reset();
-        params_zero_grad(ps);
+        params_zero_grad_lazy(ps);
         for (int b = 0; b < B; b++) idx[b] = order_at(&order, st.step * B + b);
         Tensor *ei = clip_encode_image(m, batch_images(train, idx, B), NULL, NULL);   /* [B, E] */
         Tensor *et = clip_encode_text(m, batch_ids(train, idx, B), B);                 /* [B, E] */
