@@ -36,12 +36,7 @@ int main(int argc, char **argv) {
     rng_seed(&rng, 1);
     VisionTransformer v;
     if (vit_init(&v, &ps, "visual", "transformer", &cfg.vision, &rng)) return 1;
-    if (!train) {
-        params_freeze(&ps, "", true);
-        /* as `daclip encode` runs it: linear weights packed once (DACLIP_PACK=0 to compare without) */
-        const char *e = getenv("DACLIP_PACK");
-        if (!(e && !strcmp(e, "0")) && vit_pack_for_inference(&v) < 0) return 1;
-    }
+    if (!train) params_freeze(&ps, "", true);
     double *times = malloc(sizeof(double) * (size_t)(reps + 1));
     for (int r = 0; r <= reps; r++) {
         t_arena_reset();

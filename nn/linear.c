@@ -1,7 +1,6 @@
 /* torch.nn.Linear and the shared GEMM kernels of nn/'s fused layers. */
 #include "nn/linear.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "tensor/gemm.h"
@@ -22,16 +21,9 @@ void linear_init(Linear *l, ParamSet *ps, const char *prefix, int64_t in, int64_
     }
 }
 
-Tensor *linear_forward(const Linear *l, Tensor *x) {
-    if (l->weight->gemm_packed) {
-        t_error("linear", "%s is packed for inference; only the fused layers (attention, MLP, linear_add) read it",
-                l->weight->name ? l->weight->name : "the weight");
-        return NULL;
-    }
-    return t_linear(x, l->weight, l->bias);
-}
+Tensor *linear_forward(const Linear *l, Tensor *x) { return t_linear(x, l->weight, l->bias); }
 
-void linear_kernel_forward(float *y, const float *x, const Tensor *w, const float *b, const float *res, int64_t R,
+void linear_kernel_forward(float *y, const float *x, const float *w, const float *b, const float *res, int64_t R,
                            int64_t in, int64_t out) {
     float beta = 0.0f;
     if (res && res != y) {
@@ -40,49 +32,7 @@ void linear_kernel_forward(float *y, const float *x, const Tensor *w, const floa
         for (int64_t r = 0; r < R; r++) memcpy(y + r * out, res + r * out, sizeof(float) * (size_t)out);
     }
     if (res) beta = 1.0f;
-    if (w->gemm_packed)
-        t_sgemm_prepacked(R, out, in, x, in, w->data, beta, y, out, b);
-    else
-        t_sgemm_bias(false, true, R, out, in, 1.0f, x, in, w->data, in, beta, y, out, NULL, b);
-}
-
-bool nn_packed_blocks_grad(const char *op, const Tensor *w, Tensor *const *ins, int n) {
-    if (!w->gemm_packed || !t_grad_enabled()) return false;
-    for (int i = 0; i < n; i++)
-        if (ins[i] && ins[i]->requires_grad) {
-            t_error(op, "%s is packed for inference (nn_pack_linear_weight) and cannot be differentiated: run "
-                        "this forward with gradients off, or keep the weights unpacked",
-                    w->name ? w->name : "a weight");
-            return true;
-        }
-    return false;
-}
-
-int nn_pack_linear_weight(Tensor *w) {
-    if (w->gemm_packed) return 1;
-    if (!w->persistent || w->ndim != 2 || !t_is_contiguous(w) || w->offset != 0) {
-        char s[96];
-        t_error("pack", "%s %s: only a whole [out, in] parameter can be packed", w->name ? w->name : "tensor",
-                t_shape_str(w, s, sizeof s));
-        return -1;
-    }
-    int64_t N = w->shape[0], K = w->shape[1];
-    float *dst = t_param_storage_alloc(t_sgemm_packed_bt_size(N, K));
-    if (!dst) {
-        t_error("pack", "out of memory packing %s", w->name ? w->name : "a weight");
-        return -1;
-    }
-    if (!t_sgemm_pack_bt(N, K, w->data, dst)) {   /* no packed kernel here: keep the plain layout */
-        free(dst);
-        return 0;
-    }
-    free(w->data);
-    free(w->grad);   /* an inference-only weight has no gradient */
-    w->grad = NULL;
-    w->data = dst;
-    w->gemm_packed = true;
-    w->requires_grad = false;
-    return 1;
+    t_sgemm_bias(false, true, R, out, in, 1.0f, x, in, w, in, beta, y, out, NULL, b);
 }
 
 void linear_kernel_input_grad_to(float *dx, const float *dy, const float *w, int64_t R, int64_t in, int64_t out) {
@@ -144,14 +94,13 @@ Tensor *linear_forward_add(const Linear *l, Tensor *x, Tensor *res) {
                 t_shape_str(res, sr, sizeof sr), (long long)l->in, (long long)l->out);
         return NULL;
     }
-    Tensor *ins[4] = {x, l->weight, res, l->bias};
-    if (nn_packed_blocks_grad("linear_add", l->weight, ins, 4)) return NULL;
-    x = ins[0] = t_contiguous(x);
-    res = ins[2] = t_contiguous(res);
+    x = t_contiguous(x);
+    res = t_contiguous(res);
     Tensor *y = t_new(res->ndim, res->shape);
     int64_t R = t_numel(x) / l->in;
-    linear_kernel_forward(y->data, x->data, l->weight, l->bias ? l->bias->data : NULL, res->data, R, l->in,
+    linear_kernel_forward(y->data, x->data, l->weight->data, l->bias ? l->bias->data : NULL, res->data, R, l->in,
                           l->out);
+    Tensor *ins[4] = {x, l->weight, res, l->bias};
     t_record("linear_add", y, linear_add_backward, l->bias ? 4 : 3, ins);
     return y;
 }

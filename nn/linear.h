@@ -26,16 +26,8 @@ Tensor *linear_forward_add(const Linear *l, Tensor *x, Tensor *res);
 /* ---- kernels (contiguous row-major buffers) ----
  * y[R, out] = seed + x[R, in] W[out, in]^T, where seed = b (broadcast; NULL = 0) plus res[R, out]
  * (NULL = nothing). */
-void linear_kernel_forward(float *y, const float *x, const Tensor *w, const float *b, const float *res, int64_t R,
+void linear_kernel_forward(float *y, const float *x, const float *w, const float *b, const float *res, int64_t R,
                            int64_t in, int64_t out);
-/* Converts a [out, in] weight parameter to the GEMM's packed layout (w->gemm_packed), freezing it: for
- * inference, it saves the per-call packing of Wᵀ. The layout is only readable by linear_kernel_forward,
- * so the layers that use this have to refuse gradients and saving (nn_check_not_packed). Returns 1 when
- * packed (or already), 0 when this machine's GEMM has no packed kernel (nothing changed), -1 on error. */
-int nn_pack_linear_weight(Tensor *w);
-/* True (after reporting through t_error) when w is packed and this forward would record a node that needs
- * gradients of ins[0..n). */
-bool nn_packed_blocks_grad(const char *op, const Tensor *w, Tensor *const *ins, int n);
 /* Accumulates the gradients of y = x W^T + b given dy[R, out]; dx, dw, db may each be NULL. dw_zero: dw
  * counts as zero (nn_weight_grad), so dy^T x is stored rather than added. */
 void linear_kernel_backward(const float *dy, const float *x, const float *w, int64_t R, int64_t in, int64_t out,

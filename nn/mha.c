@@ -117,7 +117,7 @@ static void in_proj_backward(TNode *n) {
 static void in_proj(const MultiheadAttention *m, Tensor *x, int64_t nq, Tensor **q, Tensor **k, Tensor **v) {
     int64_t B = x->shape[0], L = x->shape[1], C = m->dim, H = m->heads, D = m->head_dim, R = B * L;
     float *buf = t_arena_alloc(sizeof(float) * (size_t)(R * 3 * C));
-    linear_kernel_forward(buf, x->data, m->in_proj_weight, m->in_proj_bias->data, NULL, R, C, 3 * C);
+    linear_kernel_forward(buf, x->data, m->in_proj_weight->data, m->in_proj_bias->data, NULL, R, C, 3 * C);
     Tensor *qkv = strided_header(buf, 5, (const int64_t[]){3, B, H, L, D},
                                  (const int64_t[]){C, L * 3 * C, D, 3 * C, 1});
     Tensor *ins[3] = {x, m->in_proj_weight, m->in_proj_bias};
@@ -172,7 +172,7 @@ static Tensor *out_proj(const MultiheadAttention *m, Tensor *a, Tensor *res) {
     size_t mark = t_arena_mark();
     float *rows = t_arena_alloc(sizeof(float) * (size_t)(R * C));
     heads_to_rows(rows, a->data, 1, B, L, m->heads, m->head_dim);
-    linear_kernel_forward(y->data, rows, m->out_proj.weight, m->out_proj.bias ? m->out_proj.bias->data : NULL,
+    linear_kernel_forward(y->data, rows, m->out_proj.weight->data, m->out_proj.bias ? m->out_proj.bias->data : NULL,
                           res ? res->data : NULL, R, C, C);
     t_arena_release(mark);
     Tensor *ins[4] = {a, m->out_proj.weight, m->out_proj.bias, res};
@@ -191,10 +191,6 @@ Tensor *mha_forward_add_first(const MultiheadAttention *m, Tensor *x, Tensor *ma
                 (long long)m->dim, res ? " and [B, queries, C]" : "");
         return NULL;
     }
-    Tensor *ins[5] = {x, m->in_proj_weight, m->in_proj_bias, m->out_proj.bias, res};
-    if (nn_packed_blocks_grad("mha", m->in_proj_weight, ins, 5) ||
-        nn_packed_blocks_grad("mha", m->out_proj.weight, ins, 5))
-        return NULL;
     x = t_contiguous(x);
     if (res) res = t_contiguous(res);
     Tensor *q, *k, *v;

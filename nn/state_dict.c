@@ -49,19 +49,7 @@ static void msg_category(Msg *m, int count, const char *what) {
     msg_add(m, "%s%d %s%s:", m->n ? "; " : "", count, what, count == 1 ? "" : "s");
 }
 
-/* A weight packed for inference (nn_pack_linear_weight) no longer has the state-dict layout. */
-static int refuse_packed(const ParamSet *ps, const char *what) {
-    for (int i = 0; i < ps->n; i++)
-        if (ps->items[i].t->gemm_packed) {
-            t_set_errmsg("%s: %s is packed for inference and has no state-dict layout; %s the model before packing",
-                         what, ps->items[i].name, !strcmp(what, "save") ? "save" : "load into");
-            return -1;
-        }
-    return 0;
-}
-
 int params_load_arrays(ParamSet *ps, int n, const NamedArray *arrays, bool strict, LoadReport *rep) {
-    if (refuse_packed(ps, "load")) return -1;
     LoadReport r = {0};
     Msg m = {.n = 0};
     m.text[0] = 0;
@@ -147,7 +135,6 @@ int params_load_file(ParamSet *ps, const char *path, bool strict, const char *st
 }
 
 int params_save_file(const ParamSet *ps, const char *path, const char *metadata_json) {
-    if (refuse_packed(ps, "save")) return -1;
     const char **names = malloc(sizeof(char *) * (size_t)(ps->n ? ps->n : 1));
     Tensor **ts = malloc(sizeof(Tensor *) * (size_t)(ps->n ? ps->n : 1));
     int rc = -1;

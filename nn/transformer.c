@@ -119,15 +119,13 @@ Tensor *mlp_gelu_forward_add(const Linear *c_fc, const Linear *c_proj, Tensor *x
                 res ? t_shape_str(res, sr, sizeof sr) : "", (long long)C, (long long)M, (long long)c_proj->out);
         return NULL;
     }
-    Tensor *ins[6] = {x, c_fc->weight, c_fc->bias, c_proj->weight, c_proj->bias, res};
-    if (nn_packed_blocks_grad("mlp", c_fc->weight, ins, 6) || nn_packed_blocks_grad("mlp", c_proj->weight, ins, 6))
-        return NULL;
-    x = ins[0] = t_contiguous(x);
-    if (res) res = ins[5] = t_contiguous(res);
+    x = t_contiguous(x);
+    if (res) res = t_contiguous(res);
     int64_t R = t_numel(x) / C, oshape[T_MAX_DIMS];
     memcpy(oshape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
     oshape[x->ndim - 1] = Co;
     Tensor *y = t_new(x->ndim, oshape);
+    Tensor *ins[6] = {x, c_fc->weight, c_fc->bias, c_proj->weight, c_proj->bias, res};
     bool keep = t_grad_enabled();
     if (keep) {
         keep = false;
@@ -138,10 +136,10 @@ Tensor *mlp_gelu_forward_add(const Linear *c_fc, const Linear *c_proj, Tensor *x
     size_t mark = t_arena_mark();
     if (!h) h = t_arena_alloc(sizeof(float) * (size_t)(R * M));
     const float *bf = c_fc->bias ? c_fc->bias->data : NULL, *bp = c_proj->bias ? c_proj->bias->data : NULL;
-    linear_kernel_forward(h, x->data, c_fc->weight, bf, NULL, R, C, M);
+    linear_kernel_forward(h, x->data, c_fc->weight->data, bf, NULL, R, C, M);
     float *g = keep ? t_arena_alloc(sizeof(float) * (size_t)(R * M)) : h;   /* in place without a tape */
     gelu_par(g, h, R * M);
-    linear_kernel_forward(y->data, g, c_proj->weight, bp, res ? res->data : NULL, R, M, Co);
+    linear_kernel_forward(y->data, g, c_proj->weight->data, bp, res ? res->data : NULL, R, M, Co);
     t_arena_release(mark);
     if (keep) {
         TNode *n = t_record("mlp_gelu", y, mlp_backward, 6, ins);

@@ -14,7 +14,6 @@ int vit_init(VisionTransformer *v, ParamSet *ps, const char *prefix, const char 
     }
     char name[256];
     v->cfg = *cfg;
-    v->packed = false;
     v->grid = cfg->image_size / cfg->patch_size;
     int64_t W = cfg->width, P = cfg->patch_size;
     v->conv1_weight = params_new(ps, prefix, "conv1.weight", T_SHAPE(W, 3, P, P));
@@ -35,8 +34,6 @@ int vit_init(VisionTransformer *v, ParamSet *ps, const char *prefix, const char 
 }
 
 void vit_free(VisionTransformer *v) { transformer_free(&v->transformer); }
-
-static Tensor *vit_forward_unpacked(const VisionTransformer *v, Tensor *img, Tensor *const *control, Tensor **hidden);
 
 Tensor *vit_embed(const VisionTransformer *v, Tensor *img) {
     if (!img) return NULL;
@@ -60,36 +57,7 @@ Tensor *vit_head(const VisionTransformer *v, Tensor *tokens) {
     return t_matmul(cls, v->proj);                                                   /* [B, E] */
 }
 
-int vit_pack_for_inference(VisionTransformer *v) {
-    int packed = 1;
-    for (int i = 0; i < v->transformer.layers; i++) {
-        ResidualAttentionBlock *b = &v->transformer.resblocks[i];
-        Tensor *ws[4] = {b->attn.in_proj_weight, b->attn.out_proj.weight, b->mlp.c_fc.weight, b->mlp.c_proj.weight};
-        for (int j = 0; j < 4; j++) {
-            int rc = nn_pack_linear_weight(ws[j]);
-            if (rc < 0) return -1;
-            if (rc == 0) packed = 0;
-        }
-    }
-    v->packed = packed == 1 && v->transformer.layers > 0;
-    return v->packed ? 1 : 0;
-}
-
 Tensor *vit_forward(const VisionTransformer *v, Tensor *img, Tensor *const *control, Tensor **hidden) {
-    if (v->packed && img) {
-        /* packed weights have no tape: run without one unless an input asks for gradients (then the
-         * layers report the error) */
-        bool needs = img->requires_grad;
-        for (int i = 0; control && i < v->cfg.layers; i++) needs |= control[i] && control[i]->requires_grad;
-        bool prev = t_set_grad_enabled(t_grad_enabled() && needs);
-        Tensor *y = vit_forward_unpacked(v, img, control, hidden);
-        t_set_grad_enabled(prev);
-        return y;
-    }
-    return vit_forward_unpacked(v, img, control, hidden);
-}
-
-static Tensor *vit_forward_unpacked(const VisionTransformer *v, Tensor *img, Tensor *const *control, Tensor **hidden) {
     Tensor *x = vit_embed(v, img);
     /* only the class token leaves the tower: the last block skips the other tokens' rows unless the
      * caller wants every block's full output */

@@ -27,7 +27,6 @@ typedef struct {
     LayerNorm ln_pre, ln_post;
     Transformer transformer;
     Tensor *proj;                  /* [W, E] */
-    bool packed;                   /* vit_pack_for_inference done */
 } VisionTransformer;
 
 /* Returns 0, or -1 for an invalid configuration (reported through t_error's handler). */
@@ -41,11 +40,5 @@ Tensor *vit_head(const VisionTransformer *v, Tensor *tokens);
 /* The whole tower: control (per-block additions, NULL = none) and hidden (room for `layers` block outputs,
  * NULL = not wanted) as in transformer_forward. -> [B, E] */
 Tensor *vit_forward(const VisionTransformer *v, Tensor *img, Tensor *const *control, Tensor **hidden);
-/* Inference only: converts every block's four linear weights to the GEMM's packed layout in place (no
- * extra memory), so no forward packs them again (≈6% of a ViT-B/32 forward). Afterwards the tower runs
- * without a tape, asking for gradients through it is an error, and its ParamSet can no longer be saved
- * or loaded. Returns 1 when packed, 0 when this machine's GEMM has no packed kernel (nothing changed; the
- * tower works as before), -1 on error. */
-int vit_pack_for_inference(VisionTransformer *v);
 
 #endif

@@ -145,7 +145,6 @@ typedef struct {
     int bmode;             /* B_SHIFTED: op(B)[k][j] = src[off[k] + j]; B_SHIFTED_T: src[off[j] + k] */
     const float *src;
     const int64_t *off;
-    const float *bpre;     /* op(B) packed ahead (t_sgemm_pack_bt): panel q's K rows at bpre + q·K·NR */
 } Gemm;
 
 /* Packs op(B) rows k in [k0, k0+kc), columns [j0, j0+ncols) into panels of NR columns, each [kc][NR],
@@ -341,24 +340,6 @@ static AVX512 void compute_columns(const Gemm *g, const float *apack, float *bp,
                     for (int64_t ip = 0; ip < npm; ip++) tile(g, apack, ip, k0, kc, NULL, q, acc, first);
                 continue;
             }
-            if (g->bpre) { /* packed ahead: panel q, K-block k0 is [kc][NR] at bpre + q·K·NR + k0·NR */
-                /* the next K-block of these panels (or the next panels' first) comes from memory: fetch it
-                 * into L2 a little per tile, while this block's tiles compute from L2 */
-                int64_t nk0 = k0 + kc < g->K ? k0 + kc : 0, nq0 = nk0 ? q0 : q1, nq1 = nk0 ? q1 : q1 + (q1 - q0);
-                if (nq1 > (N + NR - 1) / NR) nq1 = (N + NR - 1) / NR;
-                int64_t nkc = nk0 ? k_len(g, nk0) : k_len(g, 0), tiles = npm * (q1 - q0), t = 0;
-                int64_t lines = nkc * NR / 16, per = (lines + tiles - 1) / tiles;
-                for (int64_t ip = 0; ip < npm; ip++)
-                    for (int64_t q = q0; q < q1; q++, t++) {
-                        for (int64_t qq = nq0; qq < nq1; qq++) {
-                            const char *base = (const char *)(g->bpre + (qq * g->K + nk0) * NR);
-                            for (int64_t l = t * per; l < (t + 1) * per && l < lines; l++)
-                                _mm_prefetch(base + l * 64, _MM_HINT_T1);
-                        }
-                        tile(g, apack, ip, k0, kc, g->bpre + (q * g->K + k0) * NR, q, acc, first);
-                    }
-                continue;
-            }
             pack_b(g, j0, ncols, k0, kc, bp);
             for (int64_t ip = 0; ip < npm; ip++)
                 for (int64_t q = q0; q < q1; q++) tile(g, apack, ip, k0, kc, bp + (q - q0) * kc * NR, q, acc, first);
@@ -523,45 +504,6 @@ bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, 
     t_sgemm_bias(false, false, M, N, K, alpha, A, lda, B, N, beta, C, ldc, bias_row, NULL);
     free(B);
     return true;
-}
-
-int64_t t_sgemm_packed_bt_size(int64_t N, int64_t K) { return (N + NR - 1) / NR * NR * K; }
-
-bool t_sgemm_pack_bt(int64_t N, int64_t K, const float *W, float *dst) {
-#if GEMM_HAVE_AVX512_CODE
-    if (!backend() || N <= 0 || K <= 0) return false;
-    Gemm g = {.tb = true, .N = N, .K = K, .B = W, .ldb = K, .bmode = B_DENSE};
-    int64_t npn = (N + NR - 1) / NR;
-#pragma omp parallel for schedule(static)
-    for (int64_t q = 0; q < npn; q++) pack_b(&g, q * NR, N - q * NR < NR ? N - q * NR : NR, 0, K, dst + q * K * NR);
-    return true;
-#else
-    (void)N, (void)K, (void)W, (void)dst;
-    return false;
-#endif
-}
-
-void t_sgemm_prepacked(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *Bp, float beta,
-                       float *C, int64_t ldc, const float *bias_col) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0) {
-        scale_and_bias(M, N, beta, C, ldc, NULL, bias_col);
-        return;
-    }
-#if GEMM_HAVE_AVX512_CODE
-    Gemm g = {.M = M, .N = N, .K = K, .lda = lda, .ldc = ldc, .alpha = 1.0f, .beta = beta, .A = A,
-              .bias_col = bias_col, .C = C, .bmode = B_DENSE, .a_direct = true, .bpre = Bp};
-    if (((uintptr_t)Bp & 63) == 0 && run_ours(&g)) return;   /* the kernel's aligned loads */
-#endif
-    /* our kernel busy (a concurrent caller), out of scratch or Bp misaligned: the same sum, plainly */
-    for (int64_t i = 0; i < M; i++)
-        for (int64_t j = 0; j < N; j++) {
-            const float *b = Bp + (j / NR) * K * NR + j % NR;
-            float acc = 0.0f;
-            for (int64_t k = 0; k < K; k++) acc += A[i * lda + k] * b[k * NR];
-            float v = beta == 0.0f ? acc : acc + beta * C[i * ldc + j];
-            C[i * ldc + j] = v + (bias_col ? bias_col[j] : 0.0f);
-        }
 }
 
 void t_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,

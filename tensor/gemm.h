@@ -35,17 +35,6 @@ bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, 
                      int64_t lda, const float *src, const int64_t *off, float beta, float *C, int64_t ldc,
                      const float *bias_row);
 
-/* Weights packed ahead, for inference with constant weights (a linear layer's y = x Wᵀ + b): the
- * per-call packing of Wᵀ, about 6% of a ViT-B/32 forward, is done once. t_sgemm_pack_bt writes Wᵀ
- * (W [N, K] row-major) in the kernel's panel layout, t_sgemm_packed_bt_size(N, K) floats (N rounded up
- * to 48); false (nothing written) when large products do not use our kernel (no AVX-512,
- * DACLIP_GEMM=blas), in which case the caller keeps W as it is. */
-int64_t t_sgemm_packed_bt_size(int64_t N, int64_t K);
-bool t_sgemm_pack_bt(int64_t N, int64_t K, const float *W, float *dst);
-/* C[M,N] = A[M,K]·Wᵀ + beta·C + bias_col[j] with Bp from t_sgemm_pack_bt (Bp 64-byte aligned). */
-void t_sgemm_prepacked(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *Bp, float beta,
-                       float *C, int64_t ldc, const float *bias_col);
-
 /* Which implementation large products use: "avx512" or "blas". */
 const char *t_sgemm_backend(void);
 

@@ -346,14 +346,6 @@ void t_advise_huge_pages(void *p, size_t bytes) {
 #endif
 }
 
-float *t_param_storage_alloc(int64_t n) {
-    void *p = NULL;
-    size_t bytes = sizeof(float) * (size_t)(n > 0 ? n : 1);
-    if (posix_memalign(&p, 64, bytes) != 0) return NULL;
-    t_advise_huge_pages(p, bytes);
-    return p;
-}
-
 Tensor *t_param_new(int ndim, const int64_t *shape, bool requires_grad) {
     if (check_shape("param_new", ndim, shape)) return NULL;
     Tensor *t = calloc(1, sizeof *t);

@@ -39,8 +39,6 @@ struct Tensor {
     bool requires_grad;
     bool persistent;             /* data/grad malloc'd (parameters), not arena memory */
     bool grad_stale;             /* grad's contents count as zero (t_zero_grad_lazy): cleared on first use */
-    bool gemm_packed;            /* data is t_sgemm_pack_bt's layout of this [N, K] weight: an inference-only
-                                    form that only linear_kernel_forward reads (nn_pack_linear_weight) */
     TNode *node;                 /* op that made it (NULL for leaves and in no-grad mode) */
     const char *name;            /* parameters: state-dict key (owned by the module tree) */
 };
@@ -82,8 +80,6 @@ Tensor *t_new_like(const Tensor *t);                      /* contiguous, same sh
 /* ---- parameters / persistent tensors (malloc) ---- */
 Tensor *t_param_new(int ndim, const int64_t *shape, bool requires_grad);  /* zero-filled, grad allocated */
 void t_free(Tensor *t);                                   /* persistent tensors only; NULL ok */
-/* Uninitialised, 64-byte aligned storage of n floats for a persistent tensor's data (released by t_free). */
-float *t_param_storage_alloc(int64_t n);
 void t_zero_grad(Tensor *t);
 /* Marks t's gradient zero without writing it (a training step's zero_grad): the next backward clears it
  * when it first adds into it, lets a kernel that writes every element store instead of add

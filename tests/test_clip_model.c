@@ -125,69 +125,9 @@ static void test_vitb32_image_tower_matches_pytorch(void **state) {
     Tensor *f = vit_forward(&v, img, NULL, NULL);
     t_set_grad_enabled(prev);
     check_tensor_close(f, fixture_get(&fx, "image_features", NULL), 2e-4, 1e-3, "ViT-B-32 features");
-    /* the same tower with its weights packed for inference, as `daclip encode` runs it */
-    float unpacked[512];
-    memcpy(unpacked, f->data, sizeof unpacked);
-    int packed = vit_pack_for_inference(&v);
-    assert_true(packed >= 0);
-    f = vit_forward(&v, img, NULL, NULL);
-    check_tensor_close(f, fixture_get(&fx, "image_features", NULL), 2e-4, 1e-3, "ViT-B-32 features, packed");
-    check_close(f->data, unpacked, 512, 1e-6, 1e-5, "packed vs unpacked");
     vit_free(&v);
     params_free(&ps);
     fixture_free(&fx);
-}
-
-static char g_err[512];
-static void record_error(const char *msg) { snprintf(g_err, sizeof g_err, "%s", msg); }
-
-/* Packing at sizes that are not multiples of the kernel's 48-column panels (widths 120, 40, 160) and row
- * counts not multiples of 8: same features as unpacked; afterwards gradients through the tower, saving
- * and loading are refused with a message naming the weight. */
-static void test_vit_packed_for_inference(void **state) {
-    (void)state;
-    VisionConfig vc = {32, 8, 40, 2, 2, 24};
-    ParamSet ps;
-    params_init(&ps);
-    TRng rng;
-    rng_seed(&rng, 3);
-    VisionTransformer v;
-    assert_int_equal(vit_init(&v, &ps, "visual", "transformer", &vc, &rng), 0);
-    Tensor *img = t_new(T_SHAPE(3, 3, 32, 32));
-    t_fill_normal(img, &rng, 0, 1);
-    Tensor *f0 = vit_forward(&v, img, NULL, NULL);                 /* with a tape: parameters need grad */
-    assert_non_null(f0->node);
-    int64_t count = params_count(&ps, "", false);
-    int rc = vit_pack_for_inference(&v);
-    if (rc == 0) { /* no AVX-512 here: nothing packed, nothing else changes */
-        assert_false(v.packed);
-        params_free(&ps);
-        vit_free(&v);
-        skip();
-    }
-    assert_int_equal(rc, 1);
-    assert_int_equal(params_count(&ps, "", false), count);
-    assert_true(params_find(&ps, "visual.transformer.resblocks.1.mlp.c_fc.weight")->t->gemm_packed);
-    Tensor *f1 = vit_forward(&v, img, NULL, NULL);                 /* grad mode on, but no tape through packed */
-    assert_non_null(f1);
-    assert_null(f1->node);
-    check_close(f1->data, f0->data, t_numel(f0), 1e-6, 1e-5, "packed vs unpacked (odd sizes)");
-    assert_int_equal(vit_pack_for_inference(&v), 1);               /* packing twice is a no-op */
-    check_close(vit_forward(&v, img, NULL, NULL)->data, f0->data, t_numel(f0), 1e-6, 1e-5, "packed twice");
-
-    t_set_error_handler(record_error);
-    g_err[0] = 0;
-    t_requires_grad(img);
-    assert_null(vit_forward(&v, img, NULL, NULL));
-    assert_non_null(strstr(g_err, "packed for inference"));
-    t_set_error_handler(NULL);
-    assert_int_equal(params_save_file(&ps, "/nonexistent-dir/x.safetensors", NULL), -1);
-    assert_non_null(strstr(t_errmsg(), "packed for inference"));
-    NamedArray none = {0};
-    assert_int_equal(params_load_arrays(&ps, 0, &none, false, NULL), -1);
-    assert_non_null(strstr(t_errmsg(), "packed for inference"));
-    vit_free(&v);
-    params_free(&ps);
 }
 
 static int teardown(void **state) {
@@ -201,7 +141,6 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_small_clip_matches_pytorch, teardown),
         cmocka_unit_test_teardown(test_vitb32_image_tower_matches_pytorch, teardown),
-        cmocka_unit_test_teardown(test_vit_packed_for_inference, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();

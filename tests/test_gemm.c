@@ -21,8 +21,6 @@ static void fill(float *p, int64_t n, unsigned *s) {
     }
 }
 
-static bool g_prepacked; /* check_case runs t_sgemm_prepacked (B = Wᵀ packed ahead) instead */
-
 /* max |C - ref| / (sum over k of |a||b| + |beta c| + |bias|), the error scale of a float dot product */
 static double check_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta, bool brow,
                          bool bcol, int pad) {
@@ -38,16 +36,7 @@ static double check_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K, floa
     fill(br, M, &seed);
     fill(bc, N, &seed);
     memcpy(C0, C, sizeof(float) * (size_t)(M * ldc));
-    if (g_prepacked) {
-        assert_true(!ta && tb && alpha == 1.0f && !brow);
-        float *W = malloc(sizeof(float) * (size_t)(N * K)), *Bp = aligned_alloc(64, sizeof(float) * (size_t)((t_sgemm_packed_bt_size(N, K) + 15) / 16 * 16));
-        for (int64_t j = 0; j < N; j++) memcpy(W + j * K, B + j * ldb, sizeof(float) * (size_t)K);
-        assert_true(t_sgemm_pack_bt(N, K, W, Bp));
-        t_sgemm_prepacked(M, N, K, A, lda, Bp, beta, C, ldc, bcol ? bc : NULL);
-        free(W), free(Bp);
-    } else {
-        t_sgemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, brow ? br : NULL, bcol ? bc : NULL);
-    }
+    t_sgemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, brow ? br : NULL, bcol ? bc : NULL);
     double worst = 0;
     for (int64_t i = 0; i < M; i++) {
         for (int64_t j = 0; j < N; j++) {
@@ -106,36 +95,6 @@ static void test_beta_zero_ignores_nan(void **state) {
     t_sgemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
     for (int64_t i = 0; i < M * N; i++) assert_true(C[i] == 0.0f);
     free(A), free(B), free(C);
-}
-
-/* Weights packed ahead (t_sgemm_pack_bt) for y = x Wᵀ + b: ragged panels, several K-blocks, beta, bias,
- * padded leading dimensions, and the same bits as the per-call packing. */
-static void test_prepacked_weights(void **state) {
-    (void)state;
-    if (strcmp(t_sgemm_backend(), "avx512") != 0) skip();
-    const int64_t sizes[][3] = {{1, 1, 1}, {7, 47, 13}, {9, 49, 600}, {400, 768, 768}, {50, 100, 1100}, {3, 200, 3072}};
-    g_prepacked = true;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-        for (int v = 0; v < 3; v++) {
-            double e = check_case(false, true, sizes[i][0], sizes[i][1], sizes[i][2], 1.0f, v == 2 ? 0.5f : 0.0f,
-                                  false, v >= 1, v == 2 ? 3 : 0);
-            if (e > 1e-6) fail_msg("prepacked %lld×%lld×%lld variant %d: error %.3g", (long long)sizes[i][0],
-                                   (long long)sizes[i][1], (long long)sizes[i][2], v, e);
-        }
-    g_prepacked = false;
-    /* same summation order as the per-call path for products our kernel takes (≥ 4 MFLOP) */
-    int64_t M = 40, N = 300, K = 800;
-    unsigned seed = 5;
-    float *A = malloc(sizeof(float) * (size_t)(M * K)), *W = malloc(sizeof(float) * (size_t)(N * K));
-    float *C1 = malloc(sizeof(float) * (size_t)(M * N)), *C2 = malloc(sizeof(float) * (size_t)(M * N));
-    float *Bp = aligned_alloc(64, sizeof(float) * (size_t)((t_sgemm_packed_bt_size(N, K) + 15) / 16 * 16));
-    fill(A, M * K, &seed);
-    fill(W, N * K, &seed);
-    t_sgemm(false, true, M, N, K, 1.0f, A, K, W, K, 0.0f, C1, N);
-    assert_true(t_sgemm_pack_bt(N, K, W, Bp));
-    t_sgemm_prepacked(M, N, K, A, K, Bp, 0.0f, C2, N, NULL);
-    assert_memory_equal(C1, C2, sizeof(float) * (size_t)(M * N));
-    free(A), free(W), free(C1), free(C2), free(Bp);
 }
 
 static void test_thread_count_independent(void **state) {
@@ -218,7 +177,6 @@ int main(void) {
         cmocka_unit_test(test_alpha_beta_bias),
         cmocka_unit_test(test_beta_zero_ignores_nan),
         cmocka_unit_test(test_thread_count_independent),
-        cmocka_unit_test(test_prepacked_weights),
         cmocka_unit_test(test_inside_parallel_region),
         cmocka_unit_test(test_shifted_windows),
     };

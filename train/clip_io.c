@@ -82,13 +82,6 @@ int clip_model_open(ClipModel *cm, const char *path, const char *vocab, const ch
         fprintf(stderr, "daclip %s: %s\n", cmd, err);
         return -1;
     }
-    /* the commands that open a model only run it: freeze it and pack the image tower's linear weights once */
-    params_freeze(&cm->ps, "", true);
-    if (vit_pack_for_inference(&cm->m.visual) < 0) {
-        fprintf(stderr, "daclip %s: %s\n", cmd, t_last_error());
-        clip_model_close(cm);
-        return -1;
-    }
     return 0;
 }
 

@@ -23,8 +23,7 @@ typedef struct {
     ParamSet ps;
     Tokenizer *tok;
 } ClipModel;
-/* Sets up threads (t_init) and loads for inference (parameters frozen, the image tower's linear weights
- * packed: vit_pack_for_inference); on failure prints "daclip <cmd>: <reason>" and returns -1. */
+/* Sets up threads (t_init) and loads; on failure prints "daclip <cmd>: <reason>" and returns -1. */
 int clip_model_open(ClipModel *cm, const char *path, const char *vocab, const char *cmd);
 /* Frees the model and tokenizer and the activation arena (end of a command). */
 void clip_model_close(ClipModel *cm);
