@@ -75,7 +75,8 @@ TNode *t_record(const char *op, Tensor *out, TBackwardFn backward, int n_in, Ten
     return n;
 }
 
-/* Tensors marked by t_zero_grad_lazy whose gradient has not been cleared or overwritten yet. */
+/* Tensors marked by t_zero_grad_lazy: exactly those with grad_stale set (every place that clears the
+ * mark also takes the tensor off this list, so a freed tensor is never left on it). */
 static Tensor **stale;
 static size_t n_stale, cap_stale;
 
@@ -96,7 +97,8 @@ void t_zero_grad_lazy(Tensor *t) {
 }
 
 void t_grad_forget(Tensor *t) {
-    for (size_t i = 0; i < n_stale; i++)
+    if (!t->grad_stale) return;
+    for (size_t i = n_stale; i-- > 0;)   /* from the end: clear_stale empties the list from there */
         if (stale[i] == t) {
             stale[i] = stale[--n_stale];
             break;
@@ -104,17 +106,15 @@ void t_grad_forget(Tensor *t) {
     t->grad_stale = false;
 }
 
-/* Clears every gradient still marked stale (end of a backward) and forgets them. */
+/* Clears every gradient still marked stale (end of a backward). */
 static void clear_stale(void) {
-    for (size_t i = 0; i < n_stale; i++)
-        if (stale[i]->grad_stale) t_zero_grad(stale[i]);   /* t_zero_grad resets the mark */
-    n_stale = 0;
+    while (n_stale > 0) t_zero_grad(stale[n_stale - 1]);   /* t_zero_grad takes it off the list */
 }
 
 float *t_grad_buf_overwrite(Tensor *t, bool *overwrite) {
     *overwrite = !t->grad || t->grad_stale;
     float *g = t->grad ? t->grad : t_grad_buf(t);
-    t->grad_stale = false;
+    t_grad_forget(t);
     return g;
 }
 

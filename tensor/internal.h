@@ -31,7 +31,7 @@ void t_strided_add(float *dst, const int64_t *dstride, int ndim, const int64_t *
 void t_strided_copy(float *dst, const float *src, const int64_t *sstride, int ndim, const int64_t *shape);
 /* Header-only tensor in the arena with the given shape and contiguous strides, data = NULL. */
 Tensor *t_header(int ndim, const int64_t *shape);
-/* Drops t from the lazily zeroed gradients (t is being freed). */
+/* Clears t's lazy-zero mark and takes it off the list of marked gradients (nothing if unmarked). */
 void t_grad_forget(Tensor *t);
 /* Adds n floats from src into t's gradient (allocated on demand). */
 void t_grad_add(Tensor *t, const float *src, int64_t n);

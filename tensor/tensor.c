@@ -370,7 +370,7 @@ oom:
 
 void t_free(Tensor *t) {
     if (!t || !t->persistent) return;
-    if (t->grad_stale) t_grad_forget(t);
+    t_grad_forget(t);
     free(t->data);
     free(t->grad);
     free(t);
@@ -378,7 +378,7 @@ void t_free(Tensor *t) {
 
 void t_zero_grad(Tensor *t) {
     if (!t || !t->grad) return;
-    t->grad_stale = false;
+    t_grad_forget(t);
     int64_t n = t_numel(t), chunk = (int64_t)1 << 18;
     float *g = t->grad;
     /* a ViT-B/32 has 88M gradient floats to clear per step: one core's memset leaves the other idle */
