@@ -30,6 +30,7 @@ static Tensor *view_header(Tensor *x) {
     Tensor *v = t_arena_calloc(sizeof *v);
     *v = *x;
     v->grad = NULL;
+    v->grad_stale = false;   /* a parameter's lazy-zero mark is its own, not its views' */
     v->node = NULL;
     v->persistent = false;
     v->requires_grad = false;

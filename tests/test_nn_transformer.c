@@ -476,6 +476,14 @@ static void test_lazy_zero_grad(void **state) {
     optim_free(opt);
     free(ref);
     transformer_free(&tf);
+    /* a view of a lazily zeroed parameter, used twice: its gradient is its own, not marked stale */
+    Tensor *w = unused.bias;   /* [C] */
+    for (int64_t k = 0; k < C; k++) w->grad[k] = NAN, w->data[k] = (float)k / C;
+    params_zero_grad_lazy(&ps);
+    t_arena_reset();
+    Tensor *wv = t_reshape(w, T_SHAPE(4, C / 4));
+    t_backward(t_add(t_sum(t_mul(wv, wv), 0, NULL, false), t_sum(t_mul_scalar(wv, 3.0f), 0, NULL, false)));
+    for (int64_t k = 0; k < C; k++) assert_float_equal(w->grad[k], 2.0f * w->data[k] + 3.0f, 1e-6);
     params_free(&ps);   /* frees tensors still marked stale: the pending list must forget them */
     t_arena_reset();
     Tensor *z = t_new(T_SHAPE(1));
