@@ -99,7 +99,7 @@ static void in_proj_backward(TNode *n) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->in[2], *qkv = n->out;
     /* qkv: logical [3, B, H, L, D] */
     int64_t B = qkv->shape[1], H = qkv->shape[2], L = qkv->shape[3], D = qkv->shape[4], C = H * D, R = B * L;
-    int64_t nq = *(const int64_t *)n->saved;
+    int64_t nq = n->iarg[0];   /* queries: the first nq tokens */
     if (nq < L) spread_query_grad(qkv->grad, B * H, nq, L, D);
     float *dx = x->requires_grad ? t_grad_buf(x) : NULL;
     bool dw_zero;
@@ -125,9 +125,7 @@ static void in_proj(const MultiheadAttention *m, Tensor *x, int64_t nq, Tensor *
     /* the packed gradient exists up front so that t_attention's q/k/v gradients land in it directly */
     if (node) {
         qkv->grad = t_arena_calloc(sizeof(float) * (size_t)(R * 3 * C));
-        int64_t *saved = t_arena_alloc(sizeof *saved);
-        *saved = nq;
-        node->saved = saved;
+        node->iarg[0] = nq;
     }
     Tensor **out[3] = {q, k, v};
     for (int i = 0; i < 3; i++) {

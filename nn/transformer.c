@@ -215,12 +215,12 @@ void transformer_free(Transformer *tf) {
 Tensor *transformer_forward_first(const Transformer *tf, Tensor *x, Tensor *mask, Tensor *const *control,
                                   Tensor **hidden, int64_t last_rows) {
     for (int i = 0; i < tf->layers; i++) {
-        bool cut = i == tf->layers - 1 && last_rows > 0 && x && x->ndim == 3 && last_rows < x->shape[1];
-        x = cut ? res_attn_block_forward_first(&tf->resblocks[i], x, mask, last_rows)
-                : res_attn_block_forward(&tf->resblocks[i], x, mask);
+        bool last = i == tf->layers - 1 && last_rows > 0;
+        x = last ? res_attn_block_forward_first(&tf->resblocks[i], x, mask, last_rows)
+                 : res_attn_block_forward(&tf->resblocks[i], x, mask);
         if (control && control[i]) {
-            Tensor *c = control[i];   /* broadcast over tokens unless it has them all */
-            if (cut && c->ndim == 3 && c->shape[1] > last_rows) c = t_slice(c, 1, 0, last_rows);
+            Tensor *c = control[i];   /* per token: only the rows the block kept */
+            if (x && x->ndim == 3 && c->ndim == 3 && c->shape[1] > x->shape[1]) c = t_slice(c, 1, 0, x->shape[1]);
             x = t_add(x, c);
         }
         if (hidden) hidden[i] = x;

@@ -113,9 +113,8 @@ static void clear_stale(void) {
 
 float *t_grad_buf_overwrite(Tensor *t, bool *overwrite) {
     *overwrite = !t->grad || t->grad_stale;
-    float *g = t->grad ? t->grad : t_grad_buf(t);
-    t_grad_forget(t);
-    return g;
+    t_grad_forget(t);   /* unmarked, t_grad_buf neither clears it nor adds work */
+    return t_grad_buf(t);
 }
 
 float *t_grad_buf(Tensor *t) {
