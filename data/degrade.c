@@ -1,9 +1,13 @@
 /* The degradation dispatcher: names, the parameter table (ranges, defaults), random/severity parameters,
  * degrade_apply and the mixed mode. The degradations themselves live in data/degrade_<family>.c. */
 #include "data/degrade.h"
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include "data/assets.h"
 #include "data/degrade_internal.h"
 
 static const char *const NAMES[DEGRADE_N] = {
@@ -140,6 +144,8 @@ int degrade_params_check(int type, const DegradeParams *p) {
     return 0;
 }
 
+static int masks_ready(void);   /* below, with the mask source */
+
 int degrade_apply(const Image *clean, int type, const DegradeParams *p, uint64_t seed, Image *out) {
     memset(out, 0, sizeof *out);
     if (type < 0 || type >= DEGRADE_N) {
@@ -157,6 +163,7 @@ int degrade_apply(const Image *clean, int type, const DegradeParams *p, uint64_t
     } else if (degrade_params_check(type, p)) {
         return -1;
     }
+    if (type == DEG_UNCOMPLETED && masks_ready()) return -1;
     if (image_clone(out, clean)) return -1;
     Pcg32 rng;
     pcg_seed(&rng, seed, 1u + (uint64_t)type);
@@ -219,8 +226,64 @@ int degrade_mixed(const Image *clean, uint64_t seed, Image *out, int *types_out,
     return 0;
 }
 
-static char mask_dir[1024] = "../shared/data/inpainting_masks";
+/* ---- inpainting mask source ------------------------------------------------------------------------------ */
 
-void degrade_set_mask_dir(const char *dir) { snprintf(mask_dir, sizeof mask_dir, "%s", dir ? dir : ""); }
+#define MASKS_ASSET "inpainting_masks"   /* data/assets/inpainting_masks: the project's copy of the official masks */
+#define N_OFFICIAL_MASKS 100             /* 000000.png .. 000099.png, as data/degrade_inpaint.c draws them */
 
-const char *degrade_mask_dir(void) { return mask_dir; }
+/* A folder chosen with degrade_set_mask_dir, else the project's copy found next to the binary at first use
+ * (once, so worker threads see one answer). */
+static char user_mask_dir[4096];
+static int user_mask_dir_set;
+static char default_mask_dir[4096];
+static int default_mask_dir_found;
+static pthread_once_t default_mask_once = PTHREAD_ONCE_INIT;
+
+static void find_default_mask_dir(void) {
+    default_mask_dir_found = daclip_asset_path(MASKS_ASSET, default_mask_dir, sizeof default_mask_dir) != NULL;
+}
+
+void degrade_set_mask_dir(const char *dir) {
+    user_mask_dir_set = dir != NULL;
+    snprintf(user_mask_dir, sizeof user_mask_dir, "%s", dir ? dir : "");
+}
+
+const char *degrade_mask_dir(void) {
+    if (user_mask_dir_set) return user_mask_dir;
+    pthread_once(&default_mask_once, find_default_mask_dir);
+    return default_mask_dir;
+}
+
+/* 0 when "uncompleted" can run as configured: synthetic masks, or a folder holding every official mask.
+ * Otherwise -1 with data_error naming what is missing: a missing mask is an error, never a silent switch to
+ * synthetic masks (that would change the dataset a seed produces depending on where the command runs). */
+static int masks_ready(void) {
+    const char *dir = degrade_mask_dir();
+    if (!dir[0]) return 0;
+    if (!user_mask_dir_set && !default_mask_dir_found) {
+        const char *env = getenv("DACLIP_ASSETS");
+        data_set_error("the official inpainting masks are not found: no %s%s; set DACLIP_ASSETS to the project's "
+                       "data/assets folder, pass --mask-dir DIR, or --mask-dir '' for synthetic masks", dir,
+                       env && *env ? " (DACLIP_ASSETS is set)" : " next to the binary, nor ./data/assets/" MASKS_ASSET);
+        return -1;
+    }
+    char path[4200];
+    for (int i = 0; i < N_OFFICIAL_MASKS; i++) {
+        snprintf(path, sizeof path, "%s/%06d.png", dir, i);
+        if (access(path, R_OK) != 0) {
+            data_set_error("inpainting masks: %s is missing or unreadable (the mask folder must hold the %d "
+                           "official masks 000000.png .. %06d.png; --mask-dir '' selects synthetic masks)",
+                           path, N_OFFICIAL_MASKS, N_OFFICIAL_MASKS - 1);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int degrade_mask_source(char *buf, size_t n) {
+    if (masks_ready()) return -1;
+    const char *dir = degrade_mask_dir();
+    if (!dir[0]) snprintf(buf, n, "inpainting masks: synthetic brush strokes (--mask-dir '')");
+    else snprintf(buf, n, "inpainting masks: the %d official masks in %s", N_OFFICIAL_MASKS, dir);
+    return 0;
+}

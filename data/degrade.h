@@ -92,8 +92,16 @@ int degrade_apply(const Image *clean, int type, const DegradeParams *p, uint64_t
  * order applied, n_types_out their count. Returns 0, or -1 with data_error set. */
 int degrade_mixed(const Image *clean, uint64_t seed, Image *out, int *types_out, int *n_types_out);
 
-/* Folder with the 100 official inpainting masks (reference §3.4), default "../shared/data/inpainting_masks";
- * set NULL/"" to force the synthetic brush masks. Not thread-safe: set it once at start-up. */
+/* Folder with the 100 official inpainting masks (reference §3.4, 000000.png .. 000099.png). Default (and NULL):
+ * the project's copy, data/assets/inpainting_masks, found next to the binary whatever the working directory
+ * (data/assets.h); "" selects the synthetic brush masks. A folder lacking any of the masks is an error for
+ * "uncompleted" (degrade_apply fails), never a silent switch to synthetic masks. Not thread-safe: set it once
+ * at start-up. */
 void degrade_set_mask_dir(const char *dir);
+
+/* Checks the mask source "uncompleted" will use and describes it in buf for the user ("inpainting masks: the 100
+ * official masks in DIR" or "... synthetic brush strokes"); commands print it once on stderr. Returns 0, or -1
+ * with data_error set (no buf) when the masks are missing. */
+int degrade_mask_source(char *buf, size_t n);
 
 #endif

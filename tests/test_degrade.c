@@ -13,6 +13,7 @@
 #include "data/degrade.h"
 #include "data/image_io.h"
 #include "data/rng_pcg.h"
+#include "tests/util_tmpdir.h"
 
 /* ---- synthetic test images -------------------------------------------------------------------------------- */
 
@@ -364,19 +365,26 @@ static void test_uncompleted_synthetic(void **state) {
     image_free(&clean);
 }
 
+/* The project's copy of the official masks (data/assets/LICENSES.md); tests run from the repository root. */
+#define PROJECT_MASKS "data/assets/inpainting_masks"
+
 static void test_uncompleted_official_masks(void **state) {
     (void)state;
-    if (access("../shared/data/inpainting_masks/000001.png", R_OK) != 0) skip();
-    degrade_set_mask_dir("../shared/data/inpainting_masks");
+    degrade_set_mask_dir(NULL);   /* the default: the shipped masks, found next to the test binary */
+    char src[4400];
+    int rc = degrade_mask_source(src, sizeof src);
+    if (rc) fail_msg("%s", data_error());
+    assert_non_null(strstr(src, "the 100 official masks in /"));
+    assert_non_null(strstr(src, PROJECT_MASKS));
     Image clean = make_image(256, 256, 3, IMG_TEXTURE, 0), out, mask;
     DegradeParams p;
     degrade_default_params(DEG_UNCOMPLETED, &p);
     p.mask_index = 1;
-    int rc = degrade_apply(&clean, DEG_UNCOMPLETED, &p, 0, &out);
+    rc = degrade_apply(&clean, DEG_UNCOMPLETED, &p, 0, &out);
     degrade_set_mask_dir("");
     assert_int_equal(rc, 0);
     /* at the masks' own size, area resizing is the identity: holes are exactly the black mask pixels */
-    assert_int_equal(image_load("../shared/data/inpainting_masks/000001.png", &mask), 0);
+    assert_int_equal(image_load(PROJECT_MASKS "/000001.png", &mask), 0);
     size_t holes = 0;
     for (int y = 0; y < 256; y++)
         for (int x = 0; x < 256; x++) {
@@ -389,6 +397,44 @@ static void test_uncompleted_official_masks(void **state) {
     image_free(&mask);
     image_free(&out);
     image_free(&clean);
+}
+
+/* A mask folder without the official masks is an error for "uncompleted", never a silent switch to synthetic
+ * masks; "" asks for synthetic masks explicitly, and the other degradations need no masks. */
+static void test_uncompleted_missing_masks_fail(void **state) {
+    (void)state;
+    Image clean = make_image(64, 64, 3, IMG_TEXTURE, 0), out;
+    char dir[512], src[4400], path[600];
+    assert_int_equal(test_tmpdir_create(dir, sizeof dir, "masks"), 0);
+    degrade_set_mask_dir(dir);
+    assert_int_equal(degrade_mask_source(src, sizeof src), -1);
+    assert_non_null(strstr(data_error(), "000000.png is missing"));
+    assert_int_equal(degrade_apply(&clean, DEG_UNCOMPLETED, NULL, 1, &out), -1);
+    assert_null(out.px);
+    /* every mask but the last one */
+    for (int i = 0; i < 99; i++) {
+        char *shipped;
+        snprintf(path, sizeof path, PROJECT_MASKS "/%06d.png", i);
+        assert_non_null(shipped = realpath(path, NULL));
+        snprintf(path, sizeof path, "%s/%06d.png", dir, i);
+        assert_int_equal(symlink(shipped, path), 0);
+        free(shipped);
+    }
+    assert_int_equal(degrade_mask_source(src, sizeof src), -1);
+    assert_non_null(strstr(data_error(), "000099.png is missing"));
+    DegradeParams p;
+    degrade_default_params(DEG_UNCOMPLETED, &p);
+    p.mask_index = 3;   /* present, but the folder as a whole is refused */
+    assert_int_equal(degrade_apply(&clean, DEG_UNCOMPLETED, &p, 1, &out), -1);
+    apply_ok(&clean, DEG_HAZY, NULL, 1, &out);
+    image_free(&out);
+    degrade_set_mask_dir("");
+    assert_int_equal(degrade_mask_source(src, sizeof src), 0);
+    assert_non_null(strstr(src, "synthetic"));
+    apply_ok(&clean, DEG_UNCOMPLETED, NULL, 1, &out);
+    image_free(&out);
+    image_free(&clean);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
 }
 
 static void test_hazy(void **state) {
@@ -579,6 +625,7 @@ int main(void) {
         cmocka_unit_test(test_jpeg_blocks),
         cmocka_unit_test(test_uncompleted_synthetic),
         cmocka_unit_test(test_uncompleted_official_masks),
+        cmocka_unit_test(test_uncompleted_missing_masks_fail),
         cmocka_unit_test(test_hazy),
         cmocka_unit_test(test_low_light),
         cmocka_unit_test(test_motion_blurry),

@@ -14,14 +14,12 @@
 #include "clip/bpe_train.h"
 #include "clip/tokenizer.h"
 
-#define OFFICIAL "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz"
+/* the project's copy of the official vocabulary (data/assets/LICENSES.md); tests run from the repository root */
+#define OFFICIAL "data/assets/clip/bpe_simple_vocab_16e6.txt.gz"
 #define CASES "tests/fixtures/tokenizer_cases.txt"
 
-static Tokenizer *official_or_skip(void) {
-    if (access(OFFICIAL, R_OK) != 0) {
-        print_message("skipping: %s not found\n", OFFICIAL);
-        skip();
-    }
+static Tokenizer *official_vocab(void) {
+    if (access(OFFICIAL, R_OK) != 0) fail_msg("%s not found: the official vocabulary ships with the project", OFFICIAL);
     char err[512] = "";
     Tokenizer *tok = tokenizer_load(OFFICIAL, err, sizeof err);
     if (!tok) fail_msg("%s", err);
@@ -50,7 +48,7 @@ static void write_gz(const char *path, const char *text) {
 
 static void test_reference_vectors(void **state) {
     (void)state;
-    Tokenizer *tok = official_or_skip();
+    Tokenizer *tok = official_vocab();
     static const struct { const char *text; int n; int32_t ids[8]; } v[] = {
         {"a photo of a cat", 7, {49406, 320, 1125, 539, 320, 2368, 49407}},
         {"motion-blurry", 5, {49406, 7860, 268, 21977, 49407}},
@@ -77,7 +75,7 @@ static void test_reference_vectors(void **state) {
 
 static void test_official_vocab_shape(void **state) {
     (void)state;
-    Tokenizer *tok = official_or_skip();
+    Tokenizer *tok = official_vocab();
     assert_int_equal(tokenizer_n_merges(tok), 48894);
     assert_int_equal(tokenizer_vocab_size(tok), 49408);
     assert_int_equal(tokenizer_sot(tok), 49406);
@@ -105,7 +103,7 @@ static size_t unhex(const char *h, size_t n, char *out) {
 
 static void test_fixture_cases(void **state) {
     (void)state;
-    Tokenizer *tok = official_or_skip();
+    Tokenizer *tok = official_vocab();
     FILE *f = fopen(CASES, "r");
     if (!f) fail_msg("%s missing: run tests/reference/gen_tokenizer.py", CASES);
     char *line = NULL;
@@ -158,7 +156,7 @@ static void test_fixture_cases(void **state) {
 
 static void test_truncation(void **state) {
     (void)state;
-    Tokenizer *tok = official_or_skip();
+    Tokenizer *tok = official_vocab();
     char text[2000] = "";
     for (int i = 0; i < 40; i++) strcat(text, "a photo of a cat ");
     int32_t out[TOKENIZER_CONTEXT];
@@ -280,18 +278,19 @@ static void test_corrupt_vocab(void **state) {
     write_file(p, buf, 600);
     expect_load_error(p, "corrupt or truncated");
     remove(p);
-    /* the official file cut short (only when it is present) */
+    /* the official file cut short */
     FILE *of = fopen(OFFICIAL, "rb");
-    if (of) {
-        char *part = malloc(400000);
-        size_t m = fread(part, 1, 400000, of);
-        fclose(of);
-        tmp_path(p, sizeof p, "official_cut.txt.gz");
-        write_file(p, part, m);
-        free(part);
-        expect_load_error(p, "corrupt or truncated");
-        remove(p);
-    }
+    assert_non_null(of);
+    char *part = malloc(400000);
+    assert_non_null(part);
+    size_t m = fread(part, 1, 400000, of);
+    fclose(of);
+    assert_int_equal(m, 400000);
+    tmp_path(p, sizeof p, "official_cut.txt.gz");
+    write_file(p, part, m);
+    free(part);
+    expect_load_error(p, "corrupt or truncated");
+    remove(p);
 }
 
 /* ---- BPE training -------------------------------------------------------------------------- */

@@ -5,14 +5,33 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "data/assets.h"
 #include "tensor/safetensors.h"
+
+static char default_vocab[4096];
+
+const char *clip_default_vocab(void) {
+    daclip_asset_path(DACLIP_VOCAB_ASSET, default_vocab, sizeof default_vocab);
+    return default_vocab;
+}
 
 const char *clip_vocab_path(const char *given) {
     if (given && *given) return given;
     const char *env = getenv("DACLIP_VOCAB");
     if (env && *env) return env;
-    if (access(DACLIP_DEFAULT_VOCAB, R_OK) == 0) return DACLIP_DEFAULT_VOCAB;
-    return NULL;
+    return daclip_asset_path(DACLIP_VOCAB_ASSET, default_vocab, sizeof default_vocab);
+}
+
+/* A model file records the absolute path of its vocabulary, which a clone elsewhere lacks. The official
+ * vocabulary is shipped, so a missing file of that name means the shipped copy; any other vocabulary must be
+ * given with --vocab. The size check in clip_model_load still guards the choice. */
+static const char *recorded_vocab(const char *recorded) {
+    if (access(recorded, R_OK) == 0) return recorded;
+    const char *base = strrchr(recorded, '/'), *official = strrchr(DACLIP_VOCAB_ASSET, '/') + 1;
+    base = base ? base + 1 : recorded;
+    if (!strcmp(base, official) && daclip_asset_path(DACLIP_VOCAB_ASSET, default_vocab, sizeof default_vocab))
+        return default_vocab;
+    return recorded;
 }
 
 int clip_model_meta(const ClipConfig *cfg, const char *vocab, char *buf, size_t n) {
@@ -46,7 +65,8 @@ int clip_model_load(const char *path, const char *vocab_override, Clip *m, Param
     char file_vocab[4096] = "";
     st_meta_get(f, "vocab", file_vocab, sizeof file_vocab);
     st_close(f);
-    const char *vocab = vocab_override ? vocab_override : (file_vocab[0] ? file_vocab : clip_vocab_path(NULL));
+    const char *vocab = vocab_override ? vocab_override
+                        : (file_vocab[0] ? recorded_vocab(file_vocab) : clip_vocab_path(NULL));
     if (!vocab) {
         snprintf(err, errlen, "%s: no vocabulary recorded; pass --vocab FILE", path);
         return -1;

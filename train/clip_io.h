@@ -6,10 +6,15 @@
 #include "clip/tokenizer.h"
 #include "nn/module.h"
 
-#define DACLIP_DEFAULT_VOCAB "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz"
+/* The official vocabulary shipped in data/assets/ (licence in data/assets/LICENSES.md). */
+#define DACLIP_VOCAB_ASSET "clip/bpe_simple_vocab_16e6.txt.gz"
 
-/* The vocabulary to use: `given`, else $DACLIP_VOCAB, else the official file next to the project when
- * present; NULL if none. */
+/* Path of the shipped official vocabulary, found next to the binary whatever the working directory
+ * (data/assets.h); when it is missing, the first place looked (for messages). Static storage. */
+const char *clip_default_vocab(void);
+
+/* The vocabulary to use: `given`, else $DACLIP_VOCAB, else the shipped official file when present; NULL if
+ * none. */
 const char *clip_vocab_path(const char *given);
 
 /* Loads model + tokenizer. vocab_override may be NULL (then the file's own "vocab" entry, then

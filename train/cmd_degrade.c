@@ -37,7 +37,8 @@ static void usage(FILE *f) {
             "                    --param, parameters are drawn at random within their ranges per image\n"
             "  --param KEY=VAL   set one parameter (repeatable), e.g. jpeg_quality=10 noise_sigma=0.196;\n"
             "                    starts from the defaults (or --severity); see --list\n"
-            "  --mask-dir DIR    official inpainting masks (default ../shared/data/inpainting_masks; '' = synthetic)\n"
+            "  --mask-dir DIR    official inpainting masks (default: the project's data/assets/inpainting_masks;\n"
+            "                    '' = synthetic brush strokes); the masks used are named on stderr\n"
             "  --sheet           contact sheet: the clean photo (centre square at --size, default 256) and all ten\n"
             "                    degradations plus one mixed chain, labelled, in a 4x3 grid\n"
             "  --list            print the parameter table as CSV (key,degradation,min,max,default)\n"
@@ -253,6 +254,17 @@ static void list_params(void) {
         printf("%s,%s,%g,%g,%g\n", t[i].key, degrade_name(t[i].type), t[i].min, t[i].max, t[i].def);
 }
 
+/* Names the inpainting masks this run uses on stderr (they change the output); 0, or 1 when they are missing. */
+static int report_masks(void) {
+    char masks[4400];
+    if (degrade_mask_source(masks, sizeof masks)) {
+        fprintf(stderr, "daclip degrade: %s\n", data_error());
+        return 1;
+    }
+    fprintf(stderr, "daclip degrade: %s\n", masks);
+    return 0;
+}
+
 int cmd_degrade(int argc, char **argv) {
     Job job;
     memset(&job, 0, sizeof job);
@@ -299,6 +311,7 @@ int cmd_degrade(int argc, char **argv) {
         else { fprintf(stderr, "daclip degrade: too many arguments (see --help)\n"); return 1; }
     }
     if (n_pos != 2) { usage(stderr); return 1; }
+    if ((sheet || job.type == TYPE_ALL || job.type == TYPE_MIXED || job.type == DEG_UNCOMPLETED) && report_masks()) return 1;
     if (sheet) {
         if (size < 32 || size > 2048) { fprintf(stderr, "daclip degrade: --size must be in [32, 2048]\n"); return 1; }
         return make_sheet(pos[0], pos[1], job.seed, size);

@@ -64,6 +64,11 @@ int cmd_make_dataset(int argc, char **argv) {
         } else { fprintf(stderr, "make-dataset: unknown option '%s'\n", a); usage(stderr); return 2; }
     }
     if (!o.src || !o.out) { usage(stderr); return 2; }
+    if (o.types[DEG_UNCOMPLETED]) {   /* say which inpainting masks are used: they change the dataset */
+        char masks[4400];
+        if (degrade_mask_source(masks, sizeof masks)) { fprintf(stderr, "make-dataset: %s\n", data_error()); return 1; }
+        fprintf(stderr, "make-dataset: %s\n", masks);
+    }
     Progress p;
     progress_begin(&p, "make-dataset", 0, "pair");
     o.progress = on_progress;

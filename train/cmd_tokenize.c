@@ -5,9 +5,10 @@
 #include <unistd.h>
 
 #include "clip/tokenizer.h"
+#include "train/clip_io.h"
 #include "train/commands.h"
 
-#define DEFAULT_VOCAB "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz"
+#define DEFAULT_VOCAB clip_default_vocab()   /* the shipped official vocabulary (data/assets/clip/) */
 
 static void usage(FILE *f) {
     fprintf(f, "usage: daclip tokenize [--vocab FILE] [--context N] TEXT...\n\n"
