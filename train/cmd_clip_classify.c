@@ -10,12 +10,14 @@
 #include "tensor/ops.h"
 #include "train/clip_io.h"
 #include "train/commands.h"
+#include "train/options.h"
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: daclip clip-classify --model M.safetensors --image X.png --labels \"a,b,c\" [--vocab FILE]\n\n"
-               "Prints softmax(100 * cos(image, label)) for each label, most likely first (open_clip's zero-shot\n"
-               "recipe; the labels are tokenised as given, with no template).\n");
-}
+static const char usage_head[] =
+    "usage: daclip clip-classify --model M.safetensors --image X.png --labels \"a,b,c\" [--vocab FILE]\n\n"
+    "Prints softmax(100 * cos(image, label)) for each label, most likely first, as CSV (open_clip's zero-shot\n"
+    "recipe; the labels are tokenised as given, with no template).\n";
+
+#define MAX_LABELS 256
 
 typedef struct {
     const char *label;
@@ -29,44 +31,45 @@ static int by_p(const void *a, const void *b) {
 
 int cmd_clip_classify(int argc, char **argv) {
     const char *model = NULL, *image = NULL, *labels = NULL, *vocab = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "daclip clip-classify: %s needs a value\n", argv[i]);
-            return 1;
-        }
-        if (!strcmp(argv[i], "--model")) model = argv[++i];
-        else if (!strcmp(argv[i], "--image")) image = argv[++i];
-        else if (!strcmp(argv[i], "--labels")) labels = argv[++i];
-        else if (!strcmp(argv[i], "--vocab")) vocab = argv[++i];
-        else {
-            fprintf(stderr, "daclip clip-classify: unknown option %s\n", argv[i]);
-            return 1;
-        }
-    }
-    if (!model || !image || !labels) {
-        usage(stderr);
+    const OptSpec specs[] = {
+        {"--model", OPT_STR | OPT_REQUIRED, &model, 0, 0, "FILE", "model.safetensors written by train-clip"},
+        {"--image", OPT_STR | OPT_REQUIRED, &image, 0, 0, "FILE", "the image (PNG or JPEG)"},
+        {"--labels", OPT_STR | OPT_REQUIRED, &labels, 0, 0, "LIST", "comma-separated labels, e.g. \"a dog,a cat\""},
+        {"--vocab", OPT_STR, &vocab, 0, 0, "FILE",
+         "BPE merges (default: the one the model names, else $DACLIP_VOCAB,\nelse the official file)"},
+        {0}};
+    int parsed = opts_parse("clip-classify", usage_head, specs, argc, argv, NULL, NULL);
+    if (parsed != OPTS_OK) return opts_exit_code(parsed);
+    char *lab = strdup(labels);
+    if (!lab) {
+        fprintf(stderr, "daclip clip-classify: out of memory\n");
         return 1;
     }
-    ClipModel cm;
-    if (clip_model_open(&cm, model, vocab, "clip-classify")) return 1;
-    int rc = 1;
-    char *lab = strdup(labels);
-    char *names[256];
+    char *names[MAX_LABELS];
     int n = 0;
-    for (char *s = strtok(lab, ","); s && n < 256; s = strtok(NULL, ",")) {
+    for (char *s = strtok(lab, ","); s; s = strtok(NULL, ",")) {
         while (*s == ' ') s++;
-        if (*s) names[n++] = s;
+        if (!*s) continue;
+        if (n == MAX_LABELS) {
+            free(lab);
+            return opts_fail("clip-classify", "--labels", "more than %d labels", MAX_LABELS);
+        }
+        names[n++] = s;
     }
+    if (n == 0) {
+        free(lab);
+        return opts_fail("clip-classify", "--labels", "no labels given");
+    }
+    ClipModel cm;
+    if (clip_model_open(&cm, model, vocab, "clip-classify")) {
+        free(lab);
+        return 1;
+    }
+    int rc = 1;
     Image im = {0};
     int S = cm.m.cfg.vision.image_size, L = cm.m.cfg.context_length;
     Tensor *img = t_new(T_SHAPE(1, 3, S, S));
-    if (n == 0) {
-        fprintf(stderr, "daclip clip-classify: no labels given\n");
-    } else if (image_load(image, &im) || clip_preprocess(&im, S, img->data)) {
+    if (image_load(image, &im) || clip_preprocess(&im, S, img->data)) {
         fprintf(stderr, "daclip clip-classify: %s\n", data_error());
     } else {
         t_set_grad_enabled(false);
@@ -76,7 +79,7 @@ int cmd_clip_classify(int argc, char **argv) {
         Tensor *ft = nn_l2_normalize(clip_encode_text(&cm.m, ids, n));             /* [n, E] */
         Tensor *p = t_softmax(t_mul_scalar(t_matmul(fi, t_transpose(ft, 0, 1)), 100.0f), -1);   /* [1, n] */
         if (p) {
-            Scored sc[256];
+            Scored sc[MAX_LABELS];
             for (int i = 0; i < n; i++) sc[i] = (Scored){names[i], p->data[i]};
             qsort(sc, (size_t)n, sizeof sc[0], by_p);
             printf("label,probability\n");
@@ -87,5 +90,6 @@ int cmd_clip_classify(int argc, char **argv) {
     image_free(&im);
     free(lab);
     clip_model_close(&cm);
+    if (out_close_stdout("clip-classify")) rc = 1;
     return rc;
 }

@@ -1,6 +1,5 @@
 /* daclip degrade: applies the DA-CLIP degradations (data/degrade.h) to an image or a folder of images, and draws
  * the labelled contact sheet of docs/degradations.png. */
-#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,36 +13,23 @@
 #include "data/rng_pcg.h"
 #include "train/commands.h"
 #include "train/draw.h"
+#include "train/options.h"
 #include "train/progress.h"
 
 #define TYPE_ALL (-2)
 #define TYPE_MIXED (-3)
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: daclip degrade --type NAME|all|mixed [options] IN OUT\n"
-            "       daclip degrade --sheet [--seed N] [--size PX] PHOTO OUT.png\n"
-            "       daclip degrade --list\n\n"
-            "Applies the DA-CLIP degradations to IN (a PNG/JPEG file or a folder of them) and writes PNGs.\n"
-            "  one type, file IN:   OUT is the output file (.png or .jpg)\n"
-            "  one type, folder IN: OUT/<name>.png\n"
-            "  all / mixed:         OUT/<degradation>/<name>.png (mixed: OUT/mixed/; prints file,types CSV)\n"
-            "  (for a training set in the official LQ/GT layout with captions, use 'daclip make-dataset')\n\n"
-            "types: motion-blurry hazy jpeg-compressed low-light noisy raindrop rainy shadowed snowy\n"
-            "       uncompleted, or all (each of the ten), or mixed (a random chain of 2-3 per image)\n\n"
-            "options:\n"
-            "  --seed N          base seed (default 0); image i uses a seed derived from (N, i)\n"
-            "  --severity S      0 = mildest .. 1 = harshest end of every parameter range; without it and without\n"
-            "                    --param, parameters are drawn at random within their ranges per image\n"
-            "  --param KEY=VAL   set one parameter (repeatable), e.g. jpeg_quality=10 noise_sigma=0.196;\n"
-            "                    starts from the defaults (or --severity); see --list\n"
-            "  --mask-dir DIR    official inpainting masks (default: the project's data/assets/inpainting_masks;\n"
-            "                    '' = synthetic brush strokes); the masks used are named on stderr\n"
-            "  --sheet           contact sheet: the clean photo (centre square at --size, default 256) and all ten\n"
-            "                    degradations plus one mixed chain, labelled, in a 4x3 grid\n"
-            "  --list            print the parameter table as CSV (key,degradation,min,max,default)\n"
-            "  --quiet           no progress bar\n");
-}
+static const char usage_head[] =
+    "usage: daclip degrade --type NAME|all|mixed [options] IN OUT\n"
+    "       daclip degrade --sheet [--seed N] [--size PX] PHOTO OUT.png\n"
+    "       daclip degrade --list\n\n"
+    "Applies the DA-CLIP degradations to IN (a PNG/JPEG file or a folder of them) and writes PNGs.\n"
+    "  one type, file IN:   OUT is the output file (.png or .jpg)\n"
+    "  one type, folder IN: OUT/<name>.png\n"
+    "  all / mixed:         OUT/<degradation>/<name>.png (mixed: OUT/mixed/; prints file,types CSV)\n"
+    "  (for a training set in the official LQ/GT layout with captions, use 'daclip make-dataset')\n\n"
+    "types: motion-blurry hazy jpeg-compressed low-light noisy raindrop rainy shadowed snowy\n"
+    "       uncompleted, or all (each of the ten), or mixed (a random chain of 2-3 per image)\n";
 
 /* ---- file helpers ---------------------------------------------------------------------------------------- */
 
@@ -265,81 +251,80 @@ static int report_masks(void) {
     return 0;
 }
 
+/* --param KEY=NUMBER, checked like any number on the command line. */
+static int parse_param(const char *arg, char *key, size_t key_n, double *value) {
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg || (size_t)(eq - arg) >= key_n)
+        return opts_fail("degrade", "--param", "expects KEY=NUMBER, got '%s'", arg);
+    snprintf(key, key_n, "%.*s", (int)(eq - arg), arg);
+    const OptSpec number = {"--param", OPT_DOUBLE, value, 0, 0, "KEY=VAL", NULL};
+    return opts_store("degrade", &number, eq + 1);
+}
+
 int cmd_degrade(int argc, char **argv) {
     Job job;
     memset(&job, 0, sizeof job);
+    const char *type = NULL, *mask_dir = NULL;
+    bool sheet = false, list = false, quiet = false;
+    int size = 256;
+    double severity = -1.0;   /* < 0: not given */
+    OptList param_args = {0};
+    const OptSpec specs[] = {
+        {"--type", OPT_STR, &type, 0, 0, "NAME", "a type above, all or mixed (required unless --sheet or --list)"},
+        {"--seed", OPT_U64, &job.seed, 0, 0, "N", "base seed (default 0); image i uses a seed derived from (N, i)"},
+        {"--severity", OPT_DOUBLE, &severity, 0, 1, "S",
+         "0 = mildest .. 1 = harshest end of every parameter range; without it and\n"
+         "without --param, parameters are drawn at random within their ranges per image"},
+        {"--param", OPT_LIST, &param_args, 0, 0, "KEY=VAL",
+         "set one parameter, e.g. jpeg_quality=10 noise_sigma=0.196; starts from\n"
+         "the defaults (or --severity); see --list"},
+        {"--mask-dir", OPT_STR, &mask_dir, 0, 0, "DIR",
+         "official inpainting masks (default: the project's data/assets/inpainting_masks;\n"
+         "'' = synthetic brush strokes); the masks used are named on stderr"},
+        {"--sheet", OPT_FLAG, &sheet, 0, 0, NULL,
+         "contact sheet: the clean photo (centre square at --size) and all ten\n"
+         "degradations plus one mixed chain, labelled, in a 4x3 grid"},
+        {"--size", OPT_INT, &size, 32, 2048, "PX", "tile side of the contact sheet (default 256)"},
+        {"--list", OPT_FLAG, &list, 0, 0, NULL, "print the parameter table as CSV (key,degradation,min,max,default)"},
+        {"--quiet", OPT_FLAG, &quiet, 0, 0, NULL, "no progress bar"},
+        {0}};
+    char **pos;
+    int n_pos;
+    int parsed = opts_parse("degrade", usage_head, specs, argc, argv, &pos, &n_pos);
+    if (parsed != OPTS_OK) return opts_exit_code(parsed);
+    if (list) {
+        list_params();
+        return 0;
+    }
+    if (n_pos != 2)
+        return opts_fail("degrade", NULL, "expected IN and OUT, got %d argument%s; see 'daclip degrade --help'", n_pos,
+                         n_pos == 1 ? "" : "s");
     job.type = -1;
-    const char *pos[2] = {NULL, NULL};
-    int n_pos = 0, sheet = 0, quiet = 0, size = 256;
-    float severity = -1.0f;
-    const char *param_args[64];
-    int n_param_args = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has_val = i + 1 < argc;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (!strcmp(a, "--list")) { list_params(); return 0; }
-        else if (!strcmp(a, "--sheet")) sheet = 1;
-        else if (!strcmp(a, "--quiet")) quiet = 1;
-        else if (!strcmp(a, "--type") && has_val) {
-            const char *v = argv[++i];
-            job.type = !strcmp(v, "all") ? TYPE_ALL : !strcmp(v, "mixed") ? TYPE_MIXED : degrade_type_from_name(v);
-            if (job.type == -1) {
-                fprintf(stderr, "daclip degrade: unknown type '%s' (see --help)\n", v);
-                return 1;
-            }
-        } else if (!strcmp(a, "--seed") && has_val) {
-            char *end;
-            job.seed = strtoull(argv[++i], &end, 0);
-            if (*end) { fprintf(stderr, "daclip degrade: bad --seed '%s'\n", argv[i]); return 1; }
-        } else if (!strcmp(a, "--severity") && has_val) {
-            char *end;
-            severity = strtof(argv[++i], &end);
-            if (*end || !(severity >= 0.0f && severity <= 1.0f)) {
-                fprintf(stderr, "daclip degrade: --severity must be a number in [0,1]\n");
-                return 1;
-            }
-        } else if (!strcmp(a, "--param") && has_val) {
-            if (n_param_args == 64) { fprintf(stderr, "daclip degrade: too many --param\n"); return 1; }
-            param_args[n_param_args++] = argv[++i];
-        } else if (!strcmp(a, "--mask-dir") && has_val) degrade_set_mask_dir(argv[++i]);
-        else if (!strcmp(a, "--size") && has_val) size = atoi(argv[++i]);
-        else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "daclip degrade: unknown option or missing value: %s (see --help)\n", a);
-            return 1;
-        } else if (n_pos < 2) pos[n_pos++] = a;
-        else { fprintf(stderr, "daclip degrade: too many arguments (see --help)\n"); return 1; }
+    if (type) {
+        job.type = !strcmp(type, "all") ? TYPE_ALL : !strcmp(type, "mixed") ? TYPE_MIXED : degrade_type_from_name(type);
+        if (job.type == -1) return opts_fail("degrade", "--type", "unknown type '%s' (see --help)", type);
     }
-    if (n_pos != 2) { usage(stderr); return 1; }
-    if ((sheet || job.type == TYPE_ALL || job.type == TYPE_MIXED || job.type == DEG_UNCOMPLETED) && report_masks()) return 1;
-    if (sheet) {
-        if (size < 32 || size > 2048) { fprintf(stderr, "daclip degrade: --size must be in [32, 2048]\n"); return 1; }
-        return make_sheet(pos[0], pos[1], job.seed, size);
-    }
-    if (job.type == -1) { fprintf(stderr, "daclip degrade: --type is required (see --help)\n"); return 1; }
-    if (severity >= 0.0f || n_param_args) {
+    if (!sheet && job.type == -1) return opts_fail("degrade", "--type", "required (see 'daclip degrade --help')");
+    if (!sheet && (severity >= 0.0 || param_args.n)) {
+        char keys[OPT_LIST_MAX][64];
+        double values[OPT_LIST_MAX];
+        for (int k = 0; k < param_args.n; k++)
+            if (parse_param(param_args.v[k], keys[k], sizeof keys[k], &values[k])) return OPTS_ERROR;
         job.have_params = 1;
         for (int t = 0; t < DEGRADE_N; t++) {
-            if (severity >= 0.0f) degrade_severity_params(t, severity, &job.params[t]);
+            if (severity >= 0.0) degrade_severity_params(t, (float)severity, &job.params[t]);
             else degrade_default_params(t, &job.params[t]);
-            for (int k = 0; k < n_param_args; k++) {
-                char key[64];
-                const char *eq = strchr(param_args[k], '=');
-                char *end;
-                double v = eq ? strtod(eq + 1, &end) : 0.0;
-                if (!eq || eq == param_args[k] || (size_t)(eq - param_args[k]) >= sizeof key || !eq[1] || *end) {
-                    fprintf(stderr, "daclip degrade: --param expects KEY=NUMBER, got '%s'\n", param_args[k]);
-                    return 1;
+            for (int k = 0; k < param_args.n; k++)
+                if (degrade_param_set(&job.params[t], keys[k], values[k])) {
+                    const char *msg = data_error();   /* "degrade: <problem>" */
+                    return opts_fail("degrade", "--param", "%s", strncmp(msg, "degrade: ", 9) ? msg : msg + 9);
                 }
-                snprintf(key, sizeof key, "%.*s", (int)(eq - param_args[k]), param_args[k]);
-                if (degrade_param_set(&job.params[t], key, v)) {
-                    fprintf(stderr, "daclip %s\n", data_error());   /* the message starts with "degrade: " */
-                    return 1;
-                }
-            }
         }
         if (job.type == TYPE_MIXED)
             fprintf(stderr, "daclip degrade: note: mixed mode draws its own random parameters; --severity/--param are ignored\n");
     }
+    if (mask_dir) degrade_set_mask_dir(mask_dir);
+    if ((sheet || job.type == TYPE_ALL || job.type == TYPE_MIXED || job.type == DEG_UNCOMPLETED) && report_masks()) return 1;
+    if (sheet) return make_sheet(pos[0], pos[1], job.seed, size);
     return run_batch(&job, pos[0], pos[1], quiet);
 }

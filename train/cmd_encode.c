@@ -1,4 +1,5 @@
 /* daclip encode: CLIP embeddings of a folder of images (or of texts) as CSV. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,14 +11,15 @@
 #include "tensor/ops.h"
 #include "train/clip_io.h"
 #include "train/commands.h"
+#include "train/options.h"
 #include "train/progress.h"
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: daclip encode --model M.safetensors (--images DIR | --text TEXT...) [--out FILE.csv]\n"
-               "                    [--vocab FILE] [--normalize]\n\n"
-               "Writes one CSV row per image (or text): the name, then the E embedding values (unnormalised unless\n"
-               "--normalize). Output goes to stdout unless --out is given.\n");
-}
+static const char usage_head[] =
+    "usage: daclip encode --model M.safetensors (--images DIR | --text TEXT...) [--out FILE.csv]\n"
+    "                    [--vocab FILE] [--normalize]\n\n"
+    "Writes one CSV row per image (or text): the name, then the E embedding values (unnormalised unless\n"
+    "--normalize). Output goes to stdout unless --out is given. With --text, every argument that is not\n"
+    "an option is a text (put texts that start with '-' after --).\n";
 
 static void write_row(FILE *out, const char *name, const float *v, int64_t E) {
     fputc('"', out);
@@ -32,52 +34,44 @@ static void write_row(FILE *out, const char *name, const float *v, int64_t E) {
 
 int cmd_encode(int argc, char **argv) {
     const char *model = NULL, *dir = NULL, *outp = NULL, *vocab = NULL;
-    int text_from = -1;
-    bool normalize = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--normalize")) { normalize = true; continue; }
-        if (!strcmp(argv[i], "--text")) { text_from = i + 1; break; }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "daclip encode: %s needs a value\n", argv[i]);
-            return 1;
-        }
-        if (!strcmp(argv[i], "--model")) model = argv[++i];
-        else if (!strcmp(argv[i], "--images")) dir = argv[++i];
-        else if (!strcmp(argv[i], "--out")) outp = argv[++i];
-        else if (!strcmp(argv[i], "--vocab")) vocab = argv[++i];
-        else {
-            fprintf(stderr, "daclip encode: unknown option %s\n", argv[i]);
-            return 1;
-        }
-    }
-    if (!model || (!dir && text_from < 0)) {
-        usage(stderr);
-        return 1;
-    }
+    bool text = false, normalize = false;
+    const OptSpec specs[] = {
+        {"--model", OPT_STR | OPT_REQUIRED, &model, 0, 0, "FILE", "model.safetensors written by train-clip"},
+        {"--images", OPT_STR, &dir, 0, 0, "DIR", "encode the .png/.jpg images in DIR (sorted by name)"},
+        {"--text", OPT_FLAG, &text, 0, 0, NULL, "encode the TEXT arguments instead"},
+        {"--out", OPT_STR, &outp, 0, 0, "FILE", "write the CSV to FILE (default: stdout)"},
+        {"--vocab", OPT_STR, &vocab, 0, 0, "FILE",
+         "BPE merges (default: the one the model names, else $DACLIP_VOCAB,\nelse the official file)"},
+        {"--normalize", OPT_FLAG, &normalize, 0, 0, NULL, "L2-normalise every embedding"},
+        {0}};
+    char **texts;
+    int n_texts;
+    int parsed = opts_parse("encode", usage_head, specs, argc, argv, &texts, &n_texts);
+    if (parsed != OPTS_OK) return opts_exit_code(parsed);
+    if (!text && n_texts > 0) return opts_fail("encode", texts[0], "unexpected argument (texts need --text)");
+    if (!dir == !text)
+        return opts_fail("encode", NULL, "give either --images DIR or --text TEXT...; see 'daclip encode --help'");
+    if (text && n_texts == 0) return opts_fail("encode", "--text", "no texts given");
     ClipModel cm;
     if (clip_model_open(&cm, model, vocab, "encode")) return 1;
     FILE *out = outp ? fopen(outp, "w") : stdout;
     int rc = 0;
     if (!out) {
-        fprintf(stderr, "daclip encode: cannot write %s\n", outp);
+        fprintf(stderr, "daclip encode: %s: %s\n", outp, strerror(errno));
         rc = 1;
         goto done;
     }
     t_set_grad_enabled(false);
     int64_t E = cm.m.cfg.vision.embed_dim;
     int S = cm.m.cfg.vision.image_size, L = cm.m.cfg.context_length;
-    if (text_from >= 0) {
-        for (int i = text_from; i < argc; i++) {
+    if (text) {
+        for (int i = 0; i < n_texts; i++) {
             size_t mark = t_arena_mark();
             int32_t *ids = t_arena_alloc(sizeof(int32_t) * (size_t)L);
-            tokenizer_tokenize_n(cm.tok, argv[i], ids, L);
+            tokenizer_tokenize_n(cm.tok, texts[i], ids, L);
             Tensor *f = clip_encode_text(&cm.m, ids, 1);
             if (normalize) f = nn_l2_normalize(f);
-            write_row(out, argv[i], f->data, E);
+            write_row(out, texts[i], f->data, E);
             t_arena_release(mark);
         }
     } else {
@@ -85,6 +79,12 @@ int cmd_encode(int argc, char **argv) {
         int n;
         if (dataset_list_images(dir, &paths, &n)) {
             fprintf(stderr, "daclip encode: %s\n", data_error());
+            rc = 1;
+            goto done;
+        }
+        if (n == 0) {   /* an empty CSV and exit 0 would look like success */
+            fprintf(stderr, "daclip encode: %s: no .png/.jpg/.jpeg images found\n", dir);
+            dataset_free_list(paths, n);
             rc = 1;
             goto done;
         }
@@ -111,7 +111,15 @@ int cmd_encode(int argc, char **argv) {
         dataset_free_list(paths, n);
     }
 done:
-    if (out && out != stdout) fclose(out);
+    if (out && out != stdout) {
+        bool failed = ferror(out) != 0;
+        if (fclose(out)) failed = true;
+        if (failed) {
+            fprintf(stderr, "daclip encode: %s: write error\n", outp);
+            rc = 1;
+        }
+    }
     clip_model_close(&cm);
+    if (out_close_stdout("encode")) rc = 1;
     return rc;
 }

@@ -4,20 +4,16 @@
 #include <string.h>
 #include "data/dataset.h"
 #include "train/commands.h"
+#include "train/options.h"
 #include "train/progress.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: daclip make-dataset --src DIR --out ROOT [--captions FILE] [--val-frac 0.1]\n"
-            "                           [--types all|a,b,...] [--seed N]\n\n"
-            "For every clean photo in DIR (.png/.jpg, sorted) and every selected degradation, writes\n"
-            "ROOT/{train,val}/<degradation>/{GT,LQ}/NNNN.png (GT = the photo, LQ = the degraded photo) and the\n"
-            "caption files ROOT/daclip_{train,val}.csv (tab-separated: filepath, \"<caption>: <degradation>\").\n"
-            "--captions: TSV \"filename<TAB>caption\" (a caption must not contain \": \"); photos without one get a\n"
-            "template caption from the file name and colours. --val-frac: share of photos for val (seeded).\n"
-            "--types: comma-separated names among motion-blurry, hazy, jpeg-compressed, low-light, noisy,\n"
-            "raindrop, rainy, shadowed, snowy, uncompleted (default all).\n");
-}
+static const char usage_head[] =
+    "usage: daclip make-dataset --src DIR --out ROOT [--captions FILE] [--val-frac 0.1]\n"
+    "                           [--types all|a,b,...] [--seed N]\n\n"
+    "For every clean photo in DIR (.png/.jpg, sorted) and every selected degradation, writes\n"
+    "ROOT/{train,val}/<degradation>/{GT,LQ}/NNNN.png (GT = the photo, LQ = the degraded photo) and the\n"
+    "caption files ROOT/daclip_{train,val}.csv (tab-separated: filepath, \"<caption>: <degradation>\").\n"
+    "Photos without a caption in --captions get a template caption from the file name and colours.\n";
 
 static void on_progress(void *ctx, int64_t done, int64_t total) {
     Progress *p = ctx;
@@ -25,6 +21,7 @@ static void on_progress(void *ctx, int64_t done, int64_t total) {
     progress_update(p, done, NULL);
 }
 
+/* --types: "all" or a comma-separated list of degradation names. */
 static int parse_types(const char *s, int types[DEGRADE_N]) {
     memset(types, 0, sizeof(int) * DEGRADE_N);
     if (!strcmp(s, "all")) {
@@ -32,42 +29,40 @@ static int parse_types(const char *s, int types[DEGRADE_N]) {
         return 0;
     }
     char buf[512];
-    snprintf(buf, sizeof buf, "%s", s);
+    if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf) return opts_fail("make-dataset", "--types", "too long");
+    int n = 0;
     for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         int t = degrade_type_from_name(tok);
-        if (t < 0) { fprintf(stderr, "make-dataset: unknown degradation '%s'\n", tok); return -1; }
+        if (t < 0) return opts_fail("make-dataset", "--types", "unknown degradation '%s'", tok);
         types[t] = 1;
+        n++;
     }
-    return 0;
+    return n ? 0 : opts_fail("make-dataset", "--types", "no degradation named");
 }
 
 int cmd_make_dataset(int argc, char **argv) {
     MakeDatasetOptions o;
     make_dataset_default_options(&o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        if (i + 1 >= argc) { fprintf(stderr, "make-dataset: %s needs a value\n", a); return 2; }
-        const char *v = argv[++i];
-        char *end = NULL;
-        if (!strcmp(a, "--src")) o.src = v;
-        else if (!strcmp(a, "--out")) o.out = v;
-        else if (!strcmp(a, "--captions")) o.captions = v;
-        else if (!strcmp(a, "--val-frac")) {
-            o.val_frac = strtod(v, &end);
-            if (*end) { fprintf(stderr, "make-dataset: bad --val-frac '%s'\n", v); return 2; }
-        } else if (!strcmp(a, "--seed")) {
-            o.seed = strtoull(v, &end, 10);
-            if (*end) { fprintf(stderr, "make-dataset: bad --seed '%s'\n", v); return 2; }
-        } else if (!strcmp(a, "--types")) {
-            if (parse_types(v, o.types)) return 2;
-        } else { fprintf(stderr, "make-dataset: unknown option '%s'\n", a); usage(stderr); return 2; }
-    }
-    if (!o.src || !o.out) { usage(stderr); return 2; }
+    const char *types = "all";
+    const OptSpec specs[] = {
+        {"--src", OPT_STR | OPT_REQUIRED, &o.src, 0, 0, "DIR", "the clean photos (.png/.jpg)"},
+        {"--out", OPT_STR | OPT_REQUIRED, &o.out, 0, 0, "ROOT", "the dataset folder to write"},
+        {"--captions", OPT_STR, &o.captions, 0, 0, "FILE",
+         "TSV \"filename<TAB>caption\" (a caption must not contain \": \")"},
+        {"--val-frac", OPT_DOUBLE, &o.val_frac, 0, 1, "F", "share of photos for val, in [0, 1) (seeded; default 0.1)"},
+        {"--types", OPT_STR, &types, 0, 0, "LIST",
+         "all (default) or comma-separated names among motion-blurry, hazy,\n"
+         "jpeg-compressed, low-light, noisy, raindrop, rainy, shadowed, snowy, uncompleted"},
+        {"--seed", OPT_U64, &o.seed, 0, 0, "N", "seed of the split and of the degradations (default 0)"},
+        {0}};
+    int parsed = opts_parse("make-dataset", usage_head, specs, argc, argv, NULL, NULL);
+    if (parsed != OPTS_OK) return opts_exit_code(parsed);
+    if (o.val_frac >= 1) return opts_fail("make-dataset", "--val-frac", "must be below 1 (at least one photo trains)");
+    if (parse_types(types, o.types)) return OPTS_ERROR;
     if (o.types[DEG_UNCOMPLETED]) {   /* say which inpainting masks are used: they change the dataset */
         char masks[4400];
-        if (degrade_mask_source(masks, sizeof masks)) { fprintf(stderr, "make-dataset: %s\n", data_error()); return 1; }
-        fprintf(stderr, "make-dataset: %s\n", masks);
+        if (degrade_mask_source(masks, sizeof masks)) { fprintf(stderr, "daclip make-dataset: %s\n", data_error()); return 1; }
+        fprintf(stderr, "daclip make-dataset: %s\n", masks);
     }
     Progress p;
     progress_begin(&p, "make-dataset", 0, "pair");
@@ -75,7 +70,7 @@ int cmd_make_dataset(int argc, char **argv) {
     o.progress_ctx = &p;
     int rc = make_dataset(&o);
     progress_end(&p);
-    if (rc) { fprintf(stderr, "make-dataset: %s\n", data_error()); return 1; }
+    if (rc) { fprintf(stderr, "daclip make-dataset: %s\n", data_error()); return 1; }
     printf("wrote %s/{train,val} and %s/daclip_{train,val}.csv\n", o.out, o.out);
     return 0;
 }

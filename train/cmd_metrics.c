@@ -8,17 +8,16 @@
 #include "data/image_io.h"
 #include "data/metrics.h"
 #include "train/commands.h"
+#include "train/options.h"
 #include "train/progress.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: daclip metrics --gt A --pred B [--crop-border 4] [--csv out.csv]\n\n"
-            "PSNR and SSIM, RGB and Y (BT.601), exactly as the official DA-CLIP/IR-SDE evaluation: both images\n"
-            "rounded to uint8, --crop-border px removed on each side (default 4), SSIM with an 11x11 Gaussian\n"
-            "window (sigma 1.5). A and B are two image files, or two folders whose images are matched by sorted\n"
-            "file name (both must hold the same number of images). Prints one row per image and the mean;\n"
-            "--csv also writes them as CSV.\n");
-}
+static const char usage_head[] =
+    "usage: daclip metrics --gt A --pred B [--crop-border 4] [--csv out.csv]\n\n"
+    "PSNR and SSIM, RGB and Y (BT.601), exactly as the official DA-CLIP/IR-SDE evaluation: both images\n"
+    "rounded to uint8, --crop-border px removed on each side (default 4), SSIM with an 11x11 Gaussian\n"
+    "window (sigma 1.5). A and B are two image files, or two folders whose images are matched by sorted\n"
+    "file name (both must hold the same number of images). Prints one row per image and the mean;\n"
+    "--csv also writes them as CSV.\n";
 
 static int is_dir(const char *p) {
     struct stat st;
@@ -28,30 +27,23 @@ static int is_dir(const char *p) {
 int cmd_metrics(int argc, char **argv) {
     const char *gt = NULL, *pred = NULL, *csv = NULL;
     int crop = METRICS_DEFAULT_CROP;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        if (i + 1 >= argc) { fprintf(stderr, "metrics: %s needs a value\n", a); return 2; }
-        if (!strcmp(a, "--gt")) gt = argv[++i];
-        else if (!strcmp(a, "--pred")) pred = argv[++i];
-        else if (!strcmp(a, "--csv")) csv = argv[++i];
-        else if (!strcmp(a, "--crop-border")) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > 10000) { fprintf(stderr, "metrics: bad --crop-border '%s'\n", argv[i]); return 2; }
-            crop = (int)v;
-        } else { fprintf(stderr, "metrics: unknown option '%s'\n", a); usage(stderr); return 2; }
-    }
-    if (!gt || !pred) { usage(stderr); return 2; }
+    const OptSpec specs[] = {
+        {"--gt", OPT_STR | OPT_REQUIRED, &gt, 0, 0, "PATH", "ground truth: an image file or a folder"},
+        {"--pred", OPT_STR | OPT_REQUIRED, &pred, 0, 0, "PATH", "predictions: an image file or a folder"},
+        {"--crop-border", OPT_INT, &crop, 0, 10000, "PX", "pixels removed on each side (default 4)"},
+        {"--csv", OPT_STR, &csv, 0, 0, "FILE", "also write the rows and the mean as CSV"},
+        {0}};
+    int parsed = opts_parse("metrics", usage_head, specs, argc, argv, NULL, NULL);
+    if (parsed != OPTS_OK) return opts_exit_code(parsed);
     char **ga = NULL, **pa = NULL;
     int ng = 0, np = 0, rc = 1;
-    if (is_dir(gt) != is_dir(pred)) { fprintf(stderr, "metrics: --gt and --pred must both be files or both folders\n"); return 2; }
+    if (is_dir(gt) != is_dir(pred)) { fprintf(stderr, "daclip metrics: --gt and --pred must both be files or both folders\n"); return 2; }
     if (is_dir(gt)) {
         if (dataset_list_images(gt, &ga, &ng) || dataset_list_images(pred, &pa, &np)) {
-            fprintf(stderr, "metrics: %s\n", data_error());
+            fprintf(stderr, "daclip metrics: %s\n", data_error());
             goto done;
         }
-        if (ng != np || ng == 0) { fprintf(stderr, "metrics: %d images in %s but %d in %s\n", ng, gt, np, pred); goto done; }
+        if (ng != np || ng == 0) { fprintf(stderr, "daclip metrics: %d images in %s but %d in %s\n", ng, gt, np, pred); goto done; }
     } else {
         ga = malloc(sizeof(char *)); pa = malloc(sizeof(char *));
         if (!ga || !pa) goto done;
@@ -59,7 +51,7 @@ int cmd_metrics(int argc, char **argv) {
         ng = np = 1;
     }
     FILE *out = NULL;
-    if (csv && !(out = fopen(csv, "w"))) { fprintf(stderr, "metrics: cannot create %s\n", csv); goto done; }
+    if (csv && !(out = fopen(csv, "w"))) { fprintf(stderr, "daclip metrics: cannot create %s\n", csv); goto done; }
     if (out) fprintf(out, "gt,pred,psnr,ssim,psnr_y,ssim_y\n");
     printf("%-32s %9s %8s %9s %8s\n", "image", "PSNR", "SSIM", "PSNR_Y", "SSIM_Y");
     double sum[4] = { 0, 0, 0, 0 };
@@ -68,12 +60,12 @@ int cmd_metrics(int argc, char **argv) {
     for (int i = 0; i < ng; i++) {
         Image a, b;
         Metrics m;
-        if (image_load(ga[i], &a)) { fprintf(stderr, "metrics: %s\n", data_error()); if (out) fclose(out); goto done; }
-        if (image_load(pa[i], &b)) { image_free(&a); fprintf(stderr, "metrics: %s\n", data_error()); if (out) fclose(out); goto done; }
+        if (image_load(ga[i], &a)) { fprintf(stderr, "daclip metrics: %s\n", data_error()); if (out) fclose(out); goto done; }
+        if (image_load(pa[i], &b)) { image_free(&a); fprintf(stderr, "daclip metrics: %s\n", data_error()); if (out) fclose(out); goto done; }
         int err = metrics_compute(&a, &b, crop, &m);
         image_free(&a);
         image_free(&b);
-        if (err) { fprintf(stderr, "metrics: %s vs %s: %s\n", ga[i], pa[i], data_error()); if (out) fclose(out); goto done; }
+        if (err) { fprintf(stderr, "daclip metrics: %s vs %s: %s\n", ga[i], pa[i], data_error()); if (out) fclose(out); goto done; }
         const char *name = strrchr(ga[i], '/') ? strrchr(ga[i], '/') + 1 : ga[i];
         printf("%-32s %9.4f %8.4f %9.4f %8.4f\n", name, m.psnr, m.ssim, m.psnr_y, m.ssim_y);
         if (out) fprintf(out, "%s,%s,%.6f,%.6f,%.6f,%.6f\n", ga[i], pa[i], m.psnr, m.ssim, m.psnr_y, m.ssim_y);
@@ -84,11 +76,13 @@ int cmd_metrics(int argc, char **argv) {
     printf("%-32s %9.4f %8.4f %9.4f %8.4f\n", "mean", sum[0] / ng, sum[1] / ng, sum[2] / ng, sum[3] / ng);
     if (out) {
         fprintf(out, "mean,,%.6f,%.6f,%.6f,%.6f\n", sum[0] / ng, sum[1] / ng, sum[2] / ng, sum[3] / ng);
-        if (fclose(out)) { fprintf(stderr, "metrics: write error on %s\n", csv); goto done; }
+        bool failed = ferror(out) != 0;   /* an earlier write may have failed although the last flush did not */
+        if (fclose(out) || failed) { fprintf(stderr, "daclip metrics: write error on %s\n", csv); goto done; }
     }
     rc = 0;
 done:
     dataset_free_list(ga, ng);
     dataset_free_list(pa, np);
+    if (out_close_stdout("metrics")) rc = 1;
     return rc;
 }

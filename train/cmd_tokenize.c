@@ -7,17 +7,16 @@
 #include "clip/tokenizer.h"
 #include "train/clip_io.h"
 #include "train/commands.h"
+#include "train/options.h"
 
 #define DEFAULT_VOCAB clip_default_vocab()   /* the shipped official vocabulary (data/assets/clip/) */
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: daclip tokenize [--vocab FILE] [--context N] TEXT...\n\n"
-               "Prints each TEXT's CLIP token ids (<start_of_text> ... <end_of_text>, zero-padded to N = 77)\n"
-               "on one line, space-separated. TEXT '-' reads one text per line from stdin.\n"
-               "Vocabulary: --vocab, else $DACLIP_VOCAB, else %s.\n"
-               "Note: ftfy.fix_text of the Python tokenizer is not reproduced (see clip/tokenizer.h).\n",
-            DEFAULT_VOCAB);
-}
+static const char usage_fmt[] =
+    "usage: daclip tokenize [--vocab FILE] [--context N] TEXT...\n\n"
+    "Prints each TEXT's CLIP token ids (<start_of_text> ... <end_of_text>, zero-padded to N = 77)\n"
+    "on one line, space-separated. TEXT '-' reads one text per line from stdin; texts that start with\n"
+    "'-' go after --. Vocabulary: --vocab, else $DACLIP_VOCAB, else %s.\n"
+    "Note: ftfy.fix_text of the Python tokenizer is not reproduced (see clip/tokenizer.h).\n";
 
 static int print_ids(Tokenizer *tok, const char *text, int32_t *ids, int ctx) {
     if (tokenizer_tokenize_n(tok, text, ids, ctx) < 0) {
@@ -31,26 +30,18 @@ static int print_ids(Tokenizer *tok, const char *text, int32_t *ids, int ctx) {
 
 int cmd_tokenize(int argc, char **argv) {
     const char *vocab = NULL;
-    int ctx = TOKENIZER_CONTEXT, first = argc;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
-        if (!strcmp(argv[i], "--vocab") && i + 1 < argc) vocab = argv[++i];
-        else if (!strcmp(argv[i], "--context") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 1 << 20) {
-                fprintf(stderr, "daclip tokenize: --context wants a positive integer, got '%s'\n", argv[i]);
-                return 1;
-            }
-            ctx = (int)v;
-        } else if (!strcmp(argv[i], "--")) { first = i + 1; break; }
-        else if (argv[i][0] == '-' && argv[i][1] && argv[i][1] == '-') {
-            fprintf(stderr, "daclip tokenize: unknown or incomplete option '%s'\n", argv[i]);
-            usage(stderr);
-            return 1;
-        } else { first = i; break; }
-    }
-    if (first >= argc) { usage(stderr); return 1; }
+    int ctx = TOKENIZER_CONTEXT;
+    const OptSpec specs[] = {
+        {"--vocab", OPT_STR, &vocab, 0, 0, "FILE", "BPE merges: bpe_simple_vocab_16e6.txt.gz or a file from\n'daclip tokenizer train'"},
+        {"--context", OPT_INT, &ctx, 1, 1 << 20, "N", "ids per text, padded or cut (default 77)"},
+        {0}};
+    char head[sizeof usage_fmt + 4096];
+    snprintf(head, sizeof head, usage_fmt, DEFAULT_VOCAB);
+    char **texts;
+    int n_texts;
+    int parsed = opts_parse("tokenize", head, specs, argc, argv, &texts, &n_texts);
+    if (parsed != OPTS_OK) return opts_exit_code(parsed);
+    if (n_texts == 0) return opts_fail("tokenize", NULL, "no TEXT given; see 'daclip tokenize --help'");
     if (!vocab) vocab = getenv("DACLIP_VOCAB");
     if (!vocab || !*vocab) {
         if (access(DEFAULT_VOCAB, R_OK) != 0) {
@@ -65,8 +56,8 @@ int cmd_tokenize(int argc, char **argv) {
     if (!tok) { fprintf(stderr, "daclip tokenize: %s\n", err); return 1; }
     int32_t *ids = malloc((size_t)ctx * sizeof *ids);
     int rc = ids ? 0 : 1;
-    for (int i = first; i < argc && rc == 0; i++) {
-        if (strcmp(argv[i], "-")) { rc = print_ids(tok, argv[i], ids, ctx); continue; }
+    for (int i = 0; i < n_texts && rc == 0; i++) {
+        if (strcmp(texts[i], "-")) { rc = print_ids(tok, texts[i], ids, ctx); continue; }
         char *line = NULL;
         size_t cap = 0;
         ssize_t n;
@@ -78,5 +69,6 @@ int cmd_tokenize(int argc, char **argv) {
     }
     free(ids);
     tokenizer_free(tok);
+    if (out_close_stdout("tokenize")) rc = 1;
     return rc;
 }

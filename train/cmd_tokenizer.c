@@ -6,23 +6,23 @@
 
 #include "clip/bpe_train.h"
 #include "train/commands.h"
+#include "train/options.h"
 #include "train/progress.h"
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: daclip tokenizer train --corpus FILE --merges N --out VOCAB.txt.gz\n\n"
-               "Learns N byte-level BPE merges from FILE (one caption per line, UTF-8), with the CLIP\n"
-               "tokenizer's clean-up and split, and writes them in the format of bpe_simple_vocab_16e6.txt.gz\n"
-               "(header line, then one 'a b' merge per line, gzip). Load it with 'daclip tokenize --vocab'.\n"
-               "The vocabulary then has 512 + merges + 2 ids (<start_of_text>, <end_of_text> last).\n"
-               "Fewer merges are written when no pair of symbols occurs twice any more.\n");
-}
+static const char usage_head[] =
+    "usage: daclip tokenizer train --corpus FILE --merges N --out VOCAB.txt.gz\n\n"
+    "Learns N byte-level BPE merges from FILE (one caption per line, UTF-8), with the CLIP\n"
+    "tokenizer's clean-up and split, and writes them in the format of bpe_simple_vocab_16e6.txt.gz\n"
+    "(header line, then one 'a b' merge per line, gzip). Load it with 'daclip tokenize --vocab'.\n"
+    "The vocabulary then has 512 + merges + 2 ids (<start_of_text>, <end_of_text> last).\n"
+    "Fewer merges are written when no pair of symbols occurs twice any more.\n";
 
 static void on_merge(void *ctx, int done, int total) {
     Progress *p = ctx;
     progress_update(p, done, "of %d", total);
 }
 
-static int train(const char *corpus, long merges, const char *out) {
+static int train(const char *corpus, int merges, const char *out) {
     FILE *f = fopen(corpus, "rb");
     if (!f) { fprintf(stderr, "daclip tokenizer: %s: %s\n", corpus, strerror(errno)); return 1; }
     BpeTrainer *bt = bpe_trainer_new();
@@ -45,7 +45,7 @@ static int train(const char *corpus, long merges, const char *out) {
             (long long)bpe_trainer_n_pieces(bt), (long long)bpe_trainer_n_unique(bt));
     Progress p;
     progress_begin(&p, "bpe", merges, "merge");
-    int got = bpe_trainer_learn(bt, (int)merges, on_merge, &p);
+    int got = bpe_trainer_learn(bt, merges, on_merge, &p);
     progress_end(&p);
     char err[512];
     if (got < 0) { fprintf(stderr, "daclip tokenizer: out of memory while learning merges\n"); rc = 1; }
@@ -58,27 +58,22 @@ static int train(const char *corpus, long merges, const char *out) {
 }
 
 int cmd_tokenizer(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { usage(argc < 2 ? stderr : stdout); return argc < 2; }
-    if (strcmp(argv[1], "train")) {
-        fprintf(stderr, "daclip tokenizer: unknown action '%s' (only 'train')\n", argv[1]);
-        return 1;
-    }
     const char *corpus = NULL, *out = NULL;
-    long merges = -1;
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
-        if (i + 1 >= argc) { fprintf(stderr, "daclip tokenizer: '%s' needs a value\n", argv[i]); return 1; }
-        if (!strcmp(argv[i], "--corpus")) corpus = argv[++i];
-        else if (!strcmp(argv[i], "--out")) out = argv[++i];
-        else if (!strcmp(argv[i], "--merges")) {
-            char *end;
-            merges = strtol(argv[++i], &end, 10);
-            if (*end || merges < 0 || merges > 1000000) {
-                fprintf(stderr, "daclip tokenizer: --merges wants 0..1000000, got '%s'\n", argv[i]);
-                return 1;
-            }
-        } else { fprintf(stderr, "daclip tokenizer: unknown option '%s'\n", argv[i]); usage(stderr); return 1; }
+    int merges = 0;
+    const OptSpec specs[] = {
+        {"--corpus", OPT_STR | OPT_REQUIRED, &corpus, 0, 0, "FILE", "captions, one per line (UTF-8)"},
+        {"--merges", OPT_INT | OPT_REQUIRED, &merges, 0, 1000000, "N", "number of merges to learn (0..1000000)"},
+        {"--out", OPT_STR | OPT_REQUIRED, &out, 0, 0, "FILE", "the vocabulary to write (.txt.gz)"},
+        {0}};
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        opts_usage(stdout, usage_head, specs);
+        return 0;
     }
-    if (!corpus || !out || merges < 0) { usage(stderr); return 1; }
+    if (argc < 2 || strcmp(argv[1], "train"))
+        return opts_fail("tokenizer", argc < 2 ? NULL : argv[1], "%s action (the only one is 'train'; see "
+                         "'daclip tokenizer --help')", argc < 2 ? "missing" : "unknown");
+    /* the action word plays argv[0]'s part: errors read "daclip tokenizer train: --merges: ..." */
+    int parsed = opts_parse("tokenizer train", usage_head, specs, argc - 1, argv + 1, NULL, NULL);
+    if (parsed != OPTS_OK) return opts_exit_code(parsed);
     return train(corpus, merges, out);
 }

@@ -9,30 +9,13 @@
 #include "train/clip_io.h"
 #include "train/clip_train.h"
 #include "train/commands.h"
+#include "train/options.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: daclip train-clip --train CSV --out DIR [options]\n\n"
-            "Trains a CLIP (image + text towers) from scratch with the symmetric contrastive loss on a dataset\n"
-            "CSV as written by `daclip make-dataset` (tab-separated filepath, title). Writes DIR/model.safetensors\n"
-            "(open_clip names + config), DIR/checkpoint.safetensors (full training state, atomic) and DIR/log.csv.\n\n"
-            "options:\n"
-            "  --train CSV        training rows (required)\n"
-            "  --val CSV          validation rows: loss and image->text top-1\n"
-            "  --root DIR         resolve relative image paths against DIR (default: the CSV's folder)\n"
-            "  --out DIR          output folder (required)\n"
-            "  --model NAME       tiny | small | ViT-B-32 (default tiny)\n"
-            "  --vocab FILE       BPE merges (default: $DACLIP_VOCAB, else the official file if present)\n"
-            "  --steps N          optimizer steps (default 1000)\n"
-            "  --batch N          batch size (default 64)\n"
-            "  --lr X             peak learning rate (default 5e-4)\n"
-            "  --wd X             weight decay of >=2-D non-norm, non-bias weights (default 0.05)\n"
-            "  --warmup N         linear warmup steps before the cosine decay (default 100)\n"
-            "  --seed N           initialisation and batch-order seed (default 0)\n"
-            "  --val-every N      validate every N steps (default: at the end)\n"
-            "  --ckpt-every N     checkpoint every N steps (default: at the end)\n"
-            "  --resume FILE      continue from a checkpoint.safetensors (same options)\n");
-}
+static const char usage_head[] =
+    "usage: daclip train-clip --train CSV --out DIR [options]\n\n"
+    "Trains a CLIP (image + text towers) from scratch with the symmetric contrastive loss on a dataset\n"
+    "CSV as written by `daclip make-dataset` (tab-separated filepath, title). Writes DIR/model.safetensors\n"
+    "(open_clip names + config), DIR/checkpoint.safetensors (full training state, atomic) and DIR/log.csv.\n";
 
 static char *dir_of(const char *path) {
     char *d = strdup(path);
@@ -48,50 +31,29 @@ int cmd_train_clip(int argc, char **argv) {
     const char *train_csv = NULL, *val_csv = NULL, *root = NULL, *out = NULL, *model = "tiny", *vocab = NULL;
     ClipTrainOptions o;
     clip_train_default_options(&o);
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!v) {
-            fprintf(stderr, "daclip train-clip: %s needs a value (see --help)\n", a);
-            return 1;
-        }
-        i++;
-        if (!strcmp(a, "--train")) train_csv = v;
-        else if (!strcmp(a, "--val")) val_csv = v;
-        else if (!strcmp(a, "--root")) root = v;
-        else if (!strcmp(a, "--out")) out = v;
-        else if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--vocab")) vocab = v;
-        else if (!strcmp(a, "--steps")) o.steps = atoll(v);
-        else if (!strcmp(a, "--batch")) o.batch = atoi(v);
-        else if (!strcmp(a, "--lr")) o.lr = atof(v);
-        else if (!strcmp(a, "--wd")) o.weight_decay = atof(v);
-        else if (!strcmp(a, "--warmup")) o.warmup = atoll(v);
-        else if (!strcmp(a, "--seed")) o.seed = strtoull(v, NULL, 10);
-        else if (!strcmp(a, "--val-every")) o.val_every = atoll(v);
-        else if (!strcmp(a, "--ckpt-every")) o.ckpt_every = atoll(v);
-        else if (!strcmp(a, "--resume")) o.resume = v;
-        else {
-            fprintf(stderr, "daclip train-clip: unknown option %s (see --help)\n", a);
-            return 1;
-        }
-    }
-    if (!train_csv || !out) {
-        usage(stderr);
-        return 1;
-    }
-    if (o.steps <= 0 || o.batch < 2 || !(o.lr > 0) || o.warmup < 0) {
-        fprintf(stderr, "daclip train-clip: --steps and --lr must be positive, --batch at least 2\n");
-        return 1;
-    }
+    const OptSpec specs[] = {
+        {"--train", OPT_STR | OPT_REQUIRED, &train_csv, 0, 0, "CSV", "training rows"},
+        {"--val", OPT_STR, &val_csv, 0, 0, "CSV", "validation rows: loss and image->text top-1"},
+        {"--root", OPT_STR, &root, 0, 0, "DIR", "resolve relative image paths against DIR\n(default: the CSV's folder)"},
+        {"--out", OPT_STR | OPT_REQUIRED, &out, 0, 0, "DIR", "output folder"},
+        {"--model", OPT_STR, &model, 0, 0, "NAME", "tiny | small | ViT-B-32 (default tiny)"},
+        {"--vocab", OPT_STR, &vocab, 0, 0, "FILE", "BPE merges (default: $DACLIP_VOCAB, else the official file)"},
+        {"--steps", OPT_I64, &o.steps, 1, 1e12, "N", "optimizer steps (default 1000)"},
+        {"--batch", OPT_INT, &o.batch, 2, 65536, "N", "batch size (default 64)"},
+        {"--lr", OPT_DOUBLE, &o.lr, 0, 10, "X", "peak learning rate, > 0 (default 5e-4)"},
+        {"--wd", OPT_DOUBLE, &o.weight_decay, 0, 10, "X", "weight decay of >=2-D non-norm, non-bias weights\n(default 0.05)"},
+        {"--warmup", OPT_I64, &o.warmup, 0, 1e12, "N", "linear warmup steps before the cosine decay (default 100)"},
+        {"--seed", OPT_U64, &o.seed, 0, 0, "N", "initialisation and batch-order seed (default 0)"},
+        {"--val-every", OPT_I64, &o.val_every, 0, 1e12, "N", "validate every N steps (default 0: at the end)"},
+        {"--ckpt-every", OPT_I64, &o.ckpt_every, 0, 1e12, "N", "checkpoint every N steps (default 0: at the end)"},
+        {"--resume", OPT_STR, &o.resume, 0, 0, "FILE", "continue from a checkpoint.safetensors (same options)"},
+        {0}};
+    int parsed = opts_parse("train-clip", usage_head, specs, argc, argv, NULL, NULL);
+    if (parsed != OPTS_OK) return opts_exit_code(parsed);
+    if (!(o.lr > 0)) return opts_fail("train-clip", "--lr", "must be positive");
     ClipConfig cfg;
-    if (clip_config_preset(model, &cfg)) {
-        fprintf(stderr, "daclip train-clip: unknown model '%s' (tiny, small, ViT-B-32)\n", model);
-        return 1;
-    }
+    if (clip_config_preset(model, &cfg))
+        return opts_fail("train-clip", "--model", "unknown model '%s' (tiny, small, ViT-B-32)", model);
     vocab = clip_vocab_path(vocab);
     if (!vocab) {
         fprintf(stderr, "daclip train-clip: no vocabulary: pass --vocab FILE (the official bpe_simple_vocab_16e6.txt.gz,\n"

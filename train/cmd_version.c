@@ -1,12 +1,13 @@
+/* daclip version: the version and the build configuration. */
 #include <stdio.h>
-#include <string.h>
 #include "train/commands.h"
+#include "train/options.h"
 
 int cmd_version(int argc, char **argv) {
-    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: daclip version\n\nPrints the version and how this binary was built.\n");
-        return 0;
-    }
+    const OptSpec specs[] = {{0}};
+    int parsed = opts_parse("version", "usage: daclip version\n\nPrints the version and how this binary was built.\n",
+                            specs, argc, argv, NULL, NULL);
+    if (parsed != OPTS_OK) return opts_exit_code(parsed);
     printf("daclip 0.1.0\n");
 #ifdef _OPENMP
     printf("openmp: %d\n", _OPENMP);

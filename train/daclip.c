@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "train/commands.h"
+#include "train/options.h"
 
 typedef struct { const char *name; int (*fn)(int, char **); const char *summary; } Command;
 static const Command commands[] = {
@@ -23,10 +24,14 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
-        return argc < 2 ? 1 : 0;
+        return out_close_stdout(NULL) || argc < 2 ? 1 : 0;
     }
     for (int i = 0; i < n_commands; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) {
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            /* a lost write to stdout is a failure, whichever command printed (idempotent if it checked itself) */
+            return out_close_stdout(commands[i].name) && rc == 0 ? 1 : rc;
+        }
     fprintf(stderr, "daclip: '%s' is not a command. See 'daclip --help'.\n", argv[1]);
     return 1;
 }

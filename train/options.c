@@ -89,8 +89,7 @@ static int parse_double(const char *cmd, const OptSpec *s, const char *v) {
     return OPTS_OK;
 }
 
-/* Stores the value v of option s; prints the error and returns OPTS_ERROR when v is not acceptable. */
-static int store(const char *cmd, const OptSpec *s, const char *v) {
+int opts_store(const char *cmd, const OptSpec *s, const char *v) {
     OptType t = base_type(s);
     if (t == OPT_STR) {
         *(const char **)s->dest = v;
@@ -196,7 +195,7 @@ int opts_parse(const char *cmd, const char *usage_head, const OptSpec *specs, in
         } else {
             v = argv[++i];
         }
-        if (store(cmd, s, v)) return OPTS_ERROR;
+        if (opts_store(cmd, s, v)) return OPTS_ERROR;
     }
     for (int k = 0; k < n_specs; k++)
         if ((specs[k].type & OPT_REQUIRED) && !seen[k])
@@ -254,8 +253,8 @@ int out_close_stdout(const char *cmd) {
         err = errno;
     }
     if (failed) {
-        if (err) fprintf(stderr, "daclip %s: stdout: write error: %s\n", cmd, strerror(err));
-        else fprintf(stderr, "daclip %s: stdout: write error\n", cmd);
+        fprintf(stderr, "daclip%s%s: stdout: write error%s%s\n", cmd ? " " : "", cmd ? cmd : "", err ? ": " : "",
+                err ? strerror(err) : "");
     }
     result = failed ? 1 : 0;
     return result;

@@ -66,6 +66,11 @@ int opts_parse(const char *cmd, const char *usage_head, const OptSpec *specs, in
 /* The exit status for a non-OK parse result: 0 after --help, 2 after a usage error. */
 static inline int opts_exit_code(int parse_result) { return parse_result == OPTS_HELP ? 0 : 2; }
 
+/* Checks and stores one value for spec exactly as if given on the command line (for numbers inside other
+ * values, e.g. the NUMBER of "--param KEY=NUMBER"). Returns OPTS_OK, or OPTS_ERROR after printing
+ * "daclip <cmd>: <spec name>: <problem>". */
+int opts_store(const char *cmd, const OptSpec *spec, const char *value);
+
 /* usage_head, then "options:" and one aligned line per spec (and -h, --help), to f. */
 void opts_usage(FILE *f, const char *usage_head, const OptSpec *specs);
 
@@ -74,10 +79,10 @@ void opts_usage(FILE *f, const char *usage_head, const OptSpec *specs);
  * returns 2, the usage-error exit status. */
 int opts_fail(const char *cmd, const char *opt, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Flushes and closes stdout and reports a write error ("daclip <cmd>: stdout: write error: ...", e.g.
- * with stdout on /dev/full or a full disk). Returns 0, or 1 after an error. Only the first call acts
- * (later calls return its result), so a command may call it and main() calls it again after every
- * command; print nothing to stdout afterwards. */
+/* Flushes and closes stdout and reports a write error ("daclip <cmd>: stdout: write error: ...", or
+ * "daclip: stdout: ..." when cmd is NULL), e.g. with stdout on /dev/full or a full disk. Returns 0, or 1
+ * after an error. Only the first call acts (later calls return its result), so a command may call it and
+ * main() calls it again after every command; print nothing to stdout afterwards. */
 int out_close_stdout(const char *cmd);
 
 #endif
