@@ -324,7 +324,7 @@ def probe_indices(name, n):
 
 def probe_signs(name, k, n):
     """±1 per element for the k-th random projection."""
-    return np.where(hash_unit(name_seed(name) + 0x1000003 * (k + 1), n) < 0.5, -1.0, 1.0)
+    return np.where(hash_unit((name_seed(name) + 0x1000003 * (k + 1)) & M64, n) < 0.5, -1.0, 1.0)
 
 
 def grad_summary(arrays, name, g):
