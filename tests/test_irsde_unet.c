@@ -12,7 +12,8 @@
  *   - The universal config: 224 tensors, 48,975,747 values, names and shapes in state_dict order equal the
  *     list generated from the PyTorch model (tests/fixtures/irsde_unet_universal_names.txt).
  *   - Config JSON round trip, and bad configs / inputs / files give clear errors, never a crash.
- *   - The IR-SDE loss on the network's output reaches every parameter through the tape. */
+ *   - The IR-SDE loss on the network's output reaches every parameter through the tape.
+ *   - irsde_sample equals the sampling loop written out, in both modes, and releases its memory. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "irsde/sample.h"
 #include "irsde/sde.h"
 #include "irsde/unet.h"
 #include "nn/module.h"
@@ -393,16 +395,24 @@ static void test_config_json(void **state) {
 static const char *last_error;
 static void record_error(const char *msg) { last_error = msg; }
 
-static void build_tiny(ConditionalUNet *u, ParamSet *ps, bool degra, bool image) {
-    UNetConfig c = {3, 3, 8, 4, {1, 1, 4, 4}, 16, degra, image};
+static void build_tiny(ConditionalUNet *u, ParamSet *ps) {
+    UNetConfig c = {3, 3, 8, 4, {1, 1, 4, 4}, 16, true, true};
     build_model(u, ps, &c);
+}
+
+/* build_tiny with both contexts and nonzero proj_out: PyTorch's zero init would stop every gradient into
+ * the transformer blocks and make the SpatialTransformers identities. */
+static void build_tiny_live(ConditionalUNet *u, ParamSet *ps) {
+    build_tiny(u, ps);
+    for (int i = 0; i < ps->n; i++)
+        if (strstr(ps->items[i].name, "proj_out")) fill_param(ps->items[i].name, ps->items[i].t);
 }
 
 static void test_forward_bad_inputs(void **state) {
     (void)state;
     ConditionalUNet u;
     ParamSet ps;
-    build_tiny(&u, &ps, true, true);
+    build_tiny(&u, &ps);
     Tensor *x = t_zeros(T_SHAPE(2, 3, 16, 16)), *x1 = t_zeros(T_SHAPE(2, 1, 16, 16)),
            *small = t_zeros(T_SHAPE(2, 3, 8, 16)), *ok_ctx = t_zeros(T_SHAPE(2, 16)),
            *bad_ctx = t_zeros(T_SHAPE(2, 512)), *bad_b = t_zeros(T_SHAPE(3, 16));
@@ -445,7 +455,7 @@ static void test_model_file_roundtrip(void **state) {
     snprintf(path2, sizeof path2, "%s/mismatch.safetensors", dir);
     ConditionalUNet u, v;
     ParamSet ps, ps2;
-    build_tiny(&u, &ps, true, true);
+    build_tiny(&u, &ps);
     assert_int_equal(unet_save_file(&ps, &u.cfg, path), 0);
     params_init(&ps2);
     assert_int_equal(unet_load_file(path, &v, &ps2), 0);
@@ -487,10 +497,7 @@ static void test_loss_backward_reaches_unet(void **state) {
     (void)state;
     ConditionalUNet u;
     ParamSet ps;
-    build_tiny(&u, &ps, true, true);
-    /* proj_out starts at zero, which would stop gradients into the transformer blocks: perturb it */
-    for (int i = 0; i < ps.n; i++)
-        if (strstr(ps.items[i].name, "proj_out")) fill_param(ps.items[i].name, ps.items[i].t);
+    build_tiny_live(&u, &ps);
     params_zero_grad(&ps);
     IrSdeOptions o = irsde_options_default();
     IrSde sde;
@@ -529,6 +536,60 @@ static void test_loss_backward_reaches_unet(void **state) {
     t_arena_reset();
 }
 
+/* ---------------------------------------------------------------- the sampler */
+
+/* irsde_sample equals the loop written out (same rng draws), with sample_T = 4 of T = 100, and gives
+ * its memory back after each step. */
+static void test_sampler_equals_manual_loop(void **state) {
+    (void)state;
+    ConditionalUNet u;
+    ParamSet ps;
+    build_tiny_live(&u, &ps);
+    IrSdeOptions o = irsde_options_default();
+    o.sample_T = 4;
+    IrSde sde;
+    assert_int_equal(irsde_init(&sde, &o), 0);
+    enum { B = 2, H = 13, W = 10, N = 3 * H * W };
+    TRng rng;
+    rng_seed(&rng, 4);
+    Tensor *lq = t_new(T_SHAPE(B, 3, H, W)), *d = t_new(T_SHAPE(B, 16)), *c = t_new(T_SHAPE(B, 16));
+    t_fill_uniform(lq, &rng, 0, 1);
+    t_fill_normal(d, &rng, 0, 1);
+    t_fill_normal(c, &rng, 0, 1);
+    float *a = malloc(sizeof(float) * B * N), *b = malloc(sizeof(float) * B * N);
+    for (int mode = 0; mode < 2; mode++) {
+        TRng r1, r2;
+        rng_seed(&r1, 77);
+        rng_seed(&r2, 77);
+        size_t used = t_arena_used();
+        assert_int_equal(irsde_sample(&sde, &u, lq, d, c, (IrSdeSampleMode)mode, &r1, a), 0);
+        assert_int_equal(t_arena_used(), used);
+        bool grad = t_set_grad_enabled(false);
+        assert_int_equal(irsde_noise_state(&sde, b, lq->data, B * N, NULL, &r2), 0);
+        for (int step = 4; step >= 1; step--) {
+            int t[B] = {step, step};
+            float time[B] = {25.0f * step, 25.0f * step};   /* t·T/sample_T */
+            Tensor *eps = unet_forward(&u, t_wrap(b, T_SHAPE(B, 3, H, W)), lq, time, d, c);
+            assert_non_null(eps);
+            if (mode == IRSDE_SAMPLE_SDE)
+                assert_int_equal(irsde_sde_step(&sde, b, b, lq->data, eps->data, t, B, N, NULL, &r2), 0);
+            else
+                assert_int_equal(irsde_posterior_step(&sde, b, b, lq->data, eps->data, t, B, N, NULL, &r2), 0);
+        }
+        t_set_grad_enabled(grad);
+        assert_memory_equal(a, b, sizeof(float) * B * N);
+        for (int i = 0; i < B * N; i++) assert_true(isfinite(a[i]));
+    }
+    /* a U-Net input error comes back as -1 with the reason */
+    assert_int_equal(irsde_sample(&sde, &u, lq, d, NULL, IRSDE_SAMPLE_POSTERIOR, &rng, a), -1);
+    assert_non_null(strstr(t_errmsg(), "content embedding"));
+    free(a);
+    free(b);
+    irsde_free(&sde);
+    params_free(&ps);
+    t_arena_reset();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ctx_config_matches_pytorch),
@@ -539,6 +600,7 @@ int main(void) {
         cmocka_unit_test(test_forward_bad_inputs),
         cmocka_unit_test(test_model_file_roundtrip),
         cmocka_unit_test(test_loss_backward_reaches_unet),
+        cmocka_unit_test(test_sampler_equals_manual_loop),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
