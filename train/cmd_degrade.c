@@ -302,7 +302,7 @@ int cmd_degrade(int argc, char **argv) {
     job.type = -1;
     if (type) {
         job.type = !strcmp(type, "all") ? TYPE_ALL : !strcmp(type, "mixed") ? TYPE_MIXED : degrade_type_from_name(type);
-        if (job.type == -1) return opts_fail("degrade", "--type", "unknown type '%s' (see --help)", type);
+        if (job.type == -1) return opts_fail("degrade", "--type", "unknown type '%s' (see 'daclip degrade --help')", type);
     }
     if (!sheet && job.type == -1) return opts_fail("degrade", "--type", "required (see 'daclip degrade --help')");
     if (!sheet && (severity >= 0.0 || param_args.n)) {

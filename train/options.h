@@ -47,7 +47,8 @@ typedef struct {
 typedef struct {
     const char *name;      /* "--steps"; a NULL name ends the table */
     OptType type;          /* possibly | OPT_REQUIRED ("daclip <cmd>: --x: required" when absent) */
-    void *dest;            /* the variable of the type above; keeps its value when the option is absent */
+    void *dest;            /* a variable of exactly the type above (not checked by the compiler: an int64_t
+                              for OPT_INT is a bug); keeps its value when the option is absent */
     double min, max;       /* numbers: inclusive range; both 0 = the type's own range */
     const char *metavar;   /* "N", "FILE" in the help (NULL for flags) */
     const char *help;      /* one line; '\n' continues on an indented line */
