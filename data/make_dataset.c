@@ -191,6 +191,8 @@ int make_dataset(const MakeDatasetOptions *o) {
             image_free(&lq);
             if (err) { image_free(&clean); goto done; }
             CaptionRow *r = &rows[sp][n_rows[sp]++];
+            /* relative to the dataset root, where the CSV lives (as the official CSVs are) */
+            snprintf(path, sizeof path, "%s/%s/LQ/%04d.png", split, degrade_name(t), num);
             r->filepath = strdup(path);
             r->caption = strdup(caption);
             r->degradation = strdup(degrade_name(t));

@@ -17,6 +17,7 @@
 #include "tensor/ops.h"
 #include "train/plot.h"
 #include "train/progress.h"
+#include "train/sample_order.h"
 
 /* ------------------------------------------------------------------ samples */
 
@@ -106,37 +107,6 @@ void clip_train_default_options(ClipTrainOptions *o) {
     o->weight_decay = 0.05;
     o->warmup = 100;
     o->seed = 0;
-}
-
-static uint64_t mix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* The sample order is a pure function of (seed, epoch), so a resumed run draws the same batches. */
-typedef struct {
-    int64_t n, epoch;
-    uint64_t seed;
-    int64_t *perm;
-} Order;
-
-static int64_t order_at(Order *o, int64_t k) {
-    int64_t epoch = k / o->n;
-    if (epoch != o->epoch) {
-        for (int64_t i = 0; i < o->n; i++) o->perm[i] = i;
-        uint64_t s = mix64(o->seed * 1000003u + (uint64_t)epoch);
-        for (int64_t i = o->n - 1; i > 0; i--) {
-            s = mix64(s);
-            int64_t j = (int64_t)(s % (uint64_t)(i + 1));
-            int64_t t = o->perm[i];
-            o->perm[i] = o->perm[j];
-            o->perm[j] = t;
-        }
-        o->epoch = epoch;
-    }
-    return o->perm[k % o->n];
 }
 
 /* Batch tensors for samples idx[0..B): images [B,3,S,S] and ids (arena). */
@@ -265,7 +235,8 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
         }
         if (fresh) fprintf(log, "step,lr,loss,logit_scale,val_loss,val_top1,images_per_s\n");
     }
-    Order order = {train->n, -1, o->seed, malloc(sizeof(int64_t) * (size_t)train->n)};
+    SampleOrder order;
+    sample_order_init(&order, train->n, o->seed);
     int64_t *idx = malloc(sizeof(int64_t) * (size_t)B);
     double recent[20] = {0};
     int n_recent = 0, rc = 0;
@@ -279,7 +250,7 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
     while (st.step < end) {
         t_arena_reset();
         params_zero_grad_lazy(ps);
-        for (int b = 0; b < B; b++) idx[b] = order_at(&order, st.step * B + b);
+        for (int b = 0; b < B; b++) idx[b] = sample_order_at(&order, st.step * B + b);
         Tensor *ei = clip_encode_image(m, batch_images(train, idx, B), NULL, NULL);   /* [B, E] */
         Tensor *et = clip_encode_text(m, batch_ids(train, idx, B), B);                 /* [B, E] */
         Tensor *loss = nn_clip_loss(ei, et, m->logit_scale, NULL);                     /* [] */
@@ -336,7 +307,7 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
         snprintf(png, sizeof png, "%s/loss.png", o->out_dir);
         if (plot_training_log(log_path, png) == 0 && !o->quiet) fprintf(stderr, "loss curves: %s\n", png);
     }
-    free(order.perm);
+    sample_order_free(&order);
     free(idx);
     optim_free(opt);
     return rc;

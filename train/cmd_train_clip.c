@@ -10,22 +10,13 @@
 #include "train/clip_train.h"
 #include "train/commands.h"
 #include "train/options.h"
+#include "train/paths.h"
 
 static const char usage_head[] =
     "usage: daclip train-clip --train CSV --out DIR [options]\n\n"
     "Trains a CLIP (image + text towers) from scratch with the symmetric contrastive loss on a dataset\n"
     "CSV as written by `daclip make-dataset` (tab-separated filepath, title). Writes DIR/model.safetensors\n"
     "(open_clip names + config), DIR/checkpoint.safetensors (full training state, atomic) and DIR/log.csv.\n";
-
-static char *dir_of(const char *path) {
-    char *d = strdup(path);
-    char *s = strrchr(d, '/');
-    if (s)
-        *s = 0;
-    else
-        strcpy(d, ".");
-    return d;
-}
 
 int cmd_train_clip(int argc, char **argv) {
     const char *train_csv = NULL, *val_csv = NULL, *root = NULL, *out = NULL, *model = "tiny", *vocab = NULL;
@@ -68,8 +59,8 @@ int cmd_train_clip(int argc, char **argv) {
     }
     cfg.vocab_size = tokenizer_vocab_size(tok);
     t_init();
-    char *troot = root ? strdup(root) : dir_of(train_csv);
-    char *vroot = root ? strdup(root) : (val_csv ? dir_of(val_csv) : NULL);
+    char *troot = path_root_for(root, train_csv);
+    char *vroot = val_csv ? path_root_for(root, val_csv) : NULL;
     ClipSamples train = {0}, val = {0};
     int rc = 1;
     fprintf(stderr, "loading %s ...\n", train_csv);

@@ -1,0 +1,234 @@
+#include "train/daclip_model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "nn/contrastive.h"
+#include "tensor/ops.h"
+#include "tensor/safetensors.h"
+#include "train/clip_io.h"
+
+/* Reads the CLIP configuration and the vocabulary a model file records. */
+static int read_header(const char *path, const char *vocab_override, ClipConfig *cfg, char *vocab, size_t vn,
+                       bool *is_daclip, char *err, size_t errlen) {
+    StFile *f = st_open(path);
+    if (!f) {
+        snprintf(err, errlen, "%s", t_errmsg());
+        return -1;
+    }
+    if (!f->metadata_json || clip_config_from_json(f->metadata_json, cfg)) {
+        snprintf(err, errlen, "%s: no CLIP configuration in the file's metadata (not a daclip model file?)", path);
+        st_close(f);
+        return -1;
+    }
+    char arch[32] = "", recorded[4096] = "";
+    st_meta_get(f, "arch", arch, sizeof arch);
+    st_meta_get(f, "vocab", recorded, sizeof recorded);
+    *is_daclip = !strcmp(arch, "daclip") || st_find(f, "visual_control.proj") || st_find(f, "module.visual_control.proj");
+    st_close(f);
+    const char *v = vocab_override;
+    if (!v && recorded[0] && access(recorded, R_OK) == 0) v = recorded;
+    if (!v) v = clip_vocab_path(NULL);
+    if (!v) {
+        snprintf(err, errlen, "%s: its vocabulary %s is not here; pass --vocab FILE", path,
+                 recorded[0] ? recorded : "(none recorded)");
+        return -1;
+    }
+    snprintf(vocab, vn, "%s", v);
+    return 0;
+}
+
+bool daclip_file_is_daclip(const char *path) {
+    ClipConfig cfg;
+    char vocab[4096], err[512];
+    bool is = false;
+    return read_header(path, NULL, &cfg, vocab, sizeof vocab, &is, err, sizeof err) == 0 && is;
+}
+
+/* Builds the empty model for a configuration, with its tokenizer. */
+static int model_setup(DaclipModel *m, const ClipConfig *cfg, const char *path, char *err, size_t errlen) {
+    m->tok = tokenizer_load(m->vocab, err, errlen);
+    if (!m->tok) return -1;
+    if (tokenizer_vocab_size(m->tok) != cfg->vocab_size) {
+        snprintf(err, errlen, "%s: the model has %d token ids but the vocabulary %s has %d", path, cfg->vocab_size,
+                 m->vocab, tokenizer_vocab_size(m->tok));
+        return -1;
+    }
+    params_init(&m->ps);
+    TRng rng;
+    rng_seed(&rng, 0);
+    if (clip_init(&m->clip, &m->ps, "clip", cfg, &rng) || controller_init(&m->ctl, &m->ps, &cfg->vision, &rng)) {
+        snprintf(err, errlen, "%s: %s", path, t_last_error());
+        return -1;
+    }
+    params_freeze(&m->ps, "clip.", true);
+    return 0;
+}
+
+int daclip_model_from_clip(const char *clip_path, const char *vocab, bool official_quirk, DaclipModel *m, char *err,
+                           size_t errlen) {
+    memset(m, 0, sizeof *m);
+    ClipConfig cfg;
+    bool is_daclip;
+    if (read_header(clip_path, vocab, &cfg, m->vocab, sizeof m->vocab, &is_daclip, err, errlen)) return -1;
+    if (is_daclip) {
+        snprintf(err, errlen, "%s: this is already a DA-CLIP model; give the CLIP it was made from", clip_path);
+        return -1;
+    }
+    if (model_setup(m, &cfg, clip_path, err, errlen)) {
+        daclip_model_free(m);
+        return -1;
+    }
+    /* the CLIP file's names ("visual.*", "transformer.*", ...) live under "clip." here */
+    StFile *f = st_open(clip_path);
+    if (!f) {
+        snprintf(err, errlen, "%s", t_errmsg());
+        daclip_model_free(m);
+        return -1;
+    }
+    NamedArray *arr = calloc((size_t)f->n + 1, sizeof *arr);
+    char **names = calloc((size_t)f->n + 1, sizeof *names);
+    int rc = (arr && names) ? 0 : -1;
+    for (int i = 0; !rc && i < f->n; i++) {
+        const char *n = f->entries[i].name;
+        if (!strncmp(n, "module.", 7)) n += 7;
+        size_t len = strlen(n) + 6;
+        names[i] = malloc(len);
+        if (!names[i]) {
+            rc = -1;
+            break;
+        }
+        snprintf(names[i], len, "clip.%s", n);
+        arr[i] = (NamedArray){names[i], f->entries[i].ndim, f->entries[i].shape, f->entries[i].data};
+    }
+    LoadReport rep = {0};
+    if (!rc) rc = params_load_arrays(&m->ps, f->n, arr, false, &rep);
+    int64_t want = 0;
+    for (int i = 0; i < m->ps.n; i++) want += m->ps.items[i].frozen;
+    if (!rc && (rep.unexpected || rep.wrong_shape || rep.loaded != want)) {
+        snprintf(err, errlen, "%s: not a CLIP of the configuration its metadata states (%d of %lld tensors loaded, "
+                 "%d unexpected, %d of the wrong shape): %s", clip_path, rep.loaded, (long long)want, rep.unexpected,
+                 rep.wrong_shape, t_errmsg());
+        rc = -1;
+    } else if (rc) {
+        snprintf(err, errlen, "%s: %s", clip_path, t_errmsg());
+    }
+    for (int i = 0; names && i < f->n; i++) free(names[i]);
+    free(names);
+    free(arr);
+    st_close(f);
+    if (!rc && controller_start_from(&m->ctl, &m->clip.visual, m->clip.logit_scale->data[0], official_quirk)) {
+        snprintf(err, errlen, "%s: %s", clip_path, t_last_error());
+        rc = -1;
+    }
+    if (rc) daclip_model_free(m);
+    return rc;
+}
+
+int daclip_model_load(const char *path, const char *vocab, DaclipModel *m, char *err, size_t errlen) {
+    memset(m, 0, sizeof *m);
+    ClipConfig cfg;
+    bool is_daclip;
+    if (read_header(path, vocab, &cfg, m->vocab, sizeof m->vocab, &is_daclip, err, errlen)) return -1;
+    if (!is_daclip) {
+        snprintf(err, errlen, "%s: a plain CLIP, not a DA-CLIP model (train one with `daclip train-daclip --clip %s`)",
+                 path, path);
+        return -1;
+    }
+    LoadReport rep;
+    if (model_setup(m, &cfg, path, err, errlen) || params_load_file(&m->ps, path, true, "module.", &rep)) {
+        if (!err[0] || m->tok) snprintf(err, errlen, "%s", t_errmsg());
+        daclip_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+int daclip_model_save(const DaclipModel *m, const char *path) {
+    char meta[6000];
+    if (clip_model_meta(&m->clip.cfg, m->vocab, meta, sizeof meta)) {
+        t_set_errmsg("%s: the vocabulary path %s cannot be recorded", path, m->vocab);
+        return -1;
+    }
+    size_t k = strlen(meta);
+    if (k < 2 || k + 20 >= sizeof meta) {
+        t_set_errmsg("%s: metadata too long", path);
+        return -1;
+    }
+    snprintf(meta + k - 1, sizeof meta - (k - 1), ",\"arch\":\"daclip\"}");
+    return params_save_file(&m->ps, path, meta);
+}
+
+void daclip_model_free(DaclipModel *m) {
+    if (!m) return;
+    if (m->ps.items) {
+        controller_free(&m->ctl);
+        clip_free(&m->clip);
+        params_free(&m->ps);
+    }
+    tokenizer_free(m->tok);
+    free(m->names);
+    memset(m, 0, sizeof *m);
+}
+
+int daclip_name_embeddings(DaclipModel *m) {
+    if (m->names) return 0;
+    int ctx = m->clip.cfg.context_length;
+    int64_t E = m->clip.cfg.vision.embed_dim;
+    int32_t *ids = calloc((size_t)DEGRADE_N * (size_t)ctx, sizeof *ids);
+    m->names = malloc(sizeof(float) * (size_t)(DEGRADE_N * E));
+    if (!ids || !m->names) {
+        free(ids);
+        free(m->names);
+        m->names = NULL;
+        t_error("daclip", "out of memory");
+        return -1;
+    }
+    /* the bare names, no template (da-clip/src/evaluate.py) */
+    for (int t = 0; t < DEGRADE_N; t++) tokenizer_tokenize_n(m->tok, degrade_name(t), ids + (size_t)t * ctx, ctx);
+    bool prev = t_set_grad_enabled(false);
+    size_t mark = t_arena_mark();
+    Tensor *e = clip_encode_text(&m->clip, ids, DEGRADE_N);                     /* [10, E] */
+    if (e) memcpy(m->names, e->data, sizeof(float) * (size_t)(DEGRADE_N * E));
+    t_arena_release(mark);
+    t_set_grad_enabled(prev);
+    free(ids);
+    if (!e) {
+        free(m->names);
+        m->names = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+int daclip_classify(DaclipModel *m, const float *images, int B, float *probs, float *content, float *degradation) {
+    if (daclip_name_embeddings(m)) return -1;
+    int S = m->clip.cfg.vision.image_size;
+    int64_t E = m->clip.cfg.vision.embed_dim;
+    bool prev = t_set_grad_enabled(false);
+    Tensor *img = t_from(T_SHAPE(B, 3, S, S), images);
+    Tensor *c, *d;
+    int rc = daclip_encode_image(&m->ctl, &m->clip.visual, img, &c, &d);
+    if (!rc) {
+        Tensor *dn = nn_l2_normalize(d);                                               /* [B, E] */
+        Tensor *tn = nn_l2_normalize(t_from(T_SHAPE(DEGRADE_N, E), m->names));         /* [10, E] */
+        Tensor *logits = t_mul_scalar(t_matmul(dn, t_transpose(tn, 0, 1)), 100.0f);   /* [B, 10] */
+        Tensor *p = t_softmax(logits, 1);
+        if (!p) rc = -1;
+        for (int64_t k = 0; !rc && k < (int64_t)B * DEGRADE_N; k++)
+            if (!isfinite(p->data[k])) {
+                t_error("daclip", "the model produced non-finite outputs (corrupt weights?)");
+                rc = -1;
+            }
+        if (!rc) {
+            memcpy(probs, p->data, sizeof(float) * (size_t)B * DEGRADE_N);
+            if (content) memcpy(content, c->data, sizeof(float) * (size_t)(B * E));
+            if (degradation) memcpy(degradation, d->data, sizeof(float) * (size_t)(B * E));
+        }
+    }
+    t_set_grad_enabled(prev);
+    return rc;
+}
