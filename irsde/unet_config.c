@@ -82,7 +82,7 @@ int unet_config_validate(const UNetConfig *c) {
     }
     if (c->use_image_context) {
         for (int i = UNET_FIRST_SPATIAL_LEVEL; i < c->depth; i++) {
-            char where[48];
+            char where[96];
             long long in = (long long)c->nf * (i ? c->ch_mult[i - 1] : 1), out = (long long)c->nf * c->ch_mult[i];
             snprintf(where, sizeof where, "level %d (down, %lld ch)", i, in);
             if (check_spatial(where, in)) return -1;
@@ -97,11 +97,12 @@ int unet_config_validate(const UNetConfig *c) {
 /* ---------------------------------------------------------------- JSON */
 
 int unet_config_to_json(const UNetConfig *c, char *buf, size_t n) {
-    char mult[8 * UNET_MAX_DEPTH + 4];
+    char mult[13 * UNET_MAX_DEPTH + 4];   /* ", -2147483648" per entry */
     size_t k = 0;
     mult[k++] = '[';
-    for (int i = 0; i < c->depth && i < UNET_MAX_DEPTH; i++)
+    for (int i = 0; i < c->depth && i < UNET_MAX_DEPTH && k < sizeof mult; i++)
         k += (size_t)snprintf(mult + k, sizeof mult - k, "%s%d", i ? ", " : "", c->ch_mult[i]);
+    if (k + 2 > sizeof mult) return -1;   /* an unvalidated config with huge entries */
     snprintf(mult + k, sizeof mult - k, "]");
     int w = snprintf(buf, n,
                      "{\"format\":\"%s\",\"in_nc\":\"%d\",\"out_nc\":\"%d\",\"nf\":\"%d\",\"ch_mult\":\"%s\","
