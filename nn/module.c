@@ -75,8 +75,13 @@ static bool has_prefix(const char *name, const char *prefix) {
 void params_freeze(ParamSet *ps, const char *prefix, bool frozen) {
     for (int i = 0; i < ps->n; i++)
         if (has_prefix(ps->items[i].name, prefix)) {
+            Tensor *t = ps->items[i].t;
             ps->items[i].frozen = frozen;
-            ps->items[i].t->requires_grad = !frozen;
+            t->requires_grad = !frozen;
+            /* a frozen tensor never gets a gradient: no buffer for a lazy zero_grad or a backward to clear
+             * (DA-CLIP's frozen CLIP is 600 MB of gradient that would be written every step) */
+            if (frozen) t_drop_grad(t);
+            else t_grad_buf(t);   /* trainable parameters always have a (zeroed) gradient buffer */
         }
 }
 

@@ -81,7 +81,8 @@ static Tensor **stale;
 static size_t n_stale, cap_stale;
 
 void t_zero_grad_lazy(Tensor *t) {
-    if (!t || !t->grad || t->grad_stale) return;   /* no buffer yet: it will be allocated zeroed */
+    /* no buffer yet: it will be allocated zeroed; a tensor that needs no gradient gets none */
+    if (!t || !t->grad || t->grad_stale || !t->requires_grad) return;
     if (n_stale == cap_stale) {
         size_t cap = cap_stale ? 2 * cap_stale : 256;
         Tensor **p = realloc(stale, cap * sizeof *p);
@@ -104,6 +105,13 @@ void t_grad_forget(Tensor *t) {
             break;
         }
     t->grad_stale = false;
+}
+
+void t_drop_grad(Tensor *t) {
+    if (!t || !t->persistent || !t->grad) return;
+    t_grad_forget(t);
+    free(t->grad);
+    t->grad = NULL;
 }
 
 /* Clears every gradient still marked stale (end of a backward). */

@@ -116,6 +116,9 @@ void t_backward(Tensor *root);
 /* Seeds root's gradient with `seed` (contiguous, root's shape) and runs the tape backwards. */
 void t_backward_with(Tensor *root, const float *seed);
 size_t t_tape_len(void);
+/* Frees a persistent tensor's gradient buffer (a frozen parameter needs none); a later backward that
+ * reaches it allocates a new one. */
+void t_drop_grad(Tensor *t);
 /* Marks t as a leaf needing a gradient (activations you want d/dx of, e.g. in gradient checks). */
 void t_requires_grad(Tensor *t);
 

@@ -11,21 +11,13 @@
 #include "train/daclip_model.h"
 #include "train/daclip_train.h"
 #include "train/options.h"
+#include "train/paths.h"
 
 static const char usage_head[] =
     "usage: daclip eval-daclip --model DACLIP.safetensors --data val.csv [options]\n\n"
     "Classifies the degradation of every image of a dataset CSV (as written by make-dataset) and prints the\n"
     "accuracy per type and overall, the 10x10 confusion matrix and both validation losses. --csv and --heatmap\n"
     "write the same as a CSV (one row per true type) and as a PNG heat map.\n";
-
-static char *dir_of(const char *path) {
-    char *d = strdup(path);
-    if (!d) return NULL;
-    char *s = strrchr(d, '/');
-    if (s) *s = 0;
-    else strcpy(d, ".");
-    return d;
-}
 
 static int write_csv(const char *path, const DaclipEval *ev) {
     char tmp[4200];
@@ -73,7 +65,7 @@ int cmd_eval_daclip(int argc, char **argv) {
         fprintf(stderr, "daclip eval-daclip: %s\n", err);
         return 1;
     }
-    char *droot = root ? strdup(root) : dir_of(data);
+    char *droot = path_root_for(root, data);
     DaclipSamples val = {0};
     DaclipEval ev;
     int rc = 1;

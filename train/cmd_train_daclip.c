@@ -8,6 +8,7 @@
 #include "train/daclip_model.h"
 #include "train/daclip_train.h"
 #include "train/options.h"
+#include "train/paths.h"
 
 static const char usage_head[] =
     "usage: daclip train-daclip --clip CLIP.safetensors --train train.csv [--val val.csv] --out DIR [options]\n\n"
@@ -17,15 +18,6 @@ static const char usage_head[] =
     "Input: the CSVs written by `daclip make-dataset` (filepath<TAB>\"caption: degradation\"; paths relative to\n"
     "the CSV's folder). Writes DIR/model.safetensors (the DA-CLIP, official names), DIR/checkpoint.safetensors\n"
     "(the full training state, atomic), DIR/log.csv and DIR/loss.png.\n";
-
-static char *dir_of(const char *path) {
-    char *d = strdup(path);
-    if (!d) return NULL;
-    char *s = strrchr(d, '/');
-    if (s) *s = 0;
-    else strcpy(d, ".");
-    return d;
-}
 
 int cmd_train_daclip(int argc, char **argv) {
     const char *clip = NULL, *train_csv = NULL, *val_csv = NULL, *out = NULL, *vocab = NULL, *root = NULL;
@@ -64,8 +56,8 @@ int cmd_train_daclip(int argc, char **argv) {
         fprintf(stderr, "daclip train-daclip: %s\n", err);
         return 1;
     }
-    char *troot = root ? strdup(root) : dir_of(train_csv);
-    char *vroot = val_csv ? (root ? strdup(root) : dir_of(val_csv)) : NULL;
+    char *troot = path_root_for(root, train_csv);
+    char *vroot = val_csv ? path_root_for(root, val_csv) : NULL;
     DaclipSamples train = {0}, val = {0};
     int rc = 1;
     if (!troot || (val_csv && !vroot)) {

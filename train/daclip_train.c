@@ -16,6 +16,7 @@
 #include "nn/optim.h"
 #include "nn/schedule.h"
 #include "tensor/ops.h"
+#include "train/paths.h"
 #include "train/plot.h"
 #include "train/progress.h"
 #include "train/sample_order.h"
@@ -225,18 +226,6 @@ int daclip_decay_group(const char *name, const Tensor *t, void *ctx) {
     return no_decay ? 1 : 0;
 }
 
-static int mkdir_p(const char *dir) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return (mkdir(buf, 0755) && errno != EEXIST) ? -1 : 0;
-}
-
 #define LOG_HEADER "step,lr,loss,loss_clip,loss_degra,logit_scale,val_loss,val_loss_clip,val_loss_degra,val_top1,images_per_s"
 
 int daclip_train(DaclipModel *m, const DaclipSamples *train, const DaclipSamples *val, const DaclipTrainOptions *o,
@@ -265,7 +254,7 @@ int daclip_train(DaclipModel *m, const DaclipSamples *train, const DaclipSamples
     char ckpt[4200] = "", model_path[4200] = "", log_path[4200] = "", err[1024] = "";
     FILE *log = NULL;
     int rc = 0;
-    if (o->out_dir && mkdir_p(o->out_dir)) {
+    if (o->out_dir && path_mkdir_p(o->out_dir)) {
         fprintf(stderr, "daclip: train-daclip: cannot create %s: %s\n", o->out_dir, strerror(errno));
         optim_free(opt);
         return -1;
