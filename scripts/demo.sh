@@ -4,8 +4,7 @@
 #   2. extract natural photographs from Debian packages (scripts/fetch-photos.sh);
 #   3. synthesise the ten DA-CLIP degradations into a mixed-degradation dataset in the official layout
 #      (ROOT/{train,val}/<degradation>/{LQ,GT}, daclip_{train,val}.csv) and a contact sheet;
-#   4. tokenise the ten degradation names (official CLIP vocabulary when present, else BPE merges
-#      learnt from the dataset's captions);
+#   4. tokenise the ten degradation names with the official CLIP vocabulary (shipped in data/assets/);
 #   5. train a small CLIP from scratch on the captions and report held-out image->text accuracy;
 #   6. zero-shot-classify one held-out image's degradation, and measure PSNR/SSIM of the degraded inputs.
 # Output goes to runs/demo/. PHOTOS (default 30), STEPS (default 400) and DACLIP_THREADS can be set.
@@ -33,12 +32,7 @@ $D degrade --sheet --seed 2 "$first" $OUT/degradations.png
 echo "contact sheet: $OUT/degradations.png"
 
 echo "== tokenizer"
-VOCAB=../shared/data/clip/bpe_simple_vocab_16e6.txt.gz
-if [ ! -f "$VOCAB" ]; then
-  cut -f2 $OUT/ds/daclip_train.csv | tail -n +2 > $OUT/captions.txt
-  $D tokenizer train --corpus $OUT/captions.txt --merges 2000 --out $OUT/vocab.txt.gz
-  VOCAB=$OUT/vocab.txt.gz
-fi
+VOCAB=data/assets/clip/bpe_simple_vocab_16e6.txt.gz   # the official vocabulary, shipped (data/assets/LICENSES.md)
 $D tokenize --vocab "$VOCAB" motion-blurry hazy jpeg-compressed low-light noisy raindrop rainy shadowed snowy uncompleted |
   cut -d' ' -f1-6
 
