@@ -52,6 +52,9 @@ typedef struct {
     const char *captions;  /* TSV "filename<TAB>caption", or NULL for the template captions */
     double val_frac;       /* share of source photos that go to val, default 0.1 */
     int types[DEGRADE_N];  /* 1 = generate this type */
+    int patches;           /* > 0: this many random patch_size crops per photo, each its own sample (0 = whole photo) */
+    int patch_size;        /* default 256 */
+    double downscale;      /* area-downscale photos by this factor first (>= 1; default 1) */
     uint64_t seed;
     /* called after each written pair (may be NULL): done/total pairs */
     void (*progress)(void *ctx, int64_t done, int64_t total);
@@ -59,7 +62,7 @@ typedef struct {
 } MakeDatasetOptions;
 
 void make_dataset_default_options(MakeDatasetOptions *o);
-/* For each clean photo (sorted) and each selected type writes <out>/<split>/<name>/{LQ,GT}/NNNN.png (NNNN =
+/* For each clean photo (sorted) — or each of its `patches` crops — and each selected type writes <out>/<split>/<name>/{LQ,GT}/NNNN.png (NNNN =
  * photo index within the split, from 0001) and <out>/daclip_{train,val}.csv. Photos are assigned to val by a
  * seeded shuffle (round(val_frac·n) photos, at least one photo stays in train). The LQ of photo i and type t
  * is degrade_apply(photo, t, NULL, seed derived from (seed, photo index, t)). Returns 0 or -1 (data_error). */

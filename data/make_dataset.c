@@ -1,6 +1,7 @@
 /* `daclip make-dataset`: clean photos -> the official folder layout with LQ/GT pairs and caption CSVs. */
 #include "data/dataset.h"
 #include "data/image_io.h"
+#include "data/resize.h"
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -12,6 +13,8 @@
 void make_dataset_default_options(MakeDatasetOptions *o) {
     memset(o, 0, sizeof *o);
     o->val_frac = 0.1;
+    o->patch_size = 256;
+    o->downscale = 1.0;
     for (int t = 0; t < DEGRADE_N; t++) o->types[t] = 1;
 }
 
@@ -128,6 +131,46 @@ static const char *caption_lookup(const CaptionEntry *c, int n, const char *path
     return NULL;
 }
 
+/* The clean images one photo contributes: the photo (downscaled by o->downscale with an area filter, so codec
+ * artefacts of JPEG sources fade), or o->patches random patch_size crops of it (the whole image when it is
+ * smaller), each a sample of its own. Seeded by (seed, photo index). */
+static int photo_views(const Image *photo, const MakeDatasetOptions *o, int photo_index, Image *views, int *nv) {
+    Image base;
+    int rc = 0;
+    if (o->downscale > 1.0) {
+        int w = (int)floor(photo->w / o->downscale + 0.5), h = (int)floor(photo->h / o->downscale + 0.5);
+        if (w < 1) w = 1;
+        if (h < 1) h = 1;
+        if (image_resize(photo, &base, w, h, RESIZE_AREA)) return -1;
+    } else if (image_clone(&base, photo)) {
+        return -1;
+    }
+    if (o->patches <= 0) {
+        views[0] = base;
+        *nv = 1;
+        return 0;
+    }
+    int P = o->patch_size;
+    uint64_t s = data_hash64(o->seed * 0x9E3779B97F4A7C15ull + (uint64_t)photo_index + 1);
+    *nv = 0;
+    for (int k = 0; k < o->patches && !rc; k++) {
+        int pw = base.w < P ? base.w : P, ph = base.h < P ? base.h : P;
+        s = data_hash64(s);
+        int x0 = (int)(s % (uint64_t)(base.w - pw + 1)), y0 = (int)((s >> 32) % (uint64_t)(base.h - ph + 1));
+        if (image_alloc(&views[k], pw, ph, base.c)) {
+            rc = -1;
+            break;
+        }
+        for (int y = 0; y < ph; y++)
+            memcpy(image_at(&views[k], 0, y), image_at(&base, x0, y0 + y), sizeof(float) * (size_t)pw * base.c);
+        (*nv)++;
+    }
+    image_free(&base);
+    if (rc)
+        for (int k = 0; k < *nv; k++) image_free(&views[k]);
+    return rc;
+}
+
 int make_dataset(const MakeDatasetOptions *o) {
     char **photos = NULL;
     int n = 0, n_caps = 0, rc = -1, *is_val = NULL, *order = NULL, n_rows[2] = { 0, 0 };
@@ -137,13 +180,21 @@ int make_dataset(const MakeDatasetOptions *o) {
     for (int t = 0; t < DEGRADE_N; t++) n_types += o->types[t] != 0;
     if (!n_types) { data_set_error("make-dataset: no degradation type selected"); return -1; }
     if (o->val_frac < 0 || o->val_frac >= 1) { data_set_error("make-dataset: --val-frac must be in [0, 1)"); return -1; }
-    if (dataset_list_images(o->src, &photos, &n)) return -1;
+    if (o->patches < 0 || o->patches > 10000 || (o->patches > 0 && (o->patch_size < 8 || o->patch_size > 8192)) ||
+        !(o->downscale >= 1.0 && o->downscale <= 64.0)) {
+        data_set_error("make-dataset: patches must be in [0, 10000], patch size in [8, 8192], downscale in [1, 64]");
+        return -1;
+    }
+    int per_photo = o->patches > 0 ? o->patches : 1;
+    Image *views = calloc((size_t)per_photo, sizeof *views);
+    if (!views) { data_set_error("make-dataset: out of memory"); return -1; }
+    if (dataset_list_images(o->src, &photos, &n)) { free(views); return -1; }
     if (n == 0) { data_set_error("%s: no .png/.jpg images", o->src); goto done; }
     if (o->captions && captions_load(o->captions, &caps, &n_caps)) goto done;
     is_val = calloc((size_t)n, sizeof(int));
     order = malloc(sizeof(int) * (size_t)n);
-    rows[0] = calloc((size_t)n * n_types, sizeof(CaptionRow));
-    rows[1] = calloc((size_t)n * n_types, sizeof(CaptionRow));
+    rows[0] = calloc((size_t)n * n_types * per_photo, sizeof(CaptionRow));
+    rows[1] = calloc((size_t)n * n_types * per_photo, sizeof(CaptionRow));
     if (!is_val || !order || !rows[0] || !rows[1]) { data_set_error("make-dataset: out of memory"); goto done; }
     /* seeded Fisher-Yates; the first n_val of the permutation go to val */
     for (int i = 0; i < n; i++) order[i] = i;
@@ -157,54 +208,62 @@ int make_dataset(const MakeDatasetOptions *o) {
     int n_val = (int)floor(o->val_frac * n + 0.5);
     if (n_val > n - 1) n_val = n - 1;
     for (int i = 0; i < n_val; i++) is_val[order[i]] = 1;
-    int64_t done_pairs = 0, total = (int64_t)n * n_types;
+    int64_t done_pairs = 0, total = (int64_t)n * n_types * per_photo;
     int idx_in_split[2] = { 0, 0 };
     char path[4096];
     for (int i = 0; i < n; i++) {
         int sp = is_val[i];
-        int num = ++idx_in_split[sp];
         const char *split = sp ? "val" : "train";
-        Image clean;
-        if (image_load(photos[i], &clean)) goto done;
-        char caption[512];
-        const char *given = caption_lookup(caps, n_caps, photos[i]);
-        if (given) snprintf(caption, sizeof caption, "%s", given);
-        else caption_template(photos[i], &clean, caption, sizeof caption);
-        for (int t = 0; t < DEGRADE_N; t++) {
-            if (!o->types[t]) continue;
-            for (int g = 0; g < 2; g++) {
-                snprintf(path, sizeof path, "%s/%s/%s/%s", o->out, split, degrade_name(t), g ? "GT" : "LQ");
-                if (mkdir_p(path)) { image_free(&clean); goto done; }
+        Image photo;
+        int nv = 0;
+        if (image_load(photos[i], &photo)) goto done;
+        int vr = photo_views(&photo, o, i, views, &nv);
+        image_free(&photo);
+        if (vr) goto done;
+        for (int v = 0; v < nv; v++) {
+            int num = ++idx_in_split[sp];
+            Image clean = views[v];
+            views[v].px = NULL;
+            char caption[512];
+            const char *given = caption_lookup(caps, n_caps, photos[i]);
+            if (given) snprintf(caption, sizeof caption, "%s", given);
+            else caption_template(photos[i], &clean, caption, sizeof caption);
+            for (int t = 0; t < DEGRADE_N; t++) {
+                if (!o->types[t]) continue;
+                for (int g = 0; g < 2; g++) {
+                    snprintf(path, sizeof path, "%s/%s/%s/%s", o->out, split, degrade_name(t), g ? "GT" : "LQ");
+                    if (mkdir_p(path)) { image_free(&clean); goto done; }
+                }
+                Image lq;
+                if (degrade_apply(&clean, t, NULL, data_hash64(o->seed * 0x100000001B3ull + ((uint64_t)i * 16 + (uint64_t)t) * 10007u + (uint64_t)v), &lq)) {
+                    char msg[1024];
+                    snprintf(msg, sizeof msg, "%s", data_error());
+                    data_set_error("%s: %s failed: %s", photos[i], degrade_name(t), msg);
+                    image_free(&clean);
+                    goto done;
+                }
+                snprintf(path, sizeof path, "%s/%s/%s/GT/%04d.png", o->out, split, degrade_name(t), num);
+                int err = image_save(path, &clean);
+                snprintf(path, sizeof path, "%s/%s/%s/LQ/%04d.png", o->out, split, degrade_name(t), num);
+                err = err || image_save(path, &lq);
+                image_free(&lq);
+                if (err) { image_free(&clean); goto done; }
+                CaptionRow *r = &rows[sp][n_rows[sp]++];
+                /* relative to the dataset root, where the CSV lives (as the official CSVs are) */
+                snprintf(path, sizeof path, "%s/%s/LQ/%04d.png", split, degrade_name(t), num);
+                r->filepath = strdup(path);
+                r->caption = strdup(caption);
+                r->degradation = strdup(degrade_name(t));
+                if (!r->filepath || !r->caption || !r->degradation) {
+                    image_free(&clean);
+                    data_set_error("make-dataset: out of memory");
+                    goto done;
+                }
+                done_pairs++;
+                if (o->progress) o->progress(o->progress_ctx, done_pairs, total);
             }
-            Image lq;
-            if (degrade_apply(&clean, t, NULL, data_hash64(o->seed * 0x100000001B3ull + (uint64_t)i * 16 + (uint64_t)t), &lq)) {
-                char msg[1024];
-                snprintf(msg, sizeof msg, "%s", data_error());
-                data_set_error("%s: %s failed: %s", photos[i], degrade_name(t), msg);
-                image_free(&clean);
-                goto done;
-            }
-            snprintf(path, sizeof path, "%s/%s/%s/GT/%04d.png", o->out, split, degrade_name(t), num);
-            int err = image_save(path, &clean);
-            snprintf(path, sizeof path, "%s/%s/%s/LQ/%04d.png", o->out, split, degrade_name(t), num);
-            err = err || image_save(path, &lq);
-            image_free(&lq);
-            if (err) { image_free(&clean); goto done; }
-            CaptionRow *r = &rows[sp][n_rows[sp]++];
-            /* relative to the dataset root, where the CSV lives (as the official CSVs are) */
-            snprintf(path, sizeof path, "%s/%s/LQ/%04d.png", split, degrade_name(t), num);
-            r->filepath = strdup(path);
-            r->caption = strdup(caption);
-            r->degradation = strdup(degrade_name(t));
-            if (!r->filepath || !r->caption || !r->degradation) {
-                image_free(&clean);
-                data_set_error("make-dataset: out of memory");
-                goto done;
-            }
-            done_pairs++;
-            if (o->progress) o->progress(o->progress_ctx, done_pairs, total);
+            image_free(&clean);
         }
-        image_free(&clean);
     }
     for (int sp = 0; sp < 2; sp++) {
         snprintf(path, sizeof path, "%s/daclip_%s.csv", o->out, sp ? "val" : "train");
@@ -212,6 +271,8 @@ int make_dataset(const MakeDatasetOptions *o) {
     }
     rc = 0;
 done:
+    for (int k = 0; k < per_photo; k++) image_free(&views[k]);
+    free(views);
     dataset_free_list(photos, n);
     captions_free(caps, n_caps);
     if (rows[0]) caption_rows_free(rows[0], n_rows[0]);

@@ -54,6 +54,11 @@ int cmd_make_dataset(int argc, char **argv) {
          "all (default) or comma-separated names among motion-blurry, hazy,\n"
          "jpeg-compressed, low-light, noisy, raindrop, rainy, shadowed, snowy, uncompleted"},
         {"--seed", OPT_U64, &o.seed, 0, 0, "N", "seed of the split and of the degradations (default 0)"},
+        {"--patches", OPT_INT, &o.patches, 0, 10000, "N",
+         "cut N random crops of each photo, each its own sample (default 0:\nthe whole photo); the split is by photo"},
+        {"--patch-size", OPT_INT, &o.patch_size, 8, 8192, "PX", "side of those crops (default 256)"},
+        {"--downscale", OPT_DOUBLE, &o.downscale, 1, 64, "F",
+         "shrink each photo by F first (area filter; >= 2 hides JPEG\nartefacts of the sources; default 1)"},
         {0}};
     int parsed = opts_parse("make-dataset", usage_head, specs, argc, argv, NULL, NULL);
     if (parsed != OPTS_OK) return opts_exit_code(parsed);

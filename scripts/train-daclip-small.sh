@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The DA-CLIP route on this machine (no pretrained CLIP can be downloaded here), every stage resumable:
+#   1. natural photographs from Debian packages (scripts/fetch-photos.sh; the demo's photos are held out);
+#   2. a mixed-degradation dataset in the official layout: each photo (area-downscaled 2x, so JPEG sources
+#      carry no codec artefacts) cut into PATCHES random crops of 128 px, each with the ten degradations;
+#      the train/val split is by photo;
+#   3. a small CLIP ("tiny": 64 px, patch 8, width 128, 4 layers) trained from scratch on clean and degraded
+#      crops with their captions ("<caption>: clean" for a clean crop, "<caption>: <degradation>" for a
+#      degraded one), so that its text tower knows the degradation words, as LAION's CLIP does;
+#   4. the DA-CLIP controller on top of it (train-daclip), then its evaluation on the held-out photos
+#      (eval-daclip: accuracy per type, confusion matrix, heat map).
+# Re-running continues where it stopped: finished stages are skipped, training resumes from its checkpoint.
+# Output: runs/small/ (OUT). Env: OUT, PATCHES (8), CLIP_STEPS (3000), DACLIP_STEPS (3000), BATCH (128),
+# DACLIP_THREADS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/small}
+PATCHES=${PATCHES:-8}
+CLIP_STEPS=${CLIP_STEPS:-3000}
+DACLIP_STEPS=${DACLIP_STEPS:-3000}
+BATCH=${BATCH:-128}
+D=build/daclip
+make -s -j2 "$D"
+mkdir -p "$OUT"
+t_start=$(date +%s)
+stamp() { echo "[$(date +%H:%M:%S), +$(( $(date +%s) - t_start ))s] $*"; }
+
+stamp "== photos"
+bash scripts/fetch-photos.sh data-photos > "$OUT/fetch-photos.log" 2>&1 || { cat "$OUT/fetch-photos.log"; exit 1; }
+# one flat folder of links for make-dataset; the demo's held-out photos (data-photos/_demo) stay out
+if [ ! -f "$OUT/photos/.done" ]; then
+  rm -rf "$OUT/photos" && mkdir -p "$OUT/photos"
+  find data-photos -mindepth 2 -maxdepth 2 -type f \( -iname '*.png' -o -iname '*.jpg' -o -iname '*.jpeg' \) \
+    ! -path 'data-photos/_demo/*' | sort | while read -r f; do
+      pkg=$(basename "$(dirname "$f")"); ln -s "$(pwd)/$f" "$OUT/photos/${pkg}__$(basename "$f" | tr ' ' '_')"
+    done
+  touch "$OUT/photos/.done"
+fi
+stamp "$(ls "$OUT/photos" | wc -l) training photos"
+
+stamp "== dataset ($PATCHES crops of 128 px per photo, ten degradations)"
+if [ ! -f "$OUT/ds/daclip_val.csv" ]; then
+  rm -rf "$OUT/ds"
+  $D make-dataset --src "$OUT/photos" --out "$OUT/ds" --patches "$PATCHES" --patch-size 128 --downscale 2 \
+    --val-frac 0.1 --seed 0
+fi
+stamp "$(($(wc -l < "$OUT/ds/daclip_train.csv") - 1)) training and $(($(wc -l < "$OUT/ds/daclip_val.csv") - 1)) validation rows"
+
+# CLIP rows: every degraded crop with its full title, and each clean crop once as "<caption>: clean"
+for split in train val; do
+  if [ ! -f "$OUT/clip_$split.csv" ]; then
+    awk -F'\t' 'NR == 1 { print; next }
+                { print }
+                $1 ~ /^[a-z]+\/motion-blurry\/LQ\// { gt = $1; sub(/\/LQ\//, "/GT/", gt); t = $2; sub(/: [a-z-]+$/, ": clean", t)
+                  print gt "\t" t }' "$OUT/ds/daclip_$split.csv" > "$OUT/clip_$split.csv.tmp"
+    mv "$OUT/clip_$split.csv.tmp" "$OUT/clip_$split.csv"
+  fi
+done
+
+train() {   # train() <subcommand> <out dir> <steps> <args...>: fresh, resumed, or already done
+  local cmd=$1 dir=$2 steps=$3; shift 3
+  if [ -f "$dir/model.safetensors" ] && [ -f "$dir/done" ]; then stamp "$dir: done"; return; fi
+  local resume=()
+  [ -f "$dir/checkpoint.safetensors" ] && resume=(--resume "$dir/checkpoint.safetensors")
+  $D "$cmd" "$@" --out "$dir" --steps "$steps" "${resume[@]}"
+  touch "$dir/done"
+}
+
+stamp "== CLIP (tiny, $CLIP_STEPS steps, batch $BATCH)"
+train train-clip "$OUT/clip" "$CLIP_STEPS" --train "$OUT/clip_train.csv" --val "$OUT/clip_val.csv" --root "$OUT/ds" \
+  --model tiny --batch "$BATCH" --lr 1e-3 --warmup 200 --val-every 500 --ckpt-every 100
+
+stamp "== DA-CLIP controller ($DACLIP_STEPS steps, batch $BATCH)"
+train train-daclip "$OUT/daclip" "$DACLIP_STEPS" --clip "$OUT/clip/model.safetensors" \
+  --train "$OUT/ds/daclip_train.csv" --val "$OUT/ds/daclip_val.csv" --batch "$BATCH" --lr 5e-4 --warmup 200 \
+  --val-every 500 --ckpt-every 100
+
+stamp "== evaluation on the held-out photos"
+$D eval-daclip --model "$OUT/daclip/model.safetensors" --data "$OUT/ds/daclip_val.csv" \
+  --csv "$OUT/eval-daclip.csv" --heatmap "$OUT/confusion.png" | tee "$OUT/eval-daclip.txt"
+stamp "done: $OUT/eval-daclip.txt, $OUT/confusion.png, $OUT/clip/loss.png, $OUT/daclip/loss.png"
