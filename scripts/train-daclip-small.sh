@@ -11,7 +11,7 @@
 #      (eval-daclip: accuracy per type, confusion matrix, heat map).
 # Re-running continues where it stopped: finished stages are skipped, training resumes from its checkpoint.
 # Output: runs/small/ (OUT). Env: OUT, PATCHES (8), CLIP_STEPS (3000), DACLIP_STEPS (3000), BATCH (128),
-# DACLIP_THREADS.
+# DACLIP_THREADS, DACLIP_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/small}
@@ -19,14 +19,15 @@ PATCHES=${PATCHES:-8}
 CLIP_STEPS=${CLIP_STEPS:-3000}
 DACLIP_STEPS=${DACLIP_STEPS:-3000}
 BATCH=${BATCH:-128}
-D=build/daclip
-make -s -j2 "$D"
+D=${DACLIP_BIN:-build/daclip}   # DACLIP_BIN: a built binary to use as it is (no make)
+[ -n "${DACLIP_BIN:-}" ] || make -s -j2 "$D"
 mkdir -p "$OUT"
 t_start=$(date +%s)
 stamp() { echo "[$(date +%H:%M:%S), +$(( $(date +%s) - t_start ))s] $*"; }
 
 stamp "== photos"
-bash scripts/fetch-photos.sh data-photos > "$OUT/fetch-photos.log" 2>&1 || { cat "$OUT/fetch-photos.log"; exit 1; }
+[ -f "$OUT/photos/.done" ] || bash scripts/fetch-photos.sh data-photos > "$OUT/fetch-photos.log" 2>&1 ||
+  { cat "$OUT/fetch-photos.log"; exit 1; }
 # one flat folder of links for make-dataset; the demo's held-out photos (data-photos/_demo) stay out
 if [ ! -f "$OUT/photos/.done" ]; then
   rm -rf "$OUT/photos" && mkdir -p "$OUT/photos"
