@@ -11,6 +11,7 @@
 #include "tensor/ops.h"
 #include "train/clip_io.h"
 #include "train/commands.h"
+#include "train/daclip_model.h"
 #include "train/options.h"
 #include "train/progress.h"
 
@@ -19,7 +20,10 @@ static const char usage_head[] =
     "                    [--vocab FILE] [--normalize]\n\n"
     "Writes one CSV row per image (or text): the name, then the E embedding values (unnormalised unless\n"
     "--normalize). Output goes to stdout unless --out is given. With --text, every argument that is not\n"
-    "an option is a text (put texts that start with '-' after --).\n";
+    "an option is a text (put texts that start with '-' after --).\n"
+    "With a DA-CLIP model (train-daclip's model.safetensors), an image row holds 2E values: the content\n"
+    "embedding (the frozen CLIP steered by the controller), then the degradation embedding; texts are encoded\n"
+    "by its frozen CLIP text tower.\n";
 
 static void write_row(FILE *out, const char *name, const float *v, int64_t E) {
     fputc('"', out);
@@ -36,7 +40,7 @@ int cmd_encode(int argc, char **argv) {
     const char *model = NULL, *dir = NULL, *outp = NULL, *vocab = NULL;
     bool text = false, normalize = false;
     const OptSpec specs[] = {
-        {"--model", OPT_STR | OPT_REQUIRED, &model, 0, 0, "FILE", "model.safetensors written by train-clip"},
+        {"--model", OPT_STR | OPT_REQUIRED, &model, 0, 0, "FILE", "model.safetensors of train-clip or train-daclip"},
         {"--images", OPT_STR, &dir, 0, 0, "DIR", "encode the .png/.jpg images in DIR (sorted by name)"},
         {"--text", OPT_FLAG, &text, 0, 0, NULL, "encode the TEXT arguments instead"},
         {"--out", OPT_STR, &outp, 0, 0, "FILE", "write the CSV to FILE (default: stdout)"},
@@ -52,8 +56,22 @@ int cmd_encode(int argc, char **argv) {
     if (!dir == !text)
         return opts_fail("encode", NULL, "give either --images DIR or --text TEXT...; see 'daclip encode --help'");
     if (text && n_texts == 0) return opts_fail("encode", "--text", "no texts given");
-    ClipModel cm;
-    if (clip_model_open(&cm, model, vocab, "encode")) return 1;
+    /* a CLIP, or a DA-CLIP whose frozen CLIP encodes the texts */
+    ClipModel cm = {0};
+    DaclipModel dm = {0};
+    bool is_daclip = daclip_file_is_daclip(model);
+    if (is_daclip) {
+        char err[2048] = "";
+        t_init();
+        if (daclip_model_load(model, vocab, &dm, err, sizeof err)) {
+            fprintf(stderr, "daclip encode: %s\n", err);
+            return 1;
+        }
+    } else if (clip_model_open(&cm, model, vocab, "encode")) {
+        return 1;
+    }
+    const Clip *clip = is_daclip ? &dm.clip : &cm.m;
+    Tokenizer *tok = is_daclip ? dm.tok : cm.tok;
     FILE *out = outp ? fopen(outp, "w") : stdout;
     int rc = 0;
     if (!out) {
@@ -62,14 +80,14 @@ int cmd_encode(int argc, char **argv) {
         goto done;
     }
     t_set_grad_enabled(false);
-    int64_t E = cm.m.cfg.vision.embed_dim;
-    int S = cm.m.cfg.vision.image_size, L = cm.m.cfg.context_length;
+    int64_t E = clip->cfg.vision.embed_dim;
+    int S = clip->cfg.vision.image_size, L = clip->cfg.context_length;
     if (text) {
         for (int i = 0; i < n_texts; i++) {
             size_t mark = t_arena_mark();
             int32_t *ids = t_arena_alloc(sizeof(int32_t) * (size_t)L);
-            tokenizer_tokenize_n(cm.tok, texts[i], ids, L);
-            Tensor *f = clip_encode_text(&cm.m, ids, 1);
+            tokenizer_tokenize_n(tok, texts[i], ids, L);
+            Tensor *f = clip_encode_text(clip, ids, 1);
             if (normalize) f = nn_l2_normalize(f);
             write_row(out, texts[i], f->data, E);
             t_arena_release(mark);
@@ -98,10 +116,13 @@ int cmd_encode(int argc, char **argv) {
                 fprintf(stderr, "\ndaclip encode: skipping: %s\n", data_error());
                 rc = 1;
             } else {
-                Tensor *f = clip_encode_image(&cm.m, img, NULL, NULL);
-                if (normalize) f = nn_l2_normalize(f);
+                Tensor *f, *degra = NULL;
+                if (is_daclip) daclip_encode_image(&dm.ctl, &dm.clip.visual, img, &f, &degra);   /* [1, E] each */
+                else f = clip_encode_image(clip, img, NULL, NULL);                                /* [1, E] */
+                if (normalize) f = nn_l2_normalize(f), degra = degra ? nn_l2_normalize(degra) : NULL;
+                if (degra) f = t_concat(2, (Tensor *[]){f, degra}, 1);                            /* [1, 2E] */
                 const char *base = strrchr(paths[i], '/');
-                write_row(out, base ? base + 1 : paths[i], f->data, E);
+                write_row(out, base ? base + 1 : paths[i], f->data, degra ? 2 * E : E);
             }
             image_free(&im);
             t_arena_release(mark);
@@ -119,7 +140,12 @@ done:
             rc = 1;
         }
     }
-    clip_model_close(&cm);
+    if (is_daclip) {
+        daclip_model_free(&dm);
+        t_arena_shutdown();
+    } else {
+        clip_model_close(&cm);
+    }
     if (out_close_stdout("encode")) rc = 1;
     return rc;
 }
