@@ -1,6 +1,7 @@
 #include "clip/model.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,44 +26,144 @@ int clip_config_preset(const char *name, ClipConfig *c) {
     return 0;
 }
 
-void clip_config_to_json(const ClipConfig *c, char *buf, size_t n) {
-    snprintf(buf, n,
-             "{\"model\":\"%s\",\"image_size\":\"%d\",\"patch_size\":\"%d\",\"vision_width\":\"%d\","
-             "\"vision_layers\":\"%d\",\"vision_heads\":\"%d\",\"embed_dim\":\"%d\",\"context_length\":\"%d\","
-             "\"vocab_size\":\"%d\",\"text_width\":\"%d\",\"text_heads\":\"%d\",\"text_layers\":\"%d\"}",
-             c->name, c->vision.image_size, c->vision.patch_size, c->vision.width, c->vision.layers, c->vision.heads,
-             c->vision.embed_dim, c->context_length, c->vocab_size, c->text_width, c->text_heads, c->text_layers);
+/* ------------------------------------------------------------------ configuration in files */
+
+/* Bounds for a configuration read from a file: generous for any real CLIP (ViT-bigG has width 1664, 48
+ * layers, 16 heads) yet small enough that a crafted value cannot overflow the shape arithmetic. The model
+ * loader also requires the file to hold the parameters the configuration implies (clip_param_count), so
+ * the memory allocated is bounded by the file's size. */
+#define CLIP_MAX_IMAGE 4096
+#define CLIP_MAX_TOKENS 16385     /* grid² + 1 image tokens */
+#define CLIP_MAX_WIDTH 16384
+#define CLIP_MAX_LAYERS 256
+#define CLIP_MAX_CONTEXT 16384
+#define CLIP_MAX_VOCAB 4194304
+
+typedef struct {
+    const char *key;
+    size_t offset;             /* of the int field in ClipConfig */
+    int64_t lo, hi;
+} IntField;
+
+#define FIELD(key, member, lo, hi) {key, offsetof(ClipConfig, member), lo, hi}
+static const IntField fields[] = {
+    FIELD("image_size", vision.image_size, 1, CLIP_MAX_IMAGE),
+    FIELD("patch_size", vision.patch_size, 1, CLIP_MAX_IMAGE),
+    FIELD("vision_width", vision.width, 1, CLIP_MAX_WIDTH),
+    FIELD("vision_layers", vision.layers, 1, CLIP_MAX_LAYERS),
+    FIELD("vision_heads", vision.heads, 1, CLIP_MAX_WIDTH),
+    FIELD("embed_dim", vision.embed_dim, 1, CLIP_MAX_WIDTH),
+    FIELD("context_length", context_length, 2, CLIP_MAX_CONTEXT),   /* start and end tokens */
+    FIELD("vocab_size", vocab_size, 1, CLIP_MAX_VOCAB),
+    FIELD("text_width", text_width, 1, CLIP_MAX_WIDTH),
+    FIELD("text_heads", text_heads, 1, CLIP_MAX_WIDTH),
+    FIELD("text_layers", text_layers, 1, CLIP_MAX_LAYERS),
+};
+#define N_FIELDS (int)(sizeof fields / sizeof fields[0])
+
+static int *field_ptr(ClipConfig *c, const IntField *f) { return (int *)((char *)c + f->offset); }
+
+int clip_config_validate(const ClipConfig *c) {
+    for (int i = 0; i < N_FIELDS; i++) {
+        int v = *field_ptr((ClipConfig *)c, &fields[i]);
+        if (v < fields[i].lo || v > fields[i].hi) {
+            t_set_errmsg("CLIP configuration: %s = %d is outside %lld..%lld", fields[i].key, v,
+                         (long long)fields[i].lo, (long long)fields[i].hi);
+            return -1;
+        }
+    }
+    const VisionConfig *v = &c->vision;
+    if (v->image_size % v->patch_size) {
+        t_set_errmsg("CLIP configuration: patch_size %d does not divide image_size %d", v->patch_size, v->image_size);
+        return -1;
+    }
+    int64_t grid = v->image_size / v->patch_size;
+    if (grid * grid + 1 > CLIP_MAX_TOKENS) {
+        t_set_errmsg("CLIP configuration: image_size %d / patch_size %d gives %lld image tokens, above %d",
+                     v->image_size, v->patch_size, (long long)(grid * grid + 1), CLIP_MAX_TOKENS);
+        return -1;
+    }
+    if (v->width % v->heads || c->text_width % c->text_heads) {
+        bool vis = v->width % v->heads != 0;
+        t_set_errmsg("CLIP configuration: %s %d is not divisible by %s %d", vis ? "vision_width" : "text_width",
+                     vis ? v->width : c->text_width, vis ? "vision_heads" : "text_heads",
+                     vis ? v->heads : c->text_heads);
+        return -1;
+    }
+    return 0;
 }
 
-/* Reads "key":"<int>" from a flat JSON object; returns -1 when absent. */
-static int json_int(const char *json, const char *key, int *out) {
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = strstr(json, pat);
-    if (!p) return -1;
-    char *end;
-    long v = strtol(p + strlen(pat), &end, 10);
-    if (*end != '"' || v < 0 || v > 1000000) return -1;
-    *out = (int)v;
+/* Parameters of one residual attention block of width w: two LayerNorms, in/out projections, 4w MLP. */
+static int64_t block_params(int64_t w) { return 12 * w * w + 13 * w; }
+
+int64_t clip_param_count(const ClipConfig *c) {
+    const VisionConfig *v = &c->vision;
+    int64_t W = v->width, P = v->patch_size, G = v->image_size / v->patch_size, E = v->embed_dim;
+    int64_t Wt = c->text_width;
+    int64_t vision = W * 3 * P * P + W + (G * G + 1) * W + 4 * W + v->layers * block_params(W) + W * E;
+    int64_t text = (int64_t)c->vocab_size * Wt + (int64_t)c->context_length * Wt + c->text_layers * block_params(Wt) +
+                   2 * Wt + Wt * E;
+    return vision + text + 1;   /* + logit_scale */
+}
+
+int clip_config_to_object(const ClipConfig *c, JsonObject *o) {
+    if (json_object_set(o, "model", c->name)) return -1;
+    for (int i = 0; i < N_FIELDS; i++)
+        if (json_object_set_int(o, fields[i].key, *field_ptr((ClipConfig *)c, &fields[i]))) return -1;
     return 0;
+}
+
+int clip_config_from_object(const JsonObject *o, ClipConfig *c) {
+    memset(c, 0, sizeof *c);
+    const char *name = json_object_get(o, "model");
+    if (!name) {
+        t_set_errmsg("CLIP configuration: 'model' is missing");
+        return -1;
+    }
+    if (strlen(name) >= sizeof c->name) {
+        t_set_errmsg("CLIP configuration: 'model' is longer than %zu characters", sizeof c->name - 1);
+        return -1;
+    }
+    snprintf(c->name, sizeof c->name, "%s", name);
+    for (int i = 0; i < N_FIELDS; i++) {
+        int64_t v;
+        if (json_object_get_int(o, fields[i].key, fields[i].lo, fields[i].hi, &v)) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", t_errmsg());
+            t_set_errmsg("CLIP configuration: %s", why);
+            return -1;
+        }
+        *field_ptr(c, &fields[i]) = (int)v;
+    }
+    return clip_config_validate(c);
+}
+
+int clip_config_to_json(const ClipConfig *c, char *buf, size_t n) {
+    JsonObject o = {0};
+    char *text = clip_config_to_object(c, &o) ? NULL : json_object_write(&o);
+    json_object_free(&o);
+    int rc = text && strlen(text) < n ? 0 : -1;
+    if (n) snprintf(buf, n, "%s", rc ? "" : text);
+    free(text);
+    return rc;
 }
 
 int clip_config_from_json(const char *json, ClipConfig *c) {
     memset(c, 0, sizeof *c);
-    const char *p = json ? strstr(json, "\"model\":\"") : NULL;
-    if (p) {
-        p += 9;
-        size_t k = 0;
-        while (p[k] && p[k] != '"' && k + 1 < sizeof c->name) c->name[k] = p[k], k++;
-    }
-    if (!json || json_int(json, "image_size", &c->vision.image_size) ||
-        json_int(json, "patch_size", &c->vision.patch_size) || json_int(json, "vision_width", &c->vision.width) ||
-        json_int(json, "vision_layers", &c->vision.layers) || json_int(json, "vision_heads", &c->vision.heads) ||
-        json_int(json, "embed_dim", &c->vision.embed_dim) || json_int(json, "context_length", &c->context_length) ||
-        json_int(json, "vocab_size", &c->vocab_size) || json_int(json, "text_width", &c->text_width) ||
-        json_int(json, "text_heads", &c->text_heads) || json_int(json, "text_layers", &c->text_layers))
+    if (!json) {
+        t_set_errmsg("CLIP configuration: no metadata");
         return -1;
-    return 0;
+    }
+    JsonObject o = {0};
+    if (json_object_parse(&o, json, strlen(json))) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", t_errmsg());
+        t_set_errmsg("CLIP configuration: malformed JSON: %s", why);
+        return -1;
+    }
+    int rc = clip_config_from_object(&o, c);
+    json_object_free(&o);
+    return rc;
 }
 
 int clip_init(Clip *m, ParamSet *ps, const char *prefix, const ClipConfig *cfg, TRng *rng) {

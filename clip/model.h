@@ -11,6 +11,7 @@
 #include "nn/module.h"
 #include "nn/transformer.h"
 #include "nn/vision_transformer.h"
+#include "tensor/json.h"
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
 
@@ -24,8 +25,20 @@ typedef struct {
  * 6 layers) for training here. Returns -1 for an unknown name. vocab_size of the small presets follows
  * the tokenizer actually used (set it after loading one). */
 int clip_config_preset(const char *name, ClipConfig *cfg);
-/* Writes/reads the config as the JSON metadata of a model file. */
-void clip_config_to_json(const ClipConfig *cfg, char *buf, size_t n);
+/* A configuration read from a file is checked before use: every number within generous bounds (no
+ * gigabyte-sized layer from a crafted value), heads dividing widths, patch_size dividing image_size.
+ * -1 with t_errmsg() naming the field. */
+int clip_config_validate(const ClipConfig *cfg);
+/* Number of parameters (floats) the configuration implies; a file that holds fewer cannot be this model. */
+int64_t clip_param_count(const ClipConfig *cfg);
+/* The config as metadata entries of a model file: "model" (the name) and the integer fields as strings
+ * ("image_size", "patch_size", "vision_width", "vision_layers", "vision_heads", "embed_dim",
+ * "context_length", "vocab_size", "text_width", "text_heads", "text_layers"). Other keys are left alone. */
+int clip_config_to_object(const ClipConfig *cfg, JsonObject *meta);
+/* Reads and validates them (any JSON spelling; other keys ignored). -1 with t_errmsg() naming the key. */
+int clip_config_from_object(const JsonObject *meta, ClipConfig *cfg);
+/* The same from/to JSON text; to_json returns -1 when buf is too small. */
+int clip_config_to_json(const ClipConfig *cfg, char *buf, size_t n);
 int clip_config_from_json(const char *json, ClipConfig *cfg);
 
 typedef struct {

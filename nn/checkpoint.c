@@ -2,6 +2,7 @@
 #include "nn/checkpoint.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,49 +87,134 @@ int ckpt_save(const char *path, const TrainState *s) {
     return rc;
 }
 
-/* Copies the named array into dst (n floats); -1 with a message when absent or of the wrong size. */
-static int restore(const StFile *f, const char *prefix, const char *name, float *dst, int64_t n) {
+/* ------------------------------------------------------------------ loading
+ * Everything is checked before anything is copied, so a refused checkpoint leaves the run untouched. */
+
+/* Largest step counter accepted: far beyond any run (--steps allows 1e12), small enough that step x batch
+ * and the schedule arithmetic cannot overflow. */
+#define CKPT_MAX_STEP ((int64_t)1000000000000)
+
+static int meta_fail(const StFile *f, const char *why) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", why);
+    t_set_errmsg("%s: checkpoint metadata: %s", f->path, buf);
+    return -1;
+}
+
+static int meta_int(const StFile *f, const JsonObject *meta, const char *key, int64_t lo, int64_t hi, int64_t *v) {
+    return json_object_get_int(meta, key, lo, hi, v) ? meta_fail(f, t_errmsg()) : 0;
+}
+
+/* Four words of exactly 16 lower- or upper-case hex digits joined by ':' (what ckpt_save writes). */
+static int parse_rng(const char *s, uint64_t w[4]) {
+    for (int k = 0; k < 4; k++) {
+        uint64_t x = 0;
+        for (int i = 0; i < 16; i++, s++) {
+            char c = *s;
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+            if (d < 0) return -1;
+            x = x << 4 | (uint64_t)d;
+        }
+        w[k] = x;
+        if (*s != (k < 3 ? ':' : 0)) return -1;
+        s++;
+    }
+    /* word 2 is the position in the buffered block (0..4, and a partly used block needs a counter > 0);
+     * word 3 is reserved */
+    if (w[2] > 4 || (w[2] < 4 && w[1] == 0) || w[3] != 0) return -1;
+    return 0;
+}
+
+/* The entry prefix+name, which must have exactly the shape of `like` and finite values (for exp_avg_sq
+ * also non-negative: its square root is taken). NULL with a message otherwise. */
+static const StEntry *state_entry(const StFile *f, const char *prefix, const char *name, const Tensor *like,
+                                  bool non_negative) {
     char key[1024];
     snprintf(key, sizeof key, "%s%s", prefix, name);
     const StEntry *e = st_find(f, key);
-    int64_t have = 1;
-    for (int d = 0; e && d < e->ndim; d++) have *= e->shape[d];
-    if (!e || have != n) {
-        t_set_errmsg("%s: %s '%s'", f->path, e ? "wrong size for" : "missing", key);
-        return -1;
+    if (!e) {
+        t_set_errmsg("%s: missing '%s'", f->path, key);
+        return NULL;
     }
-    memcpy(dst, e->data, sizeof(float) * (size_t)n);
-    return 0;
+    bool same = e->ndim == like->ndim;
+    for (int d = 0; same && d < e->ndim; d++) same = e->shape[d] == like->shape[d];
+    if (!same) {
+        char want[128] = "", got[128] = "";
+        for (int d = 0; d < like->ndim; d++)
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "", (long long)like->shape[d]);
+        for (int d = 0; d < e->ndim; d++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "", (long long)e->shape[d]);
+        t_set_errmsg("%s: '%s' has shape [%s], the parameter has [%s]", f->path, key, got, want);
+        return NULL;
+    }
+    int64_t n = t_numel(like);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(e->data[i]) || (non_negative && e->data[i] < 0)) {
+            t_set_errmsg("%s: '%s' element %lld is %g (%s)", f->path, key, (long long)i, e->data[i],
+                         isfinite(e->data[i]) ? "negative" : "not finite");
+            return NULL;
+        }
+    return e;
 }
 
-static int meta_i64(const StFile *f, const char *key, int64_t *v) {
-    char buf[64], *end;
-    if (st_meta_get(f, key, buf, sizeof buf) != 0) {
-        t_set_errmsg("%s: metadata lacks '%s'", f->path, key);
-        return -1;
-    }
-    *v = strtoll(buf, &end, 10);
-    if (*end || end == buf) {
-        t_set_errmsg("%s: metadata '%s' is not an integer: '%s'", f->path, key, buf);
-        return -1;
-    }
-    return 0;
-}
+/* The checked state to copy in: one entry per optimizer buffer and EMA shadow. */
+typedef struct {
+    int64_t step, optim_step, ema_step;
+    double lr;
+    uint64_t rng[4];
+    const StEntry **m, **v, **ema;
+} Loaded;
 
-static int load_state(const StFile *f, TrainState *s) {
-    char buf[128];
+static int check_meta(const StFile *f, const TrainState *s, Loaded *L) {
+    JsonObject meta;
+    if (st_meta(f, &meta)) return -1;
+    int rc = -1;
+    const char *format = json_object_get(&meta, "format");
     int64_t version;
-    if (st_meta_get(f, "format", buf, sizeof buf) != 0 || strcmp(buf, CKPT_FORMAT)) {
+    if (!format || strcmp(format, CKPT_FORMAT)) {
         t_set_errmsg("%s: not a training checkpoint (metadata format is not \"%s\")", f->path, CKPT_FORMAT);
-        return -1;
+        goto done;
     }
-    if (meta_i64(f, "version", &version) || version != CKPT_VERSION) {
-        t_set_errmsg("%s: checkpoint version %s, this build reads %d", f->path,
-                     st_meta_get(f, "version", buf, sizeof buf) ? "?" : buf, CKPT_VERSION);
-        return -1;
+    if (json_object_get_int(&meta, "version", INT64_MIN, INT64_MAX, &version) || version != CKPT_VERSION) {
+        const char *v = json_object_get(&meta, "version");
+        t_set_errmsg("%s: checkpoint version %.20s, this build reads %d", f->path, v ? v : "(missing)", CKPT_VERSION);
+        goto done;
     }
-    /* parameters: every entry without a '/' */
-    NamedArray *arr = calloc((size_t)(f->n ? f->n : 1), sizeof *arr);
+    if (meta_int(f, &meta, "step", 0, CKPT_MAX_STEP, &L->step)) goto done;
+    const char *lr = json_object_get(&meta, "lr");
+    char *end = NULL;
+    L->lr = lr ? strtod(lr, &end) : 0;
+    if (!lr || end == lr || *end || !isfinite(L->lr) || L->lr < 0) {
+        meta_fail(f, lr ? "'lr' is not a finite non-negative number" : "'lr' is missing");
+        goto done;
+    }
+    if (s->opt) {
+        const char *kind = json_object_get(&meta, "optim");
+        if (!kind || strcmp(kind, optim_kind_name(s->opt))) {
+            t_set_errmsg("%s: checkpoint optimizer is '%.20s', the run uses '%s'", f->path, kind ? kind : "(missing)",
+                         optim_kind_name(s->opt));
+            goto done;
+        }
+        if (meta_int(f, &meta, "optim_step", 0, CKPT_MAX_STEP, &L->optim_step)) goto done;
+    }
+    if (s->rng) {
+        const char *r = json_object_get(&meta, "rng");
+        if (!r || parse_rng(r, L->rng)) {
+            meta_fail(f, !r ? "'rng' is missing"
+                      : !strncmp(r, "none:", 5) ? "the checkpoint holds no random-generator state"
+                                                : "'rng' is malformed (4 words of 16 hex digits)");
+            goto done;
+        }
+    }
+    if (s->ema && meta_int(f, &meta, "ema_step", 0, CKPT_MAX_STEP, &L->ema_step)) goto done;
+    rc = 0;
+done:
+    json_object_free(&meta);
+    return rc;
+}
+
+static int load_params(const StFile *f, ParamSet *ps) {
+    NamedArray *arr = calloc((size_t)(f->n > 0 ? f->n : 1), sizeof *arr);
     if (!arr) {
         t_set_errmsg("%s: out of memory", f->path);
         return -1;
@@ -137,7 +223,7 @@ static int load_state(const StFile *f, TrainState *s) {
     for (int i = 0; i < f->n; i++)
         if (!strchr(f->entries[i].name, '/'))
             arr[na++] = (NamedArray){f->entries[i].name, f->entries[i].ndim, f->entries[i].shape, f->entries[i].data};
-    int rc = params_load_arrays(s->params, na, arr, true, NULL);
+    int rc = params_load_arrays(ps, na, arr, true, NULL);
     free(arr);
     if (rc) {
         char why[1024];
@@ -145,48 +231,105 @@ static int load_state(const StFile *f, TrainState *s) {
         t_set_errmsg("%s: %s", f->path, why);
         return -1;
     }
-    if (meta_i64(f, "step", &s->step)) return -1;
-    if (st_meta_get(f, "lr", buf, sizeof buf) == 0) s->lr = strtod(buf, NULL);
-    if (s->opt) {
-        Optim *o = s->opt;
-        if (st_meta_get(f, "optim", buf, sizeof buf) || strcmp(buf, optim_kind_name(o))) {
-            t_set_errmsg("%s: checkpoint optimizer is '%s', the run uses '%s'", f->path, buf, optim_kind_name(o));
-            return -1;
-        }
-        if (meta_i64(f, "optim_step", &o->step)) return -1;
-        for (int k = 0; k < o->n; k++) {
-            const char *name = s->params->items[o->slots[k].index].name;
-            int64_t n = optim_slot_numel(o, k);
-            if (o->cfg.kind == OPT_ADAMW) {
-                if (restore(f, "optim/exp_avg/", name, o->slots[k].m, n) ||
-                    restore(f, "optim/exp_avg_sq/", name, o->slots[k].v, n))
-                    return -1;
-            } else if (restore(f, "optim/momentum/", name, o->slots[k].m, n)) {
-                return -1;
-            }
-        }
-    }
-    if (s->rng) {
-        uint64_t w[4];
-        if (st_meta_get(f, "rng", buf, sizeof buf) ||
-            sscanf(buf, "%" SCNx64 ":%" SCNx64 ":%" SCNx64 ":%" SCNx64, &w[0], &w[1], &w[2], &w[3]) != 4) {
-            t_set_errmsg("%s: metadata 'rng' is missing or malformed", f->path);
-            return -1;
-        }
-        rng_state_load(s->rng, w);
-    }
-    if (s->ema) {
-        if (s->ema->swapped) ema_swap(s->ema);
-        if (meta_i64(f, "ema_step", &s->ema->step)) return -1;
-        for (int k = 0; k < s->ema->n; k++) {
-            const Param *p = &s->params->items[s->ema->index[k]];
-            if (restore(f, "ema/", p->name, s->ema->shadow[k], t_numel(p->t))) return -1;
-        }
-    }
     return 0;
 }
 
+/* Whether the parameter entries (names without '/') are exactly the run's parameters with their shapes. */
+static bool params_match(const StFile *f, const ParamSet *ps) {
+    int n_file = 0;
+    for (int i = 0; i < f->n; i++) n_file += !strchr(f->entries[i].name, '/');
+    if (n_file != ps->n) return false;
+    for (int i = 0; i < ps->n; i++) {
+        const StEntry *e = st_find(f, ps->items[i].name);
+        const Tensor *t = ps->items[i].t;
+        if (!e || e->ndim != t->ndim) return false;
+        for (int d = 0; d < e->ndim; d++)
+            if (e->shape[d] != t->shape[d]) return false;
+    }
+    return true;
+}
+
+static int check_tensors(const StFile *f, const TrainState *s, Loaded *L) {
+    /* a strict load that fails copies nothing and lists every missing, unexpected and misshapen key */
+    if (!params_match(f, s->params)) return load_params(f, s->params) ? -1 : 0;
+    /* parameters: every entry without a '/' holds finite values (the shapes are checked by the load) */
+    for (int i = 0; i < f->n; i++) {
+        const StEntry *e = &f->entries[i];
+        if (strchr(e->name, '/')) continue;
+        int64_t n = 1;
+        for (int d = 0; d < e->ndim; d++) n *= e->shape[d];
+        for (int64_t k = 0; k < n; k++)
+            if (!isfinite(e->data[k])) {
+                t_set_errmsg("%s: parameter '%s' element %lld is not finite", f->path, e->name, (long long)k);
+                return -1;
+            }
+    }
+    const ParamSet *ps = s->params;
+    if (s->opt)
+        for (int k = 0; k < s->opt->n; k++) {
+            const Param *p = &ps->items[s->opt->slots[k].index];
+            if (optim_slot_numel(s->opt, k) != t_numel(p->t)) {
+                t_set_errmsg("%s: optimizer slot %d does not match parameter '%s'", f->path, k, p->name);
+                return -1;
+            }
+            if (s->opt->cfg.kind == OPT_ADAMW) {
+                if (!(L->m[k] = state_entry(f, "optim/exp_avg/", p->name, p->t, false)) ||
+                    !(L->v[k] = state_entry(f, "optim/exp_avg_sq/", p->name, p->t, true)))
+                    return -1;
+            } else if (!(L->m[k] = state_entry(f, "optim/momentum/", p->name, p->t, false))) {
+                return -1;
+            }
+        }
+    if (s->ema)
+        for (int k = 0; k < s->ema->n; k++) {
+            const Param *p = &ps->items[s->ema->index[k]];
+            if (!(L->ema[k] = state_entry(f, "ema/", p->name, p->t, false))) return -1;
+        }
+    return 0;
+}
+
+static int load_state(const StFile *f, TrainState *s) {
+    Loaded L = {0};
+    int n_opt = s->opt ? s->opt->n : 0, n_ema = s->ema ? s->ema->n : 0;
+    L.m = calloc((size_t)n_opt + 1, sizeof *L.m);
+    L.v = calloc((size_t)n_opt + 1, sizeof *L.v);
+    L.ema = calloc((size_t)n_ema + 1, sizeof *L.ema);
+    int rc = -1;
+    if (!L.m || !L.v || !L.ema) {
+        t_set_errmsg("%s: out of memory", f->path);
+        goto done;
+    }
+    if (check_meta(f, s, &L) || check_tensors(f, s, &L) || load_params(f, s->params)) goto done;
+    /* from here on nothing can fail */
+    s->step = L.step;
+    s->lr = L.lr;
+    if (s->opt) {
+        Optim *o = s->opt;
+        o->step = L.optim_step;
+        for (int k = 0; k < n_opt; k++) {
+            size_t bytes = sizeof(float) * (size_t)optim_slot_numel(o, k);
+            memcpy(o->slots[k].m, L.m[k]->data, bytes);
+            if (o->cfg.kind == OPT_ADAMW) memcpy(o->slots[k].v, L.v[k]->data, bytes);
+        }
+    }
+    if (s->rng) rng_state_load(s->rng, L.rng);
+    if (s->ema) {
+        if (s->ema->swapped) ema_swap(s->ema);
+        s->ema->step = L.ema_step;
+        for (int k = 0; k < n_ema; k++)
+            memcpy(s->ema->shadow[k], L.ema[k]->data,
+                   sizeof(float) * (size_t)t_numel(s->params->items[s->ema->index[k]].t));
+    }
+    rc = 0;
+done:
+    free(L.m);
+    free(L.v);
+    free(L.ema);
+    return rc;
+}
+
 int ckpt_load(const char *path, TrainState *s) {
+    st_remove_stale_temps(path);   /* what a save killed before this run left behind */
     StFile *f = st_open(path);
     if (!f) return -1;
     int rc = load_state(f, s);

@@ -29,8 +29,11 @@ typedef struct {
 
 /* Returns 0, or -1 with t_errmsg() naming the file and the problem. */
 int ckpt_save(const char *path, const TrainState *s);
-/* Restores every component present in s from the file (strict: all must be there with matching
- * shapes); on failure the state may be partly loaded and the caller should not continue training. */
+/* Restores every component present in s from the file. Strict, and all checked before anything is copied
+ * (a refused file leaves s untouched): the parameters exactly (names, shapes), every optimizer buffer and
+ * EMA shadow with its parameter's shape, all values finite (exp_avg_sq also >= 0), step counters in
+ * 0..1e12, lr finite and >= 0, the rng words well-formed. Stale temporaries of killed saves of `path` are
+ * removed first (st_remove_stale_temps). */
 int ckpt_load(const char *path, TrainState *s);
 
 #endif

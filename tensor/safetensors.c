@@ -5,14 +5,19 @@
 #include "tensor/safetensors.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "tensor/json.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c reads F32 data in place and assumes a little-endian host"
@@ -20,187 +25,6 @@
 
 /* The reference implementation refuses headers above 100 MB; so do we (a corrupt length is caught early). */
 #define ST_MAX_HEADER ((uint64_t)100 << 20)
-#define ST_MAX_DEPTH 64
-
-/* ------------------------------------------------------------------ a small JSON reader */
-
-typedef struct {
-    const char *s, *end;
-    const char *err;       /* first problem found (static string) */
-} Json;
-
-static void j_ws(Json *j) {
-    while (j->s < j->end && (*j->s == ' ' || *j->s == '\t' || *j->s == '\n' || *j->s == '\r')) j->s++;
-}
-
-static bool j_fail(Json *j, const char *why) {
-    if (!j->err) j->err = why;
-    return false;
-}
-
-static bool j_peek(Json *j, char c) {
-    j_ws(j);
-    return j->s < j->end && *j->s == c;
-}
-
-static bool j_expect(Json *j, char c, const char *why) {
-    if (!j_peek(j, c)) return j_fail(j, why);
-    j->s++;
-    return true;
-}
-
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static size_t utf8_put(char *o, uint32_t cp) {
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | cp >> 6); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | cp >> 12); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | cp >> 18); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-static bool j_hex4(Json *j, uint32_t *v) {
-    if (j->end - j->s < 4) return j_fail(j, "truncated \\u escape");
-    *v = 0;
-    for (int i = 0; i < 4; i++) {
-        int h = hexval(j->s[i]);
-        if (h < 0) return j_fail(j, "bad \\u escape");
-        *v = *v << 4 | (uint32_t)h;
-    }
-    j->s += 4;
-    return true;
-}
-
-/* Parses a string; *out (when out != NULL) gets a malloc'd, NUL-terminated UTF-8 copy. */
-static bool j_string(Json *j, char **out) {
-    if (!j_expect(j, '"', "expected a string")) return false;
-    /* decoded text is never longer than the escaped text */
-    const char *q = j->s;
-    while (q < j->end && *q != '"') q += (*q == '\\' && q + 1 < j->end) ? 2 : 1;
-    if (q >= j->end) return j_fail(j, "unterminated string");
-    char *buf = out ? malloc((size_t)(q - j->s) + 1) : NULL;
-    if (out && !buf) return j_fail(j, "out of memory");
-    size_t k = 0;
-    while (*j->s != '"') {
-        unsigned char c = (unsigned char)*j->s++;
-        if (c < 0x20) { free(buf); return j_fail(j, "control character in string"); }
-        if (c != '\\') {
-            if (buf) buf[k] = (char)c;
-            k++;
-            continue;
-        }
-        char e = *j->s++;
-        char lit = 0;
-        switch (e) {
-        case '"': lit = '"'; break;
-        case '\\': lit = '\\'; break;
-        case '/': lit = '/'; break;
-        case 'b': lit = '\b'; break;
-        case 'f': lit = '\f'; break;
-        case 'n': lit = '\n'; break;
-        case 'r': lit = '\r'; break;
-        case 't': lit = '\t'; break;
-        case 'u': {
-            uint32_t cp;
-            if (!j_hex4(j, &cp)) { free(buf); return false; }
-            if (cp >= 0xD800 && cp < 0xDC00) { /* surrogate pair */
-                uint32_t lo;
-                if (j->end - j->s < 2 || j->s[0] != '\\' || j->s[1] != 'u') { free(buf); return j_fail(j, "lone surrogate"); }
-                j->s += 2;
-                if (!j_hex4(j, &lo)) { free(buf); return false; }
-                if (lo < 0xDC00 || lo > 0xDFFF) { free(buf); return j_fail(j, "bad surrogate pair"); }
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            char tmp[4];
-            size_t w = utf8_put(tmp, cp);
-            if (buf) memcpy(buf + k, tmp, w);
-            k += w;
-            continue;
-        }
-        default: free(buf); return j_fail(j, "bad escape in string");
-        }
-        if (buf) buf[k] = lit;
-        k++;
-    }
-    j->s++; /* closing quote */
-    if (out) {
-        buf[k] = 0;
-        if (strlen(buf) != k) { free(buf); return j_fail(j, "NUL character in string"); }
-        *out = buf;
-    }
-    return true;
-}
-
-/* A non-negative integer that fits in int64 (shapes and offsets). */
-static bool j_uint(Json *j, int64_t *v) {
-    j_ws(j);
-    if (j->s >= j->end || *j->s < '0' || *j->s > '9') return j_fail(j, "expected a non-negative integer");
-    int64_t x = 0;
-    while (j->s < j->end && *j->s >= '0' && *j->s <= '9') {
-        int d = *j->s++ - '0';
-        if (x > (INT64_MAX - d) / 10) return j_fail(j, "integer too large");
-        x = x * 10 + d;
-    }
-    if (j->s < j->end && (*j->s == '.' || *j->s == 'e' || *j->s == 'E')) return j_fail(j, "expected an integer");
-    *v = x;
-    return true;
-}
-
-static bool j_skip(Json *j, int depth) {
-    if (depth > ST_MAX_DEPTH) return j_fail(j, "nested too deeply");
-    j_ws(j);
-    if (j->s >= j->end) return j_fail(j, "unexpected end of header");
-    char c = *j->s;
-    if (c == '"') return j_string(j, NULL);
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        j->s++;
-        if (j_peek(j, close)) { j->s++; return true; }
-        for (;;) {
-            if (c == '{' && !(j_string(j, NULL) && j_expect(j, ':', "expected ':'"))) return false;
-            if (!j_skip(j, depth + 1)) return false;
-            if (j_peek(j, ',')) { j->s++; continue; }
-            return j_expect(j, close, c == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
-        }
-    }
-    static const char *const words[] = {"true", "false", "null"};
-    for (int i = 0; i < 3; i++) {
-        size_t n = strlen(words[i]);
-        if ((size_t)(j->end - j->s) >= n && !memcmp(j->s, words[i], n)) { j->s += n; return true; }
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) {
-        const char *st = j->s;
-        while (j->s < j->end && strchr("+-0123456789.eE", *j->s)) j->s++;
-        return j->s > st;
-    }
-    return j_fail(j, "unexpected character");
-}
-
-/* Calls fn(key, ctx) with j positioned at each value of an object; fn must consume the value. */
-typedef bool (*JMemberFn)(Json *j, const char *key, void *ctx);
-static bool j_object(Json *j, JMemberFn fn, void *ctx) {
-    if (!j_expect(j, '{', "expected an object")) return false;
-    if (j_peek(j, '}')) { j->s++; return true; }
-    for (;;) {
-        char *key = NULL;
-        if (!j_string(j, &key)) return false;
-        bool ok = j_expect(j, ':', "expected ':'") && fn(j, key, ctx);
-        free(key);
-        if (!ok) return false;
-        if (j_peek(j, ',')) { j->s++; continue; }
-        return j_expect(j, '}', "expected ',' or '}'");
-    }
-}
 
 /* ------------------------------------------------------------------ header records */
 
@@ -213,75 +37,72 @@ typedef struct {
     int ndim;
     int64_t shape[T_MAX_DIMS];
     int64_t begin, end;
-    bool has_shape, has_offsets;
-    char *problem;          /* set for a field-level error */
+    bool has_dtype, has_shape, has_offsets;
 } Rec;
 
 typedef struct {
     Rec *recs;
     int n, cap;
-    const char *meta_begin, *meta_end;
-    int n_meta;
+    const char *meta_begin, *meta_end;   /* the __metadata__ object's text */
 } Header;
 
-static bool rec_member(Json *j, const char *key, void *ctx) {
+/* A field given twice would silently take the last value; the reference reader refuses it, so do we. */
+static bool once(JsonReader *j, bool *seen, const char *field_error) {
+    if (*seen) return json_fail(j, field_error);
+    *seen = true;
+    return true;
+}
+
+static bool rec_member(JsonReader *j, const char *key, void *ctx) {
     Rec *r = ctx;
     if (!strcmp(key, "dtype")) {
-        free(r->dtype_str);
-        r->dtype_str = NULL;
-        return j_string(j, &r->dtype_str);
+        if (!once(j, &r->has_dtype, "duplicate field \"dtype\"")) return false;
+        return json_string(j, &r->dtype_str);
     }
     if (!strcmp(key, "shape")) {
-        if (!j_expect(j, '[', "shape: expected '['")) return false;
-        r->ndim = 0;
-        r->has_shape = true;
-        if (j_peek(j, ']')) { j->s++; return true; }
+        if (!once(j, &r->has_shape, "duplicate field \"shape\"")) return false;
+        if (!json_expect(j, '[', "shape: expected '['")) return false;
+        if (json_peek(j, ']')) { j->s++; return true; }
         for (;;) {
             int64_t d;
-            if (!j_uint(j, &d)) return false;
-            if (r->ndim == T_MAX_DIMS) return j_fail(j, "shape has more than 6 dimensions");
+            if (!json_uint(j, &d)) return false;
+            if (r->ndim == T_MAX_DIMS) return json_fail(j, "shape has more than 6 dimensions");
             r->shape[r->ndim++] = d;
-            if (j_peek(j, ',')) { j->s++; continue; }
-            return j_expect(j, ']', "shape: expected ',' or ']'");
+            if (json_peek(j, ',')) { j->s++; continue; }
+            return json_expect(j, ']', "shape: expected ',' or ']'");
         }
     }
     if (!strcmp(key, "data_offsets")) {
-        r->has_offsets = true;
-        return j_expect(j, '[', "data_offsets: expected '['") && j_uint(j, &r->begin) &&
-               j_expect(j, ',', "data_offsets: expected two integers") && j_uint(j, &r->end) &&
-               j_expect(j, ']', "data_offsets: expected two integers");
+        if (!once(j, &r->has_offsets, "duplicate field \"data_offsets\"")) return false;
+        return json_expect(j, '[', "data_offsets: expected '['") && json_uint(j, &r->begin) &&
+               json_expect(j, ',', "data_offsets: expected two integers") && json_uint(j, &r->end) &&
+               json_expect(j, ']', "data_offsets: expected two integers");
     }
-    return j_skip(j, 1);
+    return json_skip(j);
 }
 
-static bool meta_member(Json *j, const char *key, void *ctx) {
-    (void)key;
-    (*(int *)ctx)++;
-    if (!j_peek(j, '"')) return j_fail(j, "__metadata__ values must be strings");
-    return j_string(j, NULL);
-}
-
-static bool header_member(Json *j, const char *key, void *ctx) {
+static bool header_member(JsonReader *j, const char *key, void *ctx) {
     Header *h = ctx;
     if (!strcmp(key, "__metadata__")) {
-        j_ws(j);
+        if (h->meta_begin) return json_fail(j, "duplicate \"__metadata__\"");
+        /* checked as an object of strings by json_object_parse once the header is read */
+        if (!json_peek(j, '{')) return json_fail(j, "__metadata__ must be an object of strings");
         h->meta_begin = j->s;
-        h->n_meta = 0;
-        if (!j_object(j, meta_member, &h->n_meta)) return false;
+        if (!json_skip(j)) return false;
         h->meta_end = j->s;
         return true;
     }
     if (h->n == h->cap) {
         int cap = h->cap ? 2 * h->cap : 16;
         Rec *nr = realloc(h->recs, sizeof(Rec) * (size_t)cap);
-        if (!nr) return j_fail(j, "out of memory");
+        if (!nr) return json_fail(j, "out of memory");
         h->recs = nr, h->cap = cap;
     }
     Rec *r = &h->recs[h->n++];
     memset(r, 0, sizeof *r);
     r->name = strdup(key);
-    if (!r->name) return j_fail(j, "out of memory");
-    return j_object(j, rec_member, r);
+    if (!r->name) return json_fail(j, "out of memory");
+    return json_object(j, rec_member, r);
 }
 
 static void header_free(Header *h) {
@@ -348,6 +169,43 @@ static StFile *st_fail(StFile *f, Header *h) {
     return NULL;
 }
 
+static int cmp_rec_offsets(const void *a, const void *b) {
+    const Rec *x = *(const Rec *const *)a, *y = *(const Rec *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    return (x->end > y->end) - (x->end < y->end);
+}
+
+/* The tensors tile the data buffer exactly, in some order: no overlaps, no gaps, nothing after the last
+ * one (the reference reader's rule; anything else is a damaged or hand-made file). */
+static int check_layout(const char *path, const Header *h, uint64_t data_size) {
+    const Rec **by_offset = malloc(sizeof(Rec *) * (h->n > 0 ? (size_t)h->n : 1));
+    if (!by_offset) {
+        t_set_errmsg("%s: out of memory", path);
+        return -1;
+    }
+    for (int i = 0; i < h->n; i++) by_offset[i] = &h->recs[i];
+    if (h->n > 1) qsort(by_offset, (size_t)h->n, sizeof(Rec *), cmp_rec_offsets);
+    uint64_t pos = 0;
+    int rc = 0;
+    for (int i = 0; i < h->n && !rc; i++) {
+        const Rec *r = by_offset[i];
+        if ((uint64_t)r->begin != pos) {
+            t_set_errmsg("%s: tensor '%s': data_offsets [%lld, %lld] %s the previous tensor, which ends at %llu",
+                         path, r->name, (long long)r->begin, (long long)r->end,
+                         (uint64_t)r->begin < pos ? "overlap" : "leave a gap after", (unsigned long long)pos);
+            rc = -1;
+        }
+        pos = (uint64_t)r->end;
+    }
+    if (!rc && pos != data_size) {
+        t_set_errmsg("%s: the tensors cover %llu bytes of a %llu-byte data buffer (trailing bytes)", path,
+                     (unsigned long long)pos, (unsigned long long)data_size);
+        rc = -1;
+    }
+    free(by_offset);
+    return rc;
+}
+
 StFile *st_open(const char *path) {
     StFile *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
@@ -397,15 +255,23 @@ StFile *st_open(const char *path) {
     uint64_t data_size = size - 8 - hlen;
 
     Header h = {0};
-    Json j = {hs, hs + hlen, NULL};
-    bool parsed = j_object(&j, header_member, &h);
-    if (parsed) {
-        j_ws(&j);
-        if (j.s != j.end) parsed = j_fail(&j, "trailing characters after the header object");
-    }
-    if (!parsed) {
-        t_set_errmsg("%s: malformed JSON header at byte %lld: %s", path, (long long)(j.s - hs + 8), j.err);
+    JsonReader j;
+    json_reader_init(&j, hs, (size_t)hlen);
+    if (!json_object(&j, header_member, &h) || !json_at_end(&j)) {
+        if (!j.err) json_fail(&j, "trailing characters after the header object");
+        t_set_errmsg("%s: malformed JSON header at byte %zu: %s", path, json_offset(&j) + 8, j.err);
         return st_fail(f, &h);
+    }
+    if (h.meta_begin) {
+        JsonObject meta = {0};
+        if (json_object_parse(&meta, h.meta_begin, (size_t)(h.meta_end - h.meta_begin))) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", t_errmsg());
+            t_set_errmsg("%s: malformed __metadata__ (at header byte %zu): %s", path,
+                         (size_t)(h.meta_begin - hs) + 8, why);
+            return st_fail(f, &h);
+        }
+        json_object_free(&meta);
     }
     const char **names = malloc(sizeof(char *) * (size_t)(h.n ? h.n : 1));
     if (!names) { t_set_errmsg("%s: out of memory", path); return st_fail(f, &h); }
@@ -420,9 +286,9 @@ StFile *st_open(const char *path) {
     for (int i = 0; i < h.n; i++) {
         Rec *r = &h.recs[i];
         int dsize = 0;
-        if (!r->dtype_str || !r->has_shape || !r->has_offsets) {
+        if (!r->has_dtype || !r->has_shape || !r->has_offsets) {
             t_set_errmsg("%s: tensor '%s': missing %s", path, r->name,
-                         !r->dtype_str ? "dtype" : !r->has_shape ? "shape" : "data_offsets");
+                         !r->has_dtype ? "dtype" : !r->has_shape ? "shape" : "data_offsets");
             return st_fail(f, &h);
         }
         if (dtype_parse(r->dtype_str, &r->dtype, &dsize)) {
@@ -446,6 +312,7 @@ StFile *st_open(const char *path) {
             return st_fail(f, &h);
         }
     }
+    if (check_layout(path, &h, data_size)) return st_fail(f, &h);
     if (h.meta_begin) {
         size_t n = (size_t)(h.meta_end - h.meta_begin);
         if (!(f->metadata_json = malloc(n + 1))) { t_set_errmsg("%s: out of memory", path); return st_fail(f, &h); }
@@ -504,74 +371,27 @@ const StEntry *st_find(const StFile *f, const char *name) {
     return NULL;
 }
 
-typedef struct {
-    const char *want;
-    char *buf;
-    size_t n;
-    int found; /* 1 found and fits, -1 found but too long */
-} MetaGet;
-
-static bool meta_get_member(Json *j, const char *key, void *ctx) {
-    MetaGet *g = ctx;
-    if (strcmp(key, g->want)) return j_skip(j, 1);
-    char *v = NULL;
-    if (!j_string(j, &v)) return false;
-    size_t len = strlen(v);
-    g->found = len < g->n ? 1 : -1;
-    if (g->found == 1) memcpy(g->buf, v, len + 1);
-    free(v);
-    return true;
+int st_meta(const StFile *f, JsonObject *meta) {
+    memset(meta, 0, sizeof *meta);
+    if (!f->metadata_json) return 0;
+    if (json_object_parse(meta, f->metadata_json, strlen(f->metadata_json)) == 0) return 0;
+    char why[256];
+    snprintf(why, sizeof why, "%s", t_errmsg());
+    t_set_errmsg("%s: malformed __metadata__: %s", f->path ? f->path : "safetensors", why);
+    return -1;
 }
 
 int st_meta_get(const StFile *f, const char *key, char *buf, size_t n) {
-    if (!f->metadata_json) return -1;
-    MetaGet g = {key, buf, n, 0};
-    Json j = {f->metadata_json, f->metadata_json + strlen(f->metadata_json), NULL};
-    if (!j_object(&j, meta_get_member, &g)) return -1;
-    return g.found == 1 ? 0 : -1;
+    JsonObject meta;
+    if (st_meta(f, &meta)) return -1;
+    const char *v = json_object_get(&meta, key);
+    int rc = v && strlen(v) < n ? 0 : -1;
+    if (!rc) memcpy(buf, v, strlen(v) + 1);
+    json_object_free(&meta);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ writing */
-
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} Buf;
-
-static void buf_put(Buf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (b->n + n + 1 > cap) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) { b->oom = true; return; }
-        b->p = np, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-static void buf_str(Buf *b, const char *s) { buf_put(b, s, strlen(s)); }
-
-static void buf_json_string(Buf *b, const char *s) {
-    buf_put(b, "\"", 1);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        char esc[8];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\', esc[1] = (char)c;
-            buf_put(b, esc, 2);
-        } else if (c < 0x20) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            buf_str(b, esc);
-        } else {
-            buf_put(b, (const char *)&c, 1);
-        }
-    }
-    buf_put(b, "\"", 1);
-}
 
 static void (*save_hook)(const char *phase);
 void st_set_save_hook(void (*hook)(const char *phase)) { save_hook = hook; }
@@ -580,38 +400,47 @@ static void phase(const char *name) {
 }
 
 /* Builds the padded header; returns 0 or -1 (errmsg set). */
-static int build_header(Buf *b, const char *path, int n, const char *const *names, Tensor *const *tensors,
+static int build_header(JsonBuf *b, const char *path, int n, const char *const *names, Tensor *const *tensors,
                         const char *metadata_json) {
-    buf_str(b, "{");
+    json_buf_str(b, "{");
     if (metadata_json) {
-        int count = 0;
-        Json j = {metadata_json, metadata_json + strlen(metadata_json), NULL};
-        if (!j_object(&j, meta_member, &count) || (j_ws(&j), j.s != j.end)) {
-            t_set_errmsg("%s: metadata must be a JSON object of strings (%s)", path, j.err ? j.err : "trailing text");
+        /* validated and written back compactly: whatever spelling the caller used, the file holds plain JSON */
+        JsonObject meta = {0};
+        if (json_object_parse(&meta, metadata_json, strlen(metadata_json))) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", t_errmsg());
+            t_set_errmsg("%s: metadata must be a JSON object of strings (%s)", path, why);
             return -1;
         }
-        buf_str(b, "\"__metadata__\":");
-        buf_str(b, metadata_json);
-        if (n) buf_str(b, ",");
+        char *text = json_object_write(&meta);
+        json_object_free(&meta);
+        if (!text) {
+            t_set_errmsg("%s: out of memory", path);
+            return -1;
+        }
+        json_buf_str(b, "\"__metadata__\":");
+        json_buf_str(b, text);
+        free(text);
+        if (n) json_buf_str(b, ",");
     }
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         const Tensor *t = tensors[i];
         char tmp[160];
-        buf_json_string(b, names[i]);
-        buf_str(b, ":{\"dtype\":\"F32\",\"shape\":[");
+        json_buf_string(b, names[i]);
+        json_buf_str(b, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int d = 0; d < t->ndim; d++) {
             snprintf(tmp, sizeof tmp, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-            buf_str(b, tmp);
+            json_buf_str(b, tmp);
         }
         uint64_t bytes = 4 * (uint64_t)t_numel(t);
         snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%llu,%llu]}%s", (unsigned long long)off,
                  (unsigned long long)(off + bytes), i + 1 < n ? "," : "");
-        buf_str(b, tmp);
+        json_buf_str(b, tmp);
         off += bytes;
     }
-    buf_str(b, "}");
-    while (b->n % 8) buf_str(b, " "); /* the data buffer starts 8-byte aligned */
+    json_buf_str(b, "}");
+    while (b->n % 8) json_buf_str(b, " "); /* the data buffer starts 8-byte aligned */
     if (b->oom) {
         t_set_errmsg("%s: out of memory building the header", path);
         return -1;
@@ -629,6 +458,63 @@ static int write_tensor(FILE *fp, const Tensor *t) {
     int rc = fwrite(tmp, sizeof(float), n, fp) == n ? 0 : -1;
     free(tmp);
     return rc;
+}
+
+/* ------------------------------------------------------------------ stale temporaries */
+
+#define ST_TMP_TAG ".tmp."
+/* Temporaries named without a pid (by earlier versions) are ours when they are this old. */
+#define ST_OLD_TMP_AGE_S 3600
+
+static bool all_digits(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return false;
+    return n > 0;
+}
+
+static bool mkstemp_suffix(const char *s) {
+    if (strlen(s) != 6) return false;
+    for (int i = 0; i < 6; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+            return false;
+    return true;
+}
+
+/* Is `rest` (what follows "<name>.tmp.") the tail of a temporary that a dead save left behind? */
+static bool stale_tail(const char *dir, const char *entry, const char *rest) {
+    const char *dot = strchr(rest, '.');
+    if (dot && all_digits(rest, (size_t)(dot - rest)) && mkstemp_suffix(dot + 1)) {
+        long pid = strtol(rest, NULL, 10);
+        if (pid <= 0 || pid == (long)getpid()) return false;
+        return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    }
+    if (!mkstemp_suffix(rest)) return false;
+    char full[4400];
+    struct stat sb;
+    snprintf(full, sizeof full, "%s/%s", dir, entry);
+    return lstat(full, &sb) == 0 && S_ISREG(sb.st_mode) && time(NULL) - sb.st_mtime > ST_OLD_TMP_AGE_S;
+}
+
+int st_remove_stale_temps(const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    char dir[4096], prefix[4096];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) >= (int)sizeof dir) return 0;
+    if (snprintf(prefix, sizeof prefix, "%s" ST_TMP_TAG, base) >= (int)sizeof prefix) return 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    size_t plen = strlen(prefix);
+    int removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, prefix, plen) || !stale_tail(dir, e->d_name, e->d_name + plen)) continue;
+        char full[4400];
+        snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+        if (unlink(full) == 0) removed++;
+    }
+    closedir(d);
+    return removed;
 }
 
 /* fsync of the directory makes the rename itself durable. */
@@ -657,20 +543,22 @@ int st_save(const char *path, int n, const char *const *names, Tensor *const *te
         t_set_errmsg("%s: duplicate tensor name '%s'", path, dup);
         return -1;
     }
-    Buf hdr = {0};
+    JsonBuf hdr = {0};
     if (build_header(&hdr, path, n, names, tensors, metadata_json) != 0) {
         free(hdr.p);
         return -1;
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
+    size_t tlen = strlen(path) + 40;
+    char *tmp = malloc(tlen);
     if (!tmp) {
         free(hdr.p);
         t_set_errmsg("%s: out of memory", path);
         return -1;
     }
-    /* same directory as the target, so rename() is atomic */
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+    st_remove_stale_temps(path);
+    /* same directory as the target, so rename() is atomic; the pid in the name tells a later save whether
+     * the writer is still alive */
+    snprintf(tmp, tlen, "%s" ST_TMP_TAG "%ld.XXXXXX", path, (long)getpid());
     int fd = mkstemp(tmp);
     FILE *fp = NULL;
     const char *what = NULL;

@@ -35,36 +35,65 @@ static const char *recorded_vocab(const char *recorded) {
 }
 
 int clip_model_meta(const ClipConfig *cfg, const char *vocab, char *buf, size_t n) {
-    char cj[1024];
-    clip_config_to_json(cfg, cj, sizeof cj);
-    for (const char *c = vocab; *c; c++)
-        if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20) return -1;
     char full[4096];
     if (vocab[0] != '/' && realpath(vocab, full)) vocab = full;
-    size_t k = strlen(cj);
-    if (k < 2) return -1;
-    cj[k - 1] = 0;  /* drop the closing brace and append the vocab entry */
-    int w = snprintf(buf, n, "%s,\"vocab\":\"%s\"}", cj, vocab);
-    return (w < 0 || (size_t)w >= n) ? -1 : 0;
+    JsonObject meta = {0};
+    char *text = NULL;
+    if (clip_config_to_object(cfg, &meta) == 0 && json_object_set(&meta, "vocab", vocab) == 0)
+        text = json_object_write(&meta);
+    json_object_free(&meta);
+    int rc = text && strlen(text) < n ? 0 : -1;
+    if (!rc) memcpy(buf, text, strlen(text) + 1);
+    free(text);
+    return rc;
 }
 
-int clip_model_load(const char *path, const char *vocab_override, Clip *m, ParamSet *ps, Tokenizer **tok, char *err,
-                    size_t errlen) {
-    *tok = NULL;
+/* Elements of every tensor in the file: a configuration that needs more parameters than that is not this
+ * file's, and is refused before anything is allocated for it. */
+static int64_t file_numel(const StFile *f) {
+    int64_t total = 0;
+    for (int i = 0; i < f->n; i++) {
+        int64_t k = 1;
+        for (int d = 0; d < f->entries[i].ndim; d++) k *= f->entries[i].shape[d];
+        total += k;
+    }
+    return total;
+}
+
+/* The configuration and the recorded vocabulary of a model file. */
+static int read_meta(const char *path, ClipConfig *cfg, char *vocab, size_t vn, char *err, size_t errlen) {
     StFile *f = st_open(path);
     if (!f) {
         snprintf(err, errlen, "%s", t_errmsg());
         return -1;
     }
-    ClipConfig cfg;
-    if (!f->metadata_json || clip_config_from_json(f->metadata_json, &cfg)) {
-        snprintf(err, errlen, "%s: no CLIP configuration in the file's metadata (not a daclip CLIP model file?)", path);
-        st_close(f);
-        return -1;
+    JsonObject meta;
+    int rc = -1;
+    if (st_meta(f, &meta)) {
+        snprintf(err, errlen, "%s", t_errmsg());
+    } else if (!f->metadata_json) {
+        snprintf(err, errlen, "%s: no metadata, so no CLIP configuration (not a daclip CLIP model file?)", path);
+    } else if (clip_config_from_object(&meta, cfg)) {
+        snprintf(err, errlen, "%s: %s", path, t_errmsg());
+    } else if (clip_param_count(cfg) > file_numel(f)) {
+        snprintf(err, errlen, "%s: the CLIP configuration needs %lld parameters but the file holds only %lld values",
+                 path, (long long)clip_param_count(cfg), (long long)file_numel(f));
+    } else {
+        const char *v = json_object_get(&meta, "vocab");
+        if (v && strlen(v) >= vn) snprintf(err, errlen, "%s: the recorded vocabulary path is too long", path);
+        else rc = 0, snprintf(vocab, vn, "%s", v ? v : "");
     }
-    char file_vocab[4096] = "";
-    st_meta_get(f, "vocab", file_vocab, sizeof file_vocab);
+    json_object_free(&meta);
     st_close(f);
+    return rc;
+}
+
+int clip_model_load(const char *path, const char *vocab_override, Clip *m, ParamSet *ps, Tokenizer **tok, char *err,
+                    size_t errlen) {
+    *tok = NULL;
+    ClipConfig cfg;
+    char file_vocab[4096] = "";
+    if (read_meta(path, &cfg, file_vocab, sizeof file_vocab, err, errlen)) return -1;
     const char *vocab = vocab_override ? vocab_override
                         : (file_vocab[0] ? recorded_vocab(file_vocab) : clip_vocab_path(NULL));
     if (!vocab) {
