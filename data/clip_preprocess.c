@@ -20,6 +20,15 @@ int clip_preprocess(const Image *im, int size, float *out) {
         data_set_error("clip_preprocess: invalid input (%dx%dx%d, size %d)", im->w, im->h, im->c, size);
         return -1;
     }
+    /* The shorter side is resized to `size`, so the intermediate image grows with the aspect ratio (a 1x100000
+     * image would need a 224x22400000 one, 15 GB) while the output keeps only its centre. Refuse such shapes
+     * before allocating anything. */
+    int64_t lo = im->w < im->h ? im->w : im->h, hi = im->w < im->h ? im->h : im->w;
+    if (hi > CLIP_MAX_ASPECT * lo) {
+        data_set_error("clip_preprocess: a %dx%d image has an aspect ratio above %d:1 (the centre crop would keep "
+                       "under 1/%d of it)", im->w, im->h, CLIP_MAX_ASPECT, CLIP_MAX_ASPECT);
+        return -1;
+    }
     Image rgb;
     if (image_to_rgb(im, &rgb)) return -1;
     int w = rgb.w, h = rgb.h;

@@ -1,5 +1,6 @@
 /* Dataset folders in the official layout, and the daclip_{train,val}.csv caption files. */
 #include "data/dataset.h"
+#include "data/file_io.h"
 #include <ctype.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@ static int has_image_ext(const char *name) {
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 void dataset_free_list(char **paths, int n) {
+    if (!paths) return;
     for (int i = 0; i < n; i++) free(paths[i]);
     free(paths);
 }
@@ -50,7 +52,7 @@ int dataset_list_images(const char *dir, char ***paths, int *n) {
         snprintf(list[cnt++], len, "%s/%s", dir, e->d_name);
     }
     closedir(d);
-    qsort(list, (size_t)cnt, sizeof(char *), cmp_str);   /* Python's sorted(): byte order */
+    if (cnt > 1) qsort(list, (size_t)cnt, sizeof(char *), cmp_str);   /* Python's sorted(): byte order */
     *paths = list;
     *n = cnt;
     return 0;
@@ -208,15 +210,22 @@ static int csv_record(const char *s, size_t len, size_t *pos, Buf f[CSV_MAX_FIEL
 int caption_csv_read(const char *path, CaptionRow **rows_out, int *n_out) {
     *rows_out = NULL;
     *n_out = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) { data_set_error("%s: cannot open", path); return -1; }
+    FILE *fp = data_open_regular(path, DATA_MAX_TEXT_BYTES, NULL);
+    if (!fp) return -1;
     Buf all = { 0 };
     char chunk[65536];
     size_t got;
     int rc = -1;
-    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0)
+    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0) {
+        if ((int64_t)(all.n + got) > DATA_MAX_TEXT_BYTES) {   /* the file grew while being read */
+            fclose(fp); free(all.s);
+            data_set_error("%s: above the %lld-byte limit for a CSV", path, (long long)DATA_MAX_TEXT_BYTES);
+            return -1;
+        }
         for (size_t i = 0; i < got; i++)
             if (buf_put(&all, chunk[i])) { fclose(fp); free(all.s); data_set_error("%s: out of memory", path); return -1; }
+    }
+    if (ferror(fp)) { fclose(fp); free(all.s); data_set_error("%s: read error", path); return -1; }
     fclose(fp);
     Buf f[CSV_MAX_FIELDS];
     memset(f, 0, sizeof f);
@@ -296,13 +305,14 @@ int caption_csv_write(const char *path, const CaptionRow *rows, int n) {
                            "cannot tell apart", path, rows[i].caption);
             return -1;
         }
-    FILE *f = fopen(path, "wb");
-    if (!f) { data_set_error("%s: cannot create", path); return -1; }
+    DataOutFile out;
+    if (data_out_open(&out, path)) return -1;
+    FILE *f = out.fp;
     fputs("filepath\ttitle\n", f);
     for (int i = 0; i < n; i++) {
         size_t tl = strlen(rows[i].caption) + strlen(rows[i].degradation) + 3;
         char *title = malloc(tl);
-        if (!title) { fclose(f); data_set_error("%s: out of memory", path); return -1; }
+        if (!title) { data_out_abort(&out); data_set_error("%s: out of memory", path); return -1; }
         snprintf(title, tl, "%s: %s", rows[i].caption, rows[i].degradation);
         csv_field(f, rows[i].filepath);
         fputc('\t', f);
@@ -310,6 +320,5 @@ int caption_csv_write(const char *path, const CaptionRow *rows, int n) {
         fputc('\n', f);
         free(title);
     }
-    if (fclose(f)) { data_set_error("%s: write error (disk full?)", path); return -1; }
-    return 0;
+    return data_out_commit(&out);   /* checks every write above (ferror), then renames */
 }

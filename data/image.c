@@ -1,4 +1,5 @@
 #include "data/image.h"
+#include "data/file_io.h"
 #include "data/image_io.h"
 #include <ctype.h>
 #include <stdarg.h>
@@ -60,8 +61,8 @@ int64_t image_pixel_limit(void) { return pixel_limit; }
 
 int image_load(const char *path, Image *im) {
     memset(im, 0, sizeof *im);
-    FILE *f = fopen(path, "rb");
-    if (!f) { data_set_error("%s: cannot open", path); return -1; }
+    FILE *f = data_open_regular(path, 0, NULL);   /* a FIFO or device is refused, not waited on */
+    if (!f) return -1;
     unsigned char m[8] = { 0 };
     size_t n = fread(m, 1, sizeof m, f);
     fclose(f);

@@ -1,6 +1,8 @@
 /* JPEG files through libjpeg-turbo. Errors longjmp back to the caller through a jmp_buf kept next to the
- * libjpeg error manager; a premature end of data or damaged entropy-coded data (warnings in libjpeg, which
- * would pad with grey) are treated as errors so truncated and corrupt files are reported. */
+ * libjpeg error manager. libjpeg reports damaged data only as warnings and carries on (grey padding for a
+ * truncated file, garbage blocks for a corrupt scan); every such warning is an error here, so truncated and
+ * corrupt files are reported instead of decoding to a wrong image. */
+#include "data/file_io.h"
 #include "data/image_io.h"
 #include "data/image_ops.h"
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
@@ -9,6 +11,7 @@
 #include <setjmp.h>
 #include <math.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 typedef struct {
@@ -23,16 +26,19 @@ static void jpeg_error_exit_fn(j_common_ptr cinfo) {
     longjmp(e->jump, 1);
 }
 
-/* Warnings that mean the entropy-coded data is damaged (libjpeg would carry on and fill with grey) are
- * errors for us; benign ones (extraneous bytes, odd JFIF versions) are ignored. */
+/* Every warning (level -1) is an error except the few that say nothing about the pixels: an unknown JFIF
+ * revision, an unknown Adobe transform code, a damaged ICC profile (not used here). Among the errors:
+ * premature end of file, bad Huffman/arithmetic codes, extraneous bytes before a marker (a scan that ended
+ * early: its data is corrupt), resynchronisation, bogus progression. */
 static void jpeg_emit_fn(j_common_ptr cinfo, int level) {
-    if (level >= 0) return;
+    if (level >= 0) return;   /* trace messages */
     switch (cinfo->err->msg_code) {
-    case JWRN_JPEG_EOF: case JWRN_HUFF_BAD_CODE: case JWRN_HIT_MARKER: case JWRN_MUST_RESYNC:
-    case JWRN_NOT_SEQUENTIAL: case JWRN_TOO_MUCH_DATA: case JWRN_BOGUS_PROGRESSION:
-        jpeg_error_exit_fn(cinfo);
+    case JWRN_JFIF_MAJOR: case JWRN_ADOBE_XFORM:
+#ifdef JWRN_BOGUS_ICC
+    case JWRN_BOGUS_ICC:
+#endif
         break;
-    default: break;
+    default: jpeg_error_exit_fn(cinfo); break;
     }
 }
 
@@ -211,16 +217,13 @@ int jpeg_encode_mem(const Image *im, int quality, unsigned char **out, size_t *o
     return 0;
 }
 
-/* Reads a whole file with a size cap (a JPEG never needs more than ~ a few bytes per pixel). */
+/* Reads a whole regular file with a size cap (a JPEG never needs more than ~ a few bytes per pixel). */
 static int read_file(const char *path, unsigned char **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) { data_set_error("%s: cannot open", path); return -1; }
-    if (fseek(f, 0, SEEK_END) || ftell(f) < 0) { fclose(f); data_set_error("%s: cannot seek", path); return -1; }
-    long n = ftell(f);
-    rewind(f);
-    if (n > 16 * image_pixel_limit() + (1 << 20)) { fclose(f); data_set_error("%s: file too large (%ld bytes)", path, n); return -1; }
+    int64_t n;
+    FILE *f = data_open_regular(path, 16 * image_pixel_limit() + (1 << 20), &n);
+    if (!f) return -1;
     *buf = malloc(n > 0 ? (size_t)n : 1);
     if (!*buf) { fclose(f); data_set_error("%s: out of memory", path); return -1; }
     if (fread(*buf, 1, (size_t)n, f) != (size_t)n) {
@@ -257,10 +260,14 @@ int jpeg_write(const char *path, const Image *im, int quality) {
         data_set_error("%s: %s", path, msg);
         return -1;
     }
-    FILE *f = fopen(path, "wb");
-    if (!f) { free(buf); data_set_error("%s: cannot create", path); return -1; }
-    size_t wr = fwrite(buf, 1, len, f);
+    DataOutFile out;   /* a temporary renamed over path at the end: a failed write keeps the old file */
+    if (data_out_open(&out, path)) { free(buf); return -1; }
+    size_t wr = fwrite(buf, 1, len, out.fp);
     free(buf);
-    if (fclose(f) || wr != len) { data_set_error("%s: write error (disk full?)", path); return -1; }
-    return 0;
+    if (wr != len) {
+        data_set_error("%s: write error: %s (the previous file, if any, is untouched)", path, strerror(errno));
+        data_out_abort(&out);
+        return -1;
+    }
+    return data_out_commit(&out);
 }

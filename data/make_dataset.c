@@ -1,5 +1,6 @@
 /* `daclip make-dataset`: clean photos -> the official folder layout with LQ/GT pairs and caption CSVs. */
 #include "data/dataset.h"
+#include "data/file_io.h"
 #include "data/image_io.h"
 #include "data/resize.h"
 #include <ctype.h>
@@ -85,8 +86,8 @@ static void captions_free(CaptionEntry *c, int n) {
 static int captions_load(const char *path, CaptionEntry **out, int *n_out) {
     *out = NULL;
     *n_out = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) { data_set_error("%s: cannot open captions file", path); return -1; }
+    FILE *f = data_open_regular(path, DATA_MAX_TEXT_BYTES, NULL);   /* no FIFO, device or huge file */
+    if (!f) return -1;
     char line[8192];
     int n = 0, cap = 0, lineno = 0;
     CaptionEntry *c = NULL;
@@ -115,6 +116,7 @@ static int captions_load(const char *path, CaptionEntry **out, int *n_out) {
         n++;
         if (!c[n - 1].file || !c[n - 1].caption) { data_set_error("%s: out of memory", path); goto fail; }
     }
+    if (ferror(f)) { data_set_error("%s: read error", path); goto fail; }
     fclose(f);
     *out = c;
     *n_out = n;

@@ -1,5 +1,6 @@
 /* PNG files through libpng. libpng reports errors by longjmp to the jmp_buf of the png struct; our error
  * callback stores the message first so the caller can name the file and the problem. */
+#include "data/file_io.h"
 #include "data/image_io.h"
 #include <png.h>
 #include <math.h>
@@ -18,8 +19,8 @@ static void png_warn_fn(png_structp png, png_const_charp msg) { (void)png; (void
 
 int png_read(const char *path, Image *im) {
     memset(im, 0, sizeof *im);
-    FILE *f = fopen(path, "rb");
-    if (!f) { data_set_error("%s: cannot open", path); return -1; }
+    FILE *f = data_open_regular(path, 0, NULL);
+    if (!f) return -1;
     unsigned char sig[8];
     if (fread(sig, 1, 8, f) != 8 || png_sig_cmp(sig, 0, 8)) {
         fclose(f);
@@ -58,8 +59,9 @@ int png_read(const char *path, Image *im) {
         return -1;
     }
     int color = png_get_color_type(png, info);
-    /* Everything becomes RGB: palette expanded, low-bit grey to 8 bits, grey replicated, alpha dropped
-     * (tRNS is not turned into alpha, so it is simply ignored). */
+    /* Everything becomes RGB: palette expanded, low-bit grey to 8 bits, grey replicated, alpha dropped.
+     * Expanding a palette also turns its tRNS chunk into an alpha channel; that alpha is dropped below
+     * (ch == 4), like any other, so transparent palette images read as their palette colours. */
     if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
@@ -68,7 +70,7 @@ int png_read(const char *path, Image *im) {
     png_read_update_info(png, info);
     int depth = png_get_bit_depth(png, info), ch = png_get_channels(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
-    if (ch != 3 || (depth != 8 && depth != 16) || rowbytes != (size_t)w * 3 * (depth / 8))
+    if ((ch != 3 && ch != 4) || (depth != 8 && depth != 16) || rowbytes != (size_t)w * ch * (depth / 8))
         png_error(png, "unsupported pixel format");
     buf = malloc(rowbytes * h);
     rows = malloc(sizeof(png_bytep) * h);
@@ -77,11 +79,12 @@ int png_read(const char *path, Image *im) {
     png_read_image(png, rows);
     png_read_end(png, NULL);
     if (image_alloc(im, (int)w, (int)h, 3)) png_error(png, "out of memory");
-    size_t n = (size_t)w * h * 3;
-    if (depth == 8)
-        for (size_t i = 0; i < n; i++) im->px[i] = buf[i] / 255.f;
-    else
-        for (size_t i = 0; i < n; i++) im->px[i] = (float)((buf[2 * i] << 8 | buf[2 * i + 1]) / 65535.0);
+    size_t n = (size_t)w * h;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 3; k++) {
+            size_t j = i * (size_t)ch + (size_t)k;   /* sample k of pixel i, alpha skipped */
+            im->px[3 * i + (size_t)k] = depth == 8 ? buf[j] / 255.f : (float)((buf[2 * j] << 8 | buf[2 * j + 1]) / 65535.0);
+        }
     png_destroy_read_struct(&png, &info, NULL);
     fclose(f);
     free(buf);
@@ -111,20 +114,20 @@ int png_write(const char *path, const Image *im, int bit_depth) {
     }
     for (int y = 0; y < im->h; y++) rows[y] = buf + (size_t)y * rowbytes;
 
-    FILE *volatile f = fopen(path, "wb");
-    if (!f) { free(buf); free(rows); data_set_error("%s: cannot create", path); return -1; }
+    DataOutFile out;   /* a temporary renamed over path at the end: a failed write keeps the old file */
+    if (data_out_open(&out, path)) { free(buf); free(rows); return -1; }
     PngErr err = { "" };
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_err_fn, png_warn_fn);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
+        data_out_abort(&out);
         free(buf);
         free(rows);
         data_set_error("%s: PNG write failed (%s)", path, err.msg[0] ? err.msg : "out of memory");
         return -1;
     }
-    png_init_io(png, f);
+    png_init_io(png, out.fp);
     png_set_IHDR(png, info, (png_uint_32)im->w, (png_uint_32)im->h, bit_depth, types[im->c], PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_compression_level(png, 6);
@@ -134,6 +137,5 @@ int png_write(const char *path, const Image *im, int bit_depth) {
     png_destroy_write_struct(&png, &info);
     free(buf);
     free(rows);
-    if (fclose(f)) { data_set_error("%s: write error (disk full?)", path); return -1; }
-    return 0;
+    return data_out_commit(&out);
 }

@@ -1,5 +1,6 @@
 #include "train/clip_io.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,12 @@ static const char *recorded_vocab(const char *recorded) {
     if (!strcmp(base, official) && daclip_asset_path(DACLIP_VOCAB_ASSET, default_vocab, sizeof default_vocab))
         return default_vocab;
     return recorded;
+}
+
+bool clip_all_finite(const float *v, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return false;
+    return true;
 }
 
 int clip_model_meta(const ClipConfig *cfg, const char *vocab, char *buf, size_t n) {

@@ -2,6 +2,9 @@
 #define DACLIP_TRAIN_CLIP_IO_H
 /* CLIP model files: a safetensors state dict with open_clip names whose __metadata__ holds the config
  * (clip_config_to_json) and the vocabulary path it was trained with. */
+#include <stdbool.h>
+#include <stdint.h>
+
 #include "clip/model.h"
 #include "clip/tokenizer.h"
 #include "nn/module.h"
@@ -33,7 +36,12 @@ int clip_model_open(ClipModel *cm, const char *path, const char *vocab, const ch
 /* Frees the model and tokenizer and the activation arena (end of a command). */
 void clip_model_close(ClipModel *cm);
 
-/* The metadata JSON for a model file (config + vocab path). -1 if the path cannot be stored. */
+/* Whether all n values are finite: a model with NaN/inf weights gives NaN embeddings and probabilities, which
+ * must be reported as an error, not printed as results. */
+bool clip_all_finite(const float *v, int64_t n);
+
+/* The metadata JSON for a model file (config + vocab path). -1 if the path cannot be stored (not valid
+ * UTF-8, or longer than n). */
 int clip_model_meta(const ClipConfig *cfg, const char *vocab, char *buf, size_t n);
 
 #endif

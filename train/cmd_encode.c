@@ -1,11 +1,11 @@
 /* daclip encode: CLIP embeddings of a folder of images (or of texts) as CSV. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data/clip_preprocess.h"
 #include "data/dataset.h"
+#include "data/file_io.h"
 #include "data/image_io.h"
 #include "nn/contrastive.h"
 #include "tensor/ops.h"
@@ -20,7 +20,8 @@ static const char usage_head[] =
     "                    [--vocab FILE] [--normalize]\n\n"
     "Writes one CSV row per image (or text): the name, then the E embedding values (unnormalised unless\n"
     "--normalize). Output goes to stdout unless --out is given. With --text, every argument that is not\n"
-    "an option is a text (put texts that start with '-' after --).\n"
+    "an option is a text (put texts that start with '-' after --). --out is replaced only when every row\n"
+    "was written; an image that cannot be read or non-finite model output is an error (exit 1).\n"
     "With a DA-CLIP model (train-daclip's model.safetensors), an image row holds 2E values: the content\n"
     "embedding (the frozen CLIP steered by the controller), then the degradation embedding; texts are encoded\n"
     "by its frozen CLIP text tower.\n";
@@ -72,12 +73,17 @@ int cmd_encode(int argc, char **argv) {
     }
     const Clip *clip = is_daclip ? &dm.clip : &cm.m;
     Tokenizer *tok = is_daclip ? dm.tok : cm.tok;
-    FILE *out = outp ? fopen(outp, "w") : stdout;
+    /* --out is written to a temporary and renamed only when every row is there */
+    DataOutFile file = {0};
+    FILE *out = stdout;
     int rc = 0;
-    if (!out) {
-        fprintf(stderr, "daclip encode: %s: %s\n", outp, strerror(errno));
-        rc = 1;
-        goto done;
+    if (outp) {
+        if (data_out_open(&file, outp)) {
+            fprintf(stderr, "daclip encode: %s\n", data_error());
+            rc = 1;
+            goto done;
+        }
+        out = file.fp;
     }
     t_set_grad_enabled(false);
     int64_t E = clip->cfg.vision.embed_dim;
@@ -89,7 +95,13 @@ int cmd_encode(int argc, char **argv) {
             tokenizer_tokenize_n(tok, texts[i], ids, L);
             Tensor *f = clip_encode_text(clip, ids, 1);
             if (normalize) f = nn_l2_normalize(f);
-            write_row(out, texts[i], f->data, E);
+            if (!clip_all_finite(f->data, E)) {
+                fprintf(stderr, "daclip encode: text \"%s\": the model gives non-finite values (damaged weights in %s?)\n",
+                        texts[i], model);
+                rc = 1;
+            } else {
+                write_row(out, texts[i], f->data, E);
+            }
             t_arena_release(mark);
         }
     } else {
@@ -108,12 +120,16 @@ int cmd_encode(int argc, char **argv) {
         }
         Progress bar;
         progress_begin(&bar, "encode", n, "img");
+        const char *nl = bar.is_tty ? "\n" : "";   /* off the progress line */
         for (int i = 0; i < n; i++) {
             size_t mark = t_arena_mark();
-            Image im;
+            Image im = {0};
             Tensor *img = t_new(T_SHAPE(1, 3, S, S));
-            if (image_load(paths[i], &im) || clip_preprocess(&im, S, img->data)) {
-                fprintf(stderr, "\ndaclip encode: skipping: %s\n", data_error());
+            if (image_load(paths[i], &im)) {
+                fprintf(stderr, "%sdaclip encode: skipping: %s\n", nl, data_error());
+                rc = 1;
+            } else if (clip_preprocess(&im, S, img->data)) {
+                fprintf(stderr, "%sdaclip encode: skipping %s: %s\n", nl, paths[i], data_error());
                 rc = 1;
             } else {
                 Tensor *f, *degra = NULL;
@@ -121,8 +137,15 @@ int cmd_encode(int argc, char **argv) {
                 else f = clip_encode_image(clip, img, NULL, NULL);                                /* [1, E] */
                 if (normalize) f = nn_l2_normalize(f), degra = degra ? nn_l2_normalize(degra) : NULL;
                 if (degra) f = t_concat(2, (Tensor *[]){f, degra}, 1);                            /* [1, 2E] */
+                int64_t width = degra ? 2 * E : E;
                 const char *base = strrchr(paths[i], '/');
-                write_row(out, base ? base + 1 : paths[i], f->data, degra ? 2 * E : E);
+                if (!clip_all_finite(f->data, width)) {
+                    fprintf(stderr, "%sdaclip encode: %s: the model gives non-finite values (damaged weights in %s?)\n",
+                            nl, paths[i], model);
+                    rc = 1;
+                } else {
+                    write_row(out, base ? base + 1 : paths[i], f->data, width);
+                }
             }
             image_free(&im);
             t_arena_release(mark);
@@ -132,11 +155,12 @@ int cmd_encode(int argc, char **argv) {
         dataset_free_list(paths, n);
     }
 done:
-    if (out && out != stdout) {
-        bool failed = ferror(out) != 0;
-        if (fclose(out)) failed = true;
-        if (failed) {
-            fprintf(stderr, "daclip encode: %s: write error\n", outp);
+    if (file.fp) {
+        if (rc) {   /* a failed run does not replace an earlier good file */
+            fprintf(stderr, "daclip encode: %s not written because of the errors above\n", outp);
+            data_out_abort(&file);
+        } else if (data_out_commit(&file)) {
+            fprintf(stderr, "daclip encode: %s\n", data_error());
             rc = 1;
         }
     }
