@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The DA-CLIP route on this machine (no pretrained CLIP can be downloaded here), every stage resumable:
 #   1. natural photographs from Debian packages (scripts/fetch-photos.sh; the demo's photos are held out);
-#   2. a mixed-degradation dataset in the official layout: each photo (area-downscaled 2x, so JPEG sources
-#      carry no codec artefacts) cut into PATCHES random crops of 128 px, each with the ten degradations;
-#      the train/val split is by photo;
+#   2. a mixed-degradation dataset in the official layout: each photo (fetch-photos.sh has already shrunk the
+#      lossy ones by a whole factor >= 2, so they carry no codec artefacts) cut into PATCHES random crops of
+#      128 px, each with the ten degradations; the train/val split is by photo;
 #   3. a small CLIP ("tiny": 64 px, patch 8, width 128, 4 layers) trained from scratch on clean and degraded
 #      crops with their captions ("<caption>: clean" for a clean crop, "<caption>: <degradation>" for a
 #      degraded one), so that its text tower knows the degradation words, as LAION's CLIP does;
@@ -33,7 +33,7 @@ if [ ! -f "$OUT/photos/.done" ]; then
   rm -rf "$OUT/photos" && mkdir -p "$OUT/photos"
   find data-photos -mindepth 2 -maxdepth 2 -type f \( -iname '*.png' -o -iname '*.jpg' -o -iname '*.jpeg' \) \
     ! -path 'data-photos/_demo/*' | sort | while read -r f; do
-      pkg=$(basename "$(dirname "$f")"); ln -s "$(pwd)/$f" "$OUT/photos/${pkg}__$(basename "$f" | tr ' ' '_')"
+      ln -s "$(pwd)/$f" "$OUT/photos/$(basename "$f")"   # names are unique across packages
     done
   touch "$OUT/photos/.done"
 fi
@@ -42,7 +42,7 @@ stamp "$(ls "$OUT/photos" | wc -l) training photos"
 stamp "== dataset ($PATCHES crops of 128 px per photo, ten degradations)"
 if [ ! -f "$OUT/ds/daclip_val.csv" ]; then
   rm -rf "$OUT/ds"
-  $D make-dataset --src "$OUT/photos" --out "$OUT/ds" --patches "$PATCHES" --patch-size 128 --downscale 2 \
+  $D make-dataset --src "$OUT/photos" --out "$OUT/ds" --patches "$PATCHES" --patch-size 128 \
     --val-frac 0.1 --seed 0
 fi
 stamp "$(($(wc -l < "$OUT/ds/daclip_train.csv") - 1)) training and $(($(wc -l < "$OUT/ds/daclip_val.csv") - 1)) validation rows"
