@@ -1,0 +1,39 @@
+// ONNX Runtime peer of bench_unet.c (--mode fwd): the universal ConditionalUNet exported by
+// bench_unet_torch.py --export, CPU execution provider, intraOpNumThreads 2, all graph optimisations.
+// Usage: node bench/bench_unet_onnx.js MODEL.onnx [size=256] [reps=5] [batch=1]
+const ort = require(require('path').join(__dirname, 'onnx/node_modules/onnxruntime-node'));
+
+function random(n, lo, hi) {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + Math.random() * (hi - lo);
+  return a;
+}
+
+async function main() {
+  const [model, s = '256', r = '5', b = '1'] = process.argv.slice(2);
+  const size = parseInt(s), reps = parseInt(r), batch = parseInt(b);
+  const session = await ort.InferenceSession.create(model, {
+    intraOpNumThreads: 2, interOpNumThreads: 1, executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+  const img = [batch, 3, size, size], n = batch * 3 * size * size;
+  const time = new Float32Array(batch);
+  for (let i = 0; i < batch; i++) time[i] = 1 + Math.floor(Math.random() * 100);
+  const feeds = {
+    xt: new ort.Tensor('float32', random(n, -1, 1), img),
+    cond: new ort.Tensor('float32', random(n, 0, 1), img),
+    time: new ort.Tensor('float32', time, [batch]),
+    degra: new ort.Tensor('float32', random(batch * 512, -0.1, 0.1), [batch, 512]),
+    content: new ort.Tensor('float32', random(batch * 512, -0.1, 0.1), [batch, 512]),
+  };
+  const times = [];
+  for (let i = 0; i <= reps; i++) {
+    const t0 = process.hrtime.bigint();
+    await session.run(feeds);
+    times.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  const sorted = times.slice(1).sort((x, y) => x - y);
+  const med = sorted[Math.floor(sorted.length / 2)];
+  const rss = process.resourceUsage().maxRSS / 1024;
+  console.log(`onnxrt   fwd   batch ${batch} ${size}x${size}: ${med.toFixed(3)} s/batch, peak RSS ${rss.toFixed(0)} MB, ` +
+              `threads 2, min ${sorted[0].toFixed(3)} s`);
+}
+main().catch((e) => { console.error(e); process.exit(1); });
