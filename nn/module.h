@@ -53,6 +53,7 @@ typedef struct {
     const int64_t *shape;
     const float *data;
 } NamedArray;
+/* An array whose data is NULL is checked (name, shape) but not copied: the caller fills the parameter. */
 int params_load_arrays(ParamSet *ps, int n, const NamedArray *arrays, bool strict, LoadReport *rep);
 /* From/to a safetensors file; `strip_prefix` (e.g. "module.") is removed from file names when present. */
 int params_load_file(ParamSet *ps, const char *path, bool strict, const char *strip_prefix, LoadReport *rep);

@@ -98,7 +98,7 @@ int params_load_arrays(ParamSet *ps, int n, const NamedArray *arrays, bool stric
             Tensor *t = ps->items[i].t;
             const NamedArray *a = find_array(n, arrays, ps->items[i].name);
             if (!a || !same_shape(t, a->ndim, a->shape)) continue;
-            memcpy(t->data, a->data, sizeof(float) * (size_t)t_numel(t));
+            if (a->data) memcpy(t->data, a->data, sizeof(float) * (size_t)t_numel(t));   /* NULL: the caller fills it */
             r.loaded++;
         }
     }

@@ -800,6 +800,7 @@ PtFile *pt_open(const char *path) {
 }
 
 int pt_count(const PtFile *f) { return f->n; }
+const char *pt_path(const PtFile *f) { return f->path; }
 const PtEntry *pt_entry(const PtFile *f, int i) { return i >= 0 && i < f->n ? &f->entries[i] : NULL; }
 
 static float half_to_float(uint16_t h) {

@@ -31,6 +31,7 @@ typedef struct PtFile PtFile;
 /* NULL with t_errmsg() naming the file and the problem. */
 PtFile *pt_open(const char *path);
 void pt_close(PtFile *f);
+const char *pt_path(const PtFile *f);
 int pt_count(const PtFile *f);
 const PtEntry *pt_entry(const PtFile *f, int i);
 const char *pt_dtype_name(PtDType d);

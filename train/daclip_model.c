@@ -10,6 +10,7 @@
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
 #include "train/clip_io.h"
+#include "train/pt_import.h"
 
 /* Reads the CLIP configuration and the vocabulary a model file records. */
 static int read_header(const char *path, const char *vocab_override, ClipConfig *cfg, char *vocab, size_t vn,
@@ -42,6 +43,13 @@ static int read_header(const char *path, const char *vocab_override, ClipConfig 
 }
 
 bool daclip_file_is_daclip(const char *path) {
+    if (pt_is_checkpoint_path(path)) {
+        PtStateDict sd;
+        if (pt_state_dict_open(path, &sd)) return false;
+        bool is = pt_state_dict_kind(&sd) == PT_KIND_DACLIP;
+        pt_state_dict_close(&sd);
+        return is;
+    }
     ClipConfig cfg;
     char vocab[4096], err[512];
     bool is = false;
@@ -68,9 +76,75 @@ static int model_setup(DaclipModel *m, const ClipConfig *cfg, const char *path, 
     return 0;
 }
 
+/* Prefixes every name of a state dict (a CLIP's names live under "clip." in a DA-CLIP). */
+static int prefix_names(PtStateDict *sd, const char *prefix) {
+    for (int i = 0; i < sd->n; i++) {
+        size_t len = strlen(prefix) + strlen(sd->names[i]) + 1;
+        char *n = malloc(len);
+        if (!n) return -1;
+        snprintf(n, len, "%s%s", prefix, sd->names[i]);
+        free(sd->names[i]);
+        sd->names[i] = n;
+    }
+    return 0;
+}
+
+/* A DA-CLIP or a CLIP (start_controller) from a PyTorch checkpoint. */
+static int model_from_pt(const char *path, const char *vocab, const char *config_json, bool start_controller,
+                         bool official_quirk, DaclipModel *m, char *err, size_t errlen) {
+    PtStateDict sd;
+    if (pt_state_dict_open(path, &sd)) {
+        snprintf(err, errlen, "%s", t_errmsg());
+        return -1;
+    }
+    PtKind want = start_controller ? PT_KIND_CLIP : PT_KIND_DACLIP, kind = pt_state_dict_kind(&sd);
+    ClipConfig cfg;
+    int rc = 0;
+    if (kind != want) {
+        snprintf(err, errlen, "%s: %s, not a %s", path,
+                 kind == PT_KIND_DACLIP ? "a DA-CLIP checkpoint" : kind == PT_KIND_CLIP ? "a CLIP checkpoint"
+                 : kind == PT_KIND_UNET ? "an IR-SDE U-Net checkpoint" : "no CLIP or DA-CLIP state dict",
+                 start_controller ? "CLIP (visual.*, transformer.*, token_embedding.*)" : "DA-CLIP (clip.*, visual_control.*)");
+        rc = -1;
+    }
+    if (!rc) rc = config_json ? clip_config_from_open_clip_json(config_json, &cfg, err, errlen)
+                              : clip_config_from_pt(&sd, start_controller ? "" : "clip.", &cfg, err, errlen);
+    const char *v = vocab ? vocab : clip_vocab_path(NULL);
+    if (!rc && !v) {
+        snprintf(err, errlen, "%s: no vocabulary: pass --vocab FILE", path);
+        rc = -1;
+    }
+    if (!rc) snprintf(m->vocab, sizeof m->vocab, "%s", v);
+    if (!rc) rc = model_setup(m, &cfg, path, err, errlen);
+    if (!rc && start_controller && prefix_names(&sd, "clip.")) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+    }
+    LoadReport rep;
+    if (!rc && params_load_pt(&m->ps, &sd, !start_controller, &rep)) {
+        snprintf(err, errlen, "%s", t_errmsg());
+        rc = -1;
+    }
+    int64_t frozen = 0;
+    for (int i = 0; i < m->ps.n; i++) frozen += m->ps.items[i].frozen;
+    if (!rc && start_controller && (rep.unexpected || rep.wrong_shape || rep.loaded != frozen)) {
+        snprintf(err, errlen, "%s: not a CLIP of the configuration its shapes give: %s", path, t_errmsg());
+        rc = -1;
+    }
+    if (!rc && start_controller &&
+        controller_start_from(&m->ctl, &m->clip.visual, m->clip.logit_scale->data[0], official_quirk)) {
+        snprintf(err, errlen, "%s: %s", path, t_last_error());
+        rc = -1;
+    }
+    pt_state_dict_close(&sd);
+    if (rc) daclip_model_free(m);
+    return rc;
+}
+
 int daclip_model_from_clip(const char *clip_path, const char *vocab, bool official_quirk, DaclipModel *m, char *err,
                            size_t errlen) {
     memset(m, 0, sizeof *m);
+    if (pt_is_checkpoint_path(clip_path)) return model_from_pt(clip_path, vocab, NULL, true, official_quirk, m, err, errlen);
     ClipConfig cfg;
     bool is_daclip;
     if (read_header(clip_path, vocab, &cfg, m->vocab, sizeof m->vocab, &is_daclip, err, errlen)) return -1;
@@ -129,7 +203,13 @@ int daclip_model_from_clip(const char *clip_path, const char *vocab, bool offici
 }
 
 int daclip_model_load(const char *path, const char *vocab, DaclipModel *m, char *err, size_t errlen) {
+    return daclip_model_load_config(path, vocab, NULL, m, err, errlen);
+}
+
+int daclip_model_load_config(const char *path, const char *vocab, const char *config_json, DaclipModel *m, char *err,
+                             size_t errlen) {
     memset(m, 0, sizeof *m);
+    if (pt_is_checkpoint_path(path)) return model_from_pt(path, vocab, config_json, false, false, m, err, errlen);
     ClipConfig cfg;
     bool is_daclip;
     if (read_header(path, vocab, &cfg, m->vocab, sizeof m->vocab, &is_daclip, err, errlen)) return -1;

@@ -27,8 +27,13 @@ typedef struct {
  * image tower (official_quirk: as the official initial_controller, reference §1.5). 0, or -1 with err. */
 int daclip_model_from_clip(const char *clip_path, const char *vocab, bool official_quirk, DaclipModel *m, char *err,
                            size_t errlen);
-/* Loads a DA-CLIP model file (strict names and shapes; a leading "module." is stripped). */
+/* Loads a DA-CLIP model file (strict names and shapes; a leading "module." is stripped), or the official
+ * PyTorch checkpoint (daclip_ViT-B-32.pt: its "state_dict", "module." stripped, the "visual.*" alias dropped,
+ * the optimizer never read; configuration from the shapes, or from config_json, open_clip's model config).
+ * clip_path of daclip_model_from_clip may be a .pt too (an open_clip CLIP state dict). */
 int daclip_model_load(const char *path, const char *vocab, DaclipModel *m, char *err, size_t errlen);
+int daclip_model_load_config(const char *path, const char *vocab, const char *config_json, DaclipModel *m, char *err,
+                             size_t errlen);
 /* true when the file is a DA-CLIP model (metadata arch, or controller tensors), false for a plain CLIP. */
 bool daclip_file_is_daclip(const char *path);
 /* Atomic save (temporary file, fsync, rename). 0, or -1 with t_errmsg(). */

@@ -7,9 +7,13 @@ tower whose transformer is wrapped in a ControlTransformer holding `transformer`
       sum, and the gradient of the sum for every trainable parameter (visual_control.*, logit_scale).
 The zero layers are given random values, as after some training, so that every controller gradient is non-zero.
 Run: /usr/bin/python3 tests/reference/gen_daclip.py"""
+import collections
 import copy
+import json
 import os
 import sys
+
+import numpy as np
 
 import torch
 import torch.nn as nn
@@ -129,6 +133,28 @@ def small():
     arrays.update({"img": img, "caption_ids": caption.float(), "degra_ids": degra.float(), "content": content,
                    "degradation": degra_emb, "loss_clip": l_clip, "loss_degra": l_degra, "loss": total})
     write_fixture(os.path.join(os.path.dirname(__file__), "../fixtures/daclip_small.bin"), arrays)
+    # the same model as an open_clip training checkpoint, as daclip_ViT-B-32.pt is laid out (reference §6.2):
+    # DDP "module." names, the "visual.*" alias beside "clip.visual.*", AdamW state with numpy scalars
+    # (the weights as the fixture has them: the optimizer below steps on a copy)
+    sd = collections.OrderedDict(("module." + k, v.clone()) for k, v in m.state_dict().items())
+    sd["module.visual.proj"] = sd["module.clip.visual.proj"]   # aliases share their storage, as in PyTorch
+    for k in list(sd):
+        if k.startswith("module.visual."):
+            sd[k] = sd["module.clip." + k[len("module."):]]
+    opt = torch.optim.AdamW([q for q in copy.deepcopy(m).parameters() if q.requires_grad], lr=3e-5)
+    for q in opt.param_groups[0]["params"]:
+        q.grad = torch.ones_like(q)
+    opt.step()
+    for g in opt.param_groups:
+        g["lr"] = np.float64(2.9e-5)
+    pt_dir = os.path.join(os.path.dirname(__file__), "../fixtures/pt")
+    torch.save({"epoch": 1, "name": "daclip_small", "state_dict": sd, "optimizer": opt.state_dict()},
+               os.path.join(pt_dir, "daclip_small.pt"))
+    with open(os.path.join(pt_dir, "daclip_small.json"), "w") as f:   # open_clip's model-config format
+        json.dump({"embed_dim": 16, "vision_cfg": {"image_size": 32, "layers": 3, "width": 16, "patch_size": 8,
+                                                   "head_width": 8},
+                   "text_cfg": {"context_length": 16, "vocab_size": 100, "width": 16, "heads": 2, "layers": 1},
+                   "custom_text": True}, f, indent=4)
     print("wrote tests/fixtures/daclip_small.bin:", len(arrays), "arrays")
 
 
