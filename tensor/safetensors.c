@@ -267,7 +267,7 @@ StFile *st_open(const char *path) {
         if (json_object_parse(&meta, h.meta_begin, (size_t)(h.meta_end - h.meta_begin))) {
             char why[256];
             snprintf(why, sizeof why, "%s", t_errmsg());
-            t_set_errmsg("%s: malformed __metadata__ (at header byte %zu): %s", path,
+            t_set_errmsg("%s: malformed __metadata__ (the object at file byte %zu, its %s)", path,
                          (size_t)(h.meta_begin - hs) + 8, why);
             return st_fail(f, &h);
         }

@@ -7,87 +7,15 @@
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
-#include <fcntl.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "data/image.h"
 #include "data/image_io.h"
+#include "tests/util_cli.h"
 #include "tests/util_tmpdir.h"
-
-static char daclip[PATH_MAX];
-static char out_text[16384], err_text[16384];
-
-/* ---- running the binary ------------------------------------------------------------------------------------ */
-
-static void read_all(int fd, char *buf, size_t n) {
-    size_t k = 0;
-    ssize_t r;
-    while ((r = read(fd, buf + k, n - 1 - k)) > 0) k += (size_t)r;
-    buf[k] = 0;
-}
-
-/* Runs daclip args... (NULL-terminated) with stdin from /dev/null and stdout to `stdout_path` (NULL: captured
- * into out_text); stderr goes to err_text. Returns the exit status, or 128 + signal. */
-static int run(const char *stdout_path, const char *const *args) {
-    char *argv[32];
-    int argc = 0;
-    argv[argc++] = daclip;
-    for (int k = 0; args[k] && argc < 31; k++) argv[argc++] = (char *)args[k];
-    argv[argc] = NULL;
-    FILE *out = stdout_path ? NULL : tmpfile();
-    int err_pipe[2];
-    assert_int_equal(pipe(err_pipe), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int in = open("/dev/null", O_RDONLY);
-        int o = stdout_path ? open(stdout_path, O_WRONLY) : fileno(out);
-        if (in < 0 || o < 0) _exit(97);
-        dup2(in, 0);
-        dup2(o, 1);
-        dup2(err_pipe[1], 2);
-        close(err_pipe[0]);
-        execv(daclip, argv);
-        _exit(96);
-    }
-    close(err_pipe[1]);
-    read_all(err_pipe[0], err_text, sizeof err_text);
-    close(err_pipe[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    out_text[0] = 0;
-    if (out) {
-        rewind(out);
-        read_all(fileno(out), out_text, sizeof out_text);
-        fclose(out);
-    }
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* daclip lives one folder above this test binary: <build>/tests/test_cli_options -> <build>/daclip. */
-static int find_daclip(void **state) {
-    (void)state;
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0) return -1;
-    self[n] = 0;
-    char *tests_dir = dirname(self);
-    char *build_dir = dirname(tests_dir);
-    if (snprintf(daclip, sizeof daclip, "%s/daclip", build_dir) >= (int)sizeof daclip) return -1;
-    if (access(daclip, X_OK)) {
-        fprintf(stderr, "test_cli_options: %s not found (build it first: make)\n", daclip);
-        return -1;
-    }
-    return 0;
-}
 
 /* ---- every registered subcommand --------------------------------------------------------------------------- */
 
@@ -102,15 +30,15 @@ static void test_every_command_help_and_unknown_option(void **state) {
     for (size_t c = 0; c < sizeof command_names / sizeof command_names[0]; c++) {
         const char *name = command_names[c];
         print_message("daclip %s --help\n", name);
-        assert_int_equal(run(NULL, (const char *[]){name, "--help", NULL}), 0);
+        assert_int_equal(cli_run(NULL, (const char *[]){name, "--help", NULL}), 0);
         char head[128];
         snprintf(head, sizeof head, "usage: daclip %s", name);
-        assert_int_equal(strncmp(out_text, head, strlen(head)), 0);
-        assert_non_null(strstr(out_text, "-h, --help"));   /* the option list generated from the table */
-        assert_string_equal(err_text, "");
-        assert_int_equal(run(NULL, (const char *[]){name, "--no-such-option", NULL}), 2);
-        assert_non_null(strstr(err_text, "--no-such-option"));
-        assert_string_equal(out_text, "");
+        assert_int_equal(strncmp(cli_out, head, strlen(head)), 0);
+        assert_non_null(strstr(cli_out, "-h, --help"));   /* the option list generated from the table */
+        assert_string_equal(cli_err, "");
+        assert_int_equal(cli_run(NULL, (const char *[]){name, "--no-such-option", NULL}), 2);
+        assert_non_null(strstr(cli_err, "--no-such-option"));
+        assert_string_equal(cli_out, "");
     }
 }
 
@@ -201,13 +129,13 @@ static void test_bad_command_lines(void **state) {
     (void)state;
     for (size_t c = 0; c < sizeof bad / sizeof bad[0]; c++) {
         const Bad *b = &bad[c];
-        int rc = run(NULL, b->args);
+        int rc = cli_run(NULL, b->args);
         print_message("case %zu (%s %s ...): exit %d, stderr: %s", c, b->args[0], b->args[1] ? b->args[1] : "", rc,
-                      err_text);
+                      cli_err);
         assert_int_equal(rc, 2);
-        assert_non_null(strstr(err_text, b->err));
-        assert_string_equal(strchr(err_text, '\n'), "\n");   /* one line, nothing else */
-        assert_string_equal(out_text, "");
+        assert_non_null(strstr(cli_err, b->err));
+        assert_string_equal(strchr(cli_err, '\n'), "\n");   /* one line, nothing else */
+        assert_string_equal(cli_out, "");
     }
 }
 
@@ -224,8 +152,8 @@ static void write_png(const char *path, float v) {
 static void test_good_command_lines(void **state) {
     (void)state;
     /* texts after --, the value of --context given with '=' and after the texts */
-    assert_int_equal(run(NULL, (const char *[]){"tokenize", "a", "--context=6", "--", "-x", "--context", NULL}), 0);
-    const char *line = out_text;
+    assert_int_equal(cli_run(NULL, (const char *[]){"tokenize", "a", "--context=6", "--", "-x", "--context", NULL}), 0);
+    const char *line = cli_out;
     int lines = 0;
     for (const char *nl; (nl = strchr(line, '\n')); line = nl + 1, lines++) {
         int ids = 1;
@@ -233,8 +161,8 @@ static void test_good_command_lines(void **state) {
         assert_int_equal(ids, 6);
     }
     assert_int_equal(lines, 3);
-    assert_int_equal(run(NULL, (const char *[]){"degrade", "--list", NULL}), 0);
-    assert_int_equal(strncmp(out_text, "key,degradation,min,max,default\n", 32), 0);
+    assert_int_equal(cli_run(NULL, (const char *[]){"degrade", "--list", NULL}), 0);
+    assert_int_equal(strncmp(cli_out, "key,degradation,min,max,default\n", 32), 0);
 
     char dir[256], a[300], b[300], csv[300];
     assert_int_equal(test_tmpdir_create(dir, sizeof dir, "cli"), 0);
@@ -243,9 +171,9 @@ static void test_good_command_lines(void **state) {
     snprintf(csv, sizeof csv, "%s/m.csv", dir);
     write_png(a, 0.3f);
     write_png(b, 0.5f);
-    assert_int_equal(run(NULL, (const char *[]){"metrics", "--gt", a, "--pred", b, "--crop-border=0", "--csv", csv, NULL}),
+    assert_int_equal(cli_run(NULL, (const char *[]){"metrics", "--gt", a, "--pred", b, "--crop-border=0", "--csv", csv, NULL}),
                      0);
-    assert_non_null(strstr(out_text, "\nmean "));
+    assert_non_null(strstr(cli_out, "\nmean "));
     assert_int_equal(access(csv, R_OK), 0);
 
     /* stdout on a full device: the lost output is an error (1), named on stderr */
@@ -258,10 +186,10 @@ static void test_good_command_lines(void **state) {
         };
         for (size_t k = 0; k < sizeof full / sizeof full[0]; k++) {
             print_message("daclip %s > /dev/full\n", full[k][0]);
-            assert_int_equal(run("/dev/full", full[k]), 1);
+            assert_int_equal(cli_run("/dev/full", full[k]), 1);
             char want[96];
             snprintf(want, sizeof want, "daclip %s: stdout: write error", full[k][0]);
-            assert_non_null(strstr(err_text, want));
+            assert_non_null(strstr(cli_err, want));
         }
     }
     assert_int_equal(test_tmpdir_remove(dir), 0);
@@ -273,5 +201,5 @@ int main(void) {
         cmocka_unit_test(test_bad_command_lines),
         cmocka_unit_test(test_good_command_lines),
     };
-    return cmocka_run_group_tests(tests, find_daclip, NULL);
+    return cmocka_run_group_tests(tests, cli_find, NULL);
 }

@@ -1,6 +1,7 @@
 #define _XOPEN_SOURCE 700
 #include "tests/util_tmpdir.h"
 
+#include <dirent.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,4 +22,13 @@ static int remove_entry(const char *path, const struct stat *sb, int type, struc
 
 int test_tmpdir_remove(const char *dir) {
     return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
+}
+
+int test_dir_count(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
 }

@@ -6,6 +6,9 @@
 
 /* Creates "<tmp>/daclip-<tag>-<random>" into buf; returns 0, or -1 if it cannot. */
 int test_tmpdir_create(char *buf, size_t n, const char *tag);
+/* Number of entries in dir, "." and ".." and hidden names not counted (-1 if it cannot be read): tests that
+ * check that no temporary file was left behind. */
+int test_dir_count(const char *dir);
 /* Removes dir and its whole contents (depth first, without a shell); returns 0, or -1 on any failure. */
 int test_tmpdir_remove(const char *dir);
 

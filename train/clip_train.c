@@ -15,9 +15,13 @@
 #include "nn/optim.h"
 #include "nn/schedule.h"
 #include "tensor/ops.h"
+#include "train/paths.h"
 #include "train/plot.h"
 #include "train/progress.h"
 #include "train/sample_order.h"
+#include "train/train_log.h"
+
+#define LOG_HEADER "step,lr,loss,logit_scale,val_loss,val_top1,images_per_s"
 
 /* ------------------------------------------------------------------ samples */
 
@@ -59,7 +63,7 @@ int clip_samples_from_csv(const char *csv, const char *root, Tokenizer *tok, int
         return -1;
     }
     int failed = -1;
-    char fail_msg[512] = "";
+    char fail_msg[4400] = "";
     /* decoding and resizing dominate: spread over threads; the tokenizer is not thread-safe */
 #pragma omp parallel for schedule(dynamic, 4)
     for (int i = 0; i < n; i++) {
@@ -69,14 +73,16 @@ int clip_samples_from_csv(const char *csv, const char *root, Tokenizer *tok, int
             snprintf(path, sizeof path, "%s/%s", root, fp);
         else
             snprintf(path, sizeof path, "%s", fp);
-        Image im;
-        int rc = image_load(path, &im);
+        Image im = {0};
+        int rc = image_load(path, &im), loaded = !rc;
         if (!rc) rc = clip_preprocess(&im, size, out->images + per * (size_t)i);
         if (rc) {
 #pragma omp critical
             if (failed < 0) {
                 failed = i;
-                snprintf(fail_msg, sizeof fail_msg, "%s (row %d of %s)", data_error(), i + 2, csv);
+                /* image_load names the file; clip_preprocess does not */
+                snprintf(fail_msg, sizeof fail_msg, "%.1500s%s%.1500s (row %d of %.1000s)", loaded ? path : "", loaded ? ": " : "",
+                         data_error(), i + 2, csv);
             }
         }
         image_free(&im);
@@ -172,18 +178,6 @@ int clip_evaluate(Clip *m, const ClipSamples *val, int batch, double *loss, doub
     return 0;
 }
 
-static int mkdir_p(const char *dir) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return (mkdir(buf, 0755) && errno != EEXIST) ? -1 : 0;
-}
-
 int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSamples *val, const ClipTrainOptions *o,
                ClipTrainResult *res) {
     memset(res, 0, sizeof *res);
@@ -208,7 +202,7 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
     char ckpt[4200] = "", model_path[4200] = "", log_path[4200] = "";
     FILE *log = NULL;
     if (o->out_dir) {
-        if (mkdir_p(o->out_dir)) {
+        if (path_mkdir_p(o->out_dir)) {
             fprintf(stderr, "daclip: train-clip: cannot create %s: %s\n", o->out_dir, strerror(errno));
             optim_free(opt);
             return -1;
@@ -225,15 +219,12 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
         }
         if (!o->quiet) fprintf(stderr, "resumed from %s at step %lld\n", o->resume, (long long)st.step);
     }
-    if (o->out_dir) {
-        bool fresh = !o->resume;
-        log = fopen(log_path, fresh ? "w" : "a");
-        if (!log) {
-            fprintf(stderr, "daclip: train-clip: cannot write %s: %s\n", log_path, strerror(errno));
-            optim_free(opt);
-            return -1;
-        }
-        if (fresh) fprintf(log, "step,lr,loss,logit_scale,val_loss,val_top1,images_per_s\n");
+    char err[1024] = "";
+    if (o->out_dir && !(log = train_log_open(log_path, LOG_HEADER, o->resume != NULL, st.step, err, sizeof err))) {
+        /* a resumed run keeps the log rows up to the checkpoint's step and drops the ones after it */
+        fprintf(stderr, "daclip: train-clip: %s\n", err);
+        optim_free(opt);
+        return -1;
     }
     SampleOrder order;
     sample_order_init(&order, train->n, o->seed);
@@ -299,10 +290,23 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
         if (!o->quiet) progress_update(&bar, st.step, "loss %.4f  scale %.1f", lv, exp(ls[0]));
     }
     if (!o->quiet) progress_end(&bar);
+    /* resumed at or past the end: nothing to train, but the model file is still what the user asked for */
+    if (!rc && o->out_dir && first_step >= end) {
+        if (params_save_file(ps, model_path, o->model_meta)) {
+            fprintf(stderr, "daclip: train-clip: %s\n", t_errmsg());
+            rc = -1;
+        } else if (!o->quiet) {
+            fprintf(stderr, "the checkpoint is already at step %lld of %lld: wrote the model without training\n",
+                    (long long)first_step, (long long)o->steps);
+        }
+    }
     int k = n_recent < 20 ? n_recent : 20;
     for (int i = 0; i < k; i++) res->train_loss += recent[i] / k;
     if (log) {
-        fclose(log);
+        if (train_log_close(log, log_path, err, sizeof err)) {
+            fprintf(stderr, "daclip: train-clip: %s\n", err);
+            rc = -1;
+        }
         char png[4300];
         snprintf(png, sizeof png, "%s/loss.png", o->out_dir);
         if (plot_training_log(log_path, png) == 0 && !o->quiet) fprintf(stderr, "loss curves: %s\n", png);

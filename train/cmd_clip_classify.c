@@ -69,16 +69,23 @@ int cmd_clip_classify(int argc, char **argv) {
     Image im = {0};
     int S = cm.m.cfg.vision.image_size, L = cm.m.cfg.context_length;
     Tensor *img = t_new(T_SHAPE(1, 3, S, S));
-    if (image_load(image, &im) || clip_preprocess(&im, S, img->data)) {
+    if (image_load(image, &im)) {
         fprintf(stderr, "daclip clip-classify: %s\n", data_error());
+    } else if (clip_preprocess(&im, S, img->data)) {
+        fprintf(stderr, "daclip clip-classify: %s: %s\n", image, data_error());
     } else {
         t_set_grad_enabled(false);
         int32_t *ids = t_arena_alloc(sizeof(int32_t) * (size_t)n * L);
         for (int i = 0; i < n; i++) tokenizer_tokenize_n(cm.tok, names[i], ids + (size_t)i * L, L);
-        Tensor *fi = nn_l2_normalize(clip_encode_image(&cm.m, img, NULL, NULL));   /* [1, E] */
-        Tensor *ft = nn_l2_normalize(clip_encode_text(&cm.m, ids, n));             /* [n, E] */
+        Tensor *ei = clip_encode_image(&cm.m, img, NULL, NULL);                    /* [1, E] */
+        Tensor *et = clip_encode_text(&cm.m, ids, n);                              /* [n, E] */
+        Tensor *fi = nn_l2_normalize(ei), *ft = nn_l2_normalize(et);
         Tensor *p = t_softmax(t_mul_scalar(t_matmul(fi, t_transpose(ft, 0, 1)), 100.0f), -1);   /* [1, n] */
-        if (p) {
+        int64_t E = cm.m.cfg.vision.embed_dim;
+        if (p && (!clip_all_finite(ei->data, E) || !clip_all_finite(et->data, n * E) || !clip_all_finite(p->data, n))) {
+            /* NaN weights would otherwise print probabilities of 0 for every label and exit 0 */
+            fprintf(stderr, "daclip clip-classify: %s: the model gives non-finite values (damaged weights?)\n", model);
+        } else if (p) {
             Scored sc[MAX_LABELS];
             for (int i = 0; i < n; i++) sc[i] = (Scored){names[i], p->data[i]};
             qsort(sc, (size_t)n, sizeof sc[0], by_p);

@@ -173,15 +173,69 @@ static int join_path(char *dst, size_t n, const char *a, const char *b) {
     return k < 0 || (size_t)k >= n ? -1 : 0;
 }
 
-/* Output path for (type, file name); creates the folders. single_out: OUT is the file itself. */
-static int out_path(const Job *job, const char *out, int single_out, int type, const char *name, char *lq, size_t n) {
+/* Output path for (type, file name); creates the folders when `create`. single_out: OUT is the file itself. */
+static int out_path(const Job *job, const char *out, int single_out, int type, const char *name, char *lq, size_t n,
+                    int create) {
     char file[1024], dir[4096];
     if (single_out) return join_path(lq, n, out, NULL);
     png_name(name, file, sizeof file);
     int per_type = job->type == TYPE_ALL || job->type == TYPE_MIXED;
     if (join_path(dir, sizeof dir, out, per_type ? (type == TYPE_MIXED ? "mixed" : degrade_name(type)) : NULL))
         return -1;
-    return make_dirs(dir) || join_path(lq, n, dir, file) ? -1 : 0;
+    return (create && make_dirs(dir)) || join_path(lq, n, dir, file) ? -1 : 0;
+}
+
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+static int by_png_name(const void *a, const void *b) {
+    char x[1024], y[1024];
+    png_name(*(char *const *)a, x, sizeof x);
+    png_name(*(char *const *)b, y, sizeof y);
+    return strcmp(x, y);
+}
+
+/* Outputs must never overwrite inputs or each other: OUT may not be IN itself, and two inputs may not map to
+ * one output name (a.jpg and a.png both give a.png). 0, or 1 after naming the problem. */
+static int check_outputs(const Job *job, const char *in, int in_is_dir, const char *out, int single_out,
+                         char **files, int n) {
+    if (same_file(in, out)) {
+        fprintf(stderr, "daclip degrade: %s: the output %s is the input itself; choose another %s\n", out,
+                in_is_dir ? "folder" : "file", in_is_dir ? "folder" : "file name");
+        return 1;
+    }
+    int n_types = job->type == TYPE_ALL ? DEGRADE_N : 1;
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < n_types; t++) {
+            char lq[4096];
+            int type = job->type == TYPE_ALL ? t : job->type;
+            if (!out_path(job, out, single_out, type, files[i], lq, sizeof lq, 0) && same_file(files[i], lq)) {
+                fprintf(stderr, "daclip degrade: %s: the output would overwrite this input; choose another output\n",
+                        files[i]);
+                return 1;
+            }
+        }
+    if (n < 2) return 0;
+    char **sorted = malloc(sizeof(char *) * (size_t)n);
+    if (!sorted) {
+        fprintf(stderr, "daclip degrade: out of memory\n");
+        return 1;
+    }
+    memcpy(sorted, files, sizeof(char *) * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof(char *), by_png_name);
+    int clashes = 0;
+    for (int i = 1; i < n; i++)
+        if (!by_png_name(&sorted[i - 1], &sorted[i])) {
+            char name[1024];
+            png_name(sorted[i], name, sizeof name);
+            fprintf(stderr, "daclip degrade: %s and %s would both be written as %s\n", sorted[i - 1], sorted[i], name);
+            clashes++;
+        }
+    free(sorted);
+    if (clashes) fprintf(stderr, "daclip degrade: nothing written: rename the inputs so that their names differ\n");
+    return clashes ? 1 : 0;
 }
 
 static int run_batch(const Job *job, const char *in, const char *out, int quiet) {
@@ -201,6 +255,10 @@ static int run_batch(const Job *job, const char *in, const char *out, int quiet)
     char **files = in_is_dir ? paths : single;
     int n_types = job->type == TYPE_ALL ? DEGRADE_N : 1;
     int single_out = !in_is_dir && job->type >= 0 && !is_dir(out);
+    if (check_outputs(job, in, in_is_dir, out, single_out, files, n_files)) {
+        dataset_free_list(paths, n_files);
+        return 1;
+    }
     Progress prog;
     if (!quiet) progress_begin(&prog, "degrade", (int64_t)n_files * n_types, "img");
     int failed = 0;
@@ -216,7 +274,7 @@ static int run_batch(const Job *job, const char *in, const char *out, int quiet)
         for (int t = 0; t < n_types; t++) {
             int type = job->type == TYPE_ALL ? t : job->type;
             char lq[4096];
-            if (out_path(job, out, single_out, type, files[i], lq, sizeof lq)) {
+            if (out_path(job, out, single_out, type, files[i], lq, sizeof lq, 1)) {
                 fprintf(stderr, "daclip degrade: cannot create the output path for %s under %s\n", files[i], out);
                 failed++;
             } else if (process_one(job, &clean, type, img_seed + (uint64_t)t, lq, files[i])) {
@@ -232,12 +290,25 @@ static int run_batch(const Job *job, const char *in, const char *out, int quiet)
     return failed ? 1 : 0;
 }
 
+/* The shortest decimal that reads back as exactly v, so that every number --list prints is accepted by --param
+ * (a range end printed with %g, e.g. 0.04 for the float 0.03999999910593033, falls outside the range). */
+static const char *shortest(double v, char *buf, size_t n) {
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(buf, n, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    return buf;
+}
+
 static void list_params(void) {
     int n;
     const DegradeParamInfo *t = degrade_param_table(&n);
     printf("key,degradation,min,max,default\n");
-    for (int i = 0; i < n; i++)
-        printf("%s,%s,%g,%g,%g\n", t[i].key, degrade_name(t[i].type), t[i].min, t[i].max, t[i].def);
+    for (int i = 0; i < n; i++) {
+        char lo[32], hi[32], def[32];
+        printf("%s,%s,%s,%s,%s\n", t[i].key, degrade_name(t[i].type), shortest(t[i].min, lo, sizeof lo),
+               shortest(t[i].max, hi, sizeof hi), shortest(t[i].def, def, sizeof def));
+    }
 }
 
 /* Names the inpainting masks this run uses on stderr (they change the output); 0, or 1 when they are missing. */
@@ -325,6 +396,10 @@ int cmd_degrade(int argc, char **argv) {
     }
     if (mask_dir) degrade_set_mask_dir(mask_dir);
     if ((sheet || job.type == TYPE_ALL || job.type == TYPE_MIXED || job.type == DEG_UNCOMPLETED) && report_masks()) return 1;
+    if (sheet && same_file(pos[0], pos[1])) {
+        fprintf(stderr, "daclip degrade: %s: the contact sheet would overwrite the photo; choose another file name\n", pos[1]);
+        return 1;
+    }
     if (sheet) return make_sheet(pos[0], pos[1], job.seed, size);
     return run_batch(&job, pos[0], pos[1], quiet);
 }
