@@ -3,6 +3,7 @@
 
 #include <math.h>
 
+#include "tensor/attention_chunked.h"
 #include "tensor/ops.h"
 
 void cross_attention_init(CrossAttention *a, ParamSet *ps, const char *prefix, int64_t query_dim,
@@ -45,7 +46,8 @@ Tensor *cross_attention_forward(const CrossAttention *a, Tensor *x, Tensor *cont
     Tensor *q = split_heads(linear_forward(&a->to_q, x), a->heads);      /* [B, h, N, d] */
     Tensor *k = split_heads(linear_forward(&a->to_k, c), a->heads);      /* [B, h, M, d] */
     Tensor *v = split_heads(linear_forward(&a->to_v, c), a->heads);      /* [B, h, M, d] */
-    Tensor *o = t_attention(q, k, v, NULL, 1.0f / sqrtf((float)a->dim_head));   /* [B, h, N, d] */
+    /* blocked online softmax for large no-grad inputs (memory linear in tokens), t_attention otherwise */
+    Tensor *o = t_attention_auto(q, k, v, 1.0f / sqrtf((float)a->dim_head));   /* [B, h, N, d] */
     if (!o) return NULL;
     o = t_contiguous(t_permute(o, (int[]){0, 2, 1, 3}));                  /* [B, N, h, d] */
     o = t_reshape(o, T_SHAPE(x->shape[0], x->shape[1], (int64_t)a->heads * a->dim_head));

@@ -27,9 +27,14 @@
 #define MIN_TILE_PIXELS 128
 
 
+/* Tiles to aim for per convolution: several per thread on a 2-core machine. A constant, not the thread
+ * count: a tile's width is the N of its GEMM and small GEMMs sum differently at different N, so a tiling
+ * that followed the thread count made the results depend on it. */
+#define CONV_TILES_TARGET 8
+
 /* Rows per tile: the L2 budget, at least MIN_TILE_PIXELS wide, tall enough that tiles two apart
- * never share input rows (kh - sh <= rows * sh), and small enough to give each thread several tiles. */
-static void conv_tiling(ConvGeom *g, int threads) {
+ * never share input rows (kh - sh <= rows * sh), and small enough to give CONV_TILES_TARGET tiles. */
+static void conv_tiling(ConvGeom *g) {
     int64_t row_bytes = g->K * g->Wo * (int64_t)sizeof(float);
     int64_t rows = COL_TILE_BYTES / (row_bytes > 0 ? row_bytes : 1);
     int64_t min_rows = (MIN_TILE_PIXELS + g->Wo - 1) / g->Wo;
@@ -37,7 +42,7 @@ static void conv_tiling(ConvGeom *g, int threads) {
     if (min_rows < halo_rows) min_rows = halo_rows;
     if (min_rows < 1) min_rows = 1;
     if (rows < min_rows) rows = min_rows;
-    while (rows > min_rows && g->N * ((g->Ho + rows - 1) / rows) < 4 * threads) rows--;
+    while (rows > min_rows && g->N * ((g->Ho + rows - 1) / rows) < CONV_TILES_TARGET) rows--;
     if (rows > g->Ho) rows = g->Ho;
     g->rows = rows;
     g->tiles = (g->Ho + rows - 1) / rows;
@@ -229,7 +234,7 @@ Tensor *t_conv2d_ex(Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w,
     g.K = g.Cin * g.kh * g.kw;
     g.direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
     int threads = t_par_threads();
-    conv_tiling(&g, threads);
+    conv_tiling(&g);
     Tensor *y = t_new(T_SHAPE(g.N, g.Cout, g.Ho, g.Wo));
     if (conv_implicit_ok(&g)) {
         conv_implicit_forward(&g, x->data, w->data, b ? b->data : NULL, y->data);
