@@ -6,6 +6,8 @@
 #   make test       build and run every test (prints "N passed, N failed")
 #   make san        the same suite under AddressSanitizer + UBSan, in build-san/
 #   make bench      build the benchmarks in bench/ (see docs/benchmarks.md)
+#   make fuzz       build the libFuzzer targets (tests/fuzz/, clang) in build-fuzz/ and run each for FUZZ_TIME
+#                   seconds (default 60; scripts/fuzz.sh)
 #   make clean
 # Options: NATIVE=1 (-march=native instead of the portable x86-64-v2 + runtime-dispatched kernels),
 #          NO_OMP=1, DEBUG=1, SAN=1 (used by `make san`).
@@ -32,6 +34,14 @@ endif
 ifeq ($(SAN),1)
   BUILD := build-san
   OPT   := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+endif
+ifeq ($(FUZZ),1)
+  # libFuzzer needs clang; everything is instrumented for coverage and checked by ASan + UBSan
+  CC     := clang
+  BUILD  := build-fuzz
+  OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+            -fno-sanitize-recover=undefined
+  NO_OMP := 1
 endif
 
 OMPFLAG := -fopenmp
@@ -60,6 +70,10 @@ LDLIBS  += $(OMPFLAG) -lopenblas -lpng -ljpeg -lz -lpthread -lm
 ifeq ($(SAN),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
+ifeq ($(FUZZ),1)
+  LDFLAGS += -fsanitize=address,undefined
+  LDLIBS  += -lgomp
+endif
 
 .DEFAULT_GOAL := all
 
@@ -85,10 +99,12 @@ TRAINLIB_OBJ := $(filter-out $(BUILD)/obj/train/daclip.o,$(TRAIN_OBJ))
 TEST_SRC   := $(wildcard tests/test_*.c)
 TEST_BIN   := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TESTUTIL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/util_*.c))
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN   := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_SRC  := $(wildcard bench/*.c)
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test san bench clean deps check-layers
+.PHONY: all test san bench fuzz fuzz-build clean deps check-layers
 all: deps $(BUILD)/daclip $(TEST_BIN)
 
 deps:
@@ -114,6 +130,15 @@ $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(BUILD)/libtrain.a $(LINKLIBS)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(BUILD)/libtrain.a $(LINKLIBS)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz-build: deps $(FUZZ_BIN)
+
+fuzz:
+	bash scripts/fuzz.sh
+
 test: all check-layers
 	@bash scripts/run-tests.sh $(BUILD) $(TEST_BIN)
 
@@ -126,6 +151,6 @@ check-layers:
 	@bash scripts/check-layers.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

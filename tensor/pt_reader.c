@@ -256,6 +256,7 @@ typedef struct {
     const unsigned char *begin, *p, *end;
     Value **stack;
     int sp, cap;
+    int *marks, n_marks, cap_marks;   /* stack indices of the marks, so finding the topmost one is O(1) */
     Value **memo;
     int64_t n_memo;
     char err[256];
@@ -272,6 +273,15 @@ static int push(Vm *vm, Value *v) {
         if (!s) FAIL("out of memory");
         vm->stack = s, vm->cap = cap;
     }
+    if (v->k == V_MARK) {
+        if (vm->n_marks == vm->cap_marks) {
+            int cap = vm->cap_marks ? 2 * vm->cap_marks : 64;
+            int *m = realloc(vm->marks, sizeof *m * (size_t)cap);
+            if (!m) FAIL("out of memory");
+            vm->marks = m, vm->cap_marks = cap;
+        }
+        vm->marks[vm->n_marks++] = vm->sp;
+    }
     vm->stack[vm->sp++] = v;
     return 0;
 }
@@ -282,10 +292,12 @@ static Value *pop(Vm *vm) {
 }
 
 /* index of the topmost mark, or -1 */
-static int find_mark(Vm *vm) {
-    for (int i = vm->sp - 1; i >= 0; i--)
-        if (vm->stack[i]->k == V_MARK) return i;
-    return -1;
+static int find_mark(Vm *vm) { return vm->n_marks ? vm->marks[vm->n_marks - 1] : -1; }
+
+/* Shrinks the stack to n entries, forgetting the marks that went with it. */
+static void truncate_to(Vm *vm, int n) {
+    vm->sp = n;
+    while (vm->n_marks && vm->marks[vm->n_marks - 1] >= n) vm->n_marks--;
 }
 
 static int need(Vm *vm, size_t n) {
@@ -556,7 +568,7 @@ static int run(Vm *vm, Value **result) {
             if (!(v = vnew(vm->f, V_TUPLE))) FAIL("out of memory");
             for (int i = from + (op == 't'); i < vm->sp; i++)
                 if (vpush(v, vm->stack[i])) FAIL("out of memory");
-            vm->sp = from;
+            truncate_to(vm, from);
             if (push(vm, v)) return -1;
             break;
         }
@@ -570,7 +582,7 @@ static int run(Vm *vm, Value **result) {
             if (dict && (vm->sp - first) % 2) FAIL("SETITEMS with an odd count");
             for (int i = first; i < vm->sp; i++)
                 if (vpush(c, vm->stack[i])) FAIL("out of memory");
-            vm->sp = from;
+            truncate_to(vm, from);
             break;
         }
         case 'q': if (need(vm, 1)) return -1; if (vm->sp == 0 || memo_put(vm, *vm->p, vm->stack[vm->sp - 1])) FAIL("bad BINPUT"); vm->p++; break;
@@ -620,7 +632,7 @@ static int run(Vm *vm, Value **result) {
             break;
         case 'Q': if (persistent_load(vm, pop(vm))) return -1; break;                                 /* BINPERSID */
         case '0': if (!pop(vm)) FAIL("POP on an empty stack"); break;
-        case '1': if ((m = find_mark(vm)) < 0) FAIL("POP_MARK without a mark"); vm->sp = m; break;
+        case '1': if ((m = find_mark(vm)) < 0) FAIL("POP_MARK without a mark"); truncate_to(vm, m); break;
         case '2': if (vm->sp == 0 || push(vm, vm->stack[vm->sp - 1])) FAIL("bad DUP"); break;
         case '.':                                                                                     /* STOP */
             if (vm->sp != 1 || vm->stack[0]->k == V_MARK) FAIL("STOP with %d objects on the stack", vm->sp);
@@ -780,6 +792,7 @@ PtFile *pt_open(const char *path) {
     int rc = run(&vm, &root);
     if (rc) t_set_errmsg("%s: %s", path, vm.err);
     free(vm.stack);
+    free(vm.marks);
     free(vm.memo);
     char *buf = rc ? NULL : malloc(4096);
     if (!rc && !buf) {

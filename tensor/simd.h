@@ -6,8 +6,9 @@
  * `#pragma omp parallel`: the outlined parallel body would not be cloned. With NATIVE=1 (or any build
  * whose baseline already has AVX-512) the clones would add nothing, so only the contraction part stays.
  * -std=c11 implies -ffp-contract=off, which would leave every a*b+c as two instructions even on FMA
- * hardware; T_SIMD kernels allow contraction (results change within float rounding). */
-#if defined(__x86_64__) && !defined(__AVX512F__) && !defined(__SANITIZE_ADDRESS__)
+ * hardware; T_SIMD kernels allow contraction (results change within float rounding). clang (used only for the
+ * libFuzzer build) gets the baseline.  */
+#if defined(__x86_64__) && !defined(__AVX512F__) && !defined(__SANITIZE_ADDRESS__) && !defined(__clang__)
 #define T_SIMD \
     __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"), optimize("fp-contract=fast")))
 #else
