@@ -37,7 +37,7 @@
 
 static char dir[1024], daclip_bin[PATH_MAX];
 static char daclip_path[1200], unet_path[1200], plain_path[1200], wide_path[1200];
-static char out_text[65536], err_text[65536];
+static char out_text[65536], err_text[65536];   /* of the last run_cli */
 #define ONE_THREAD "DACLIP_THREADS=1"   /* see setup() */
 
 /* the U-Net of the sampler tests: DA-CLIP width 16, both contexts, SpatialTransformers at level 3 and mid */
@@ -345,6 +345,43 @@ static void run_restore(TestImage *ims, int n, int tile, int overlap, IrSdeSampl
     run_restore_with(&sde, ims, n, tile, overlap, mode);
 }
 
+/* z[c, y, x] = restore_noise(seed 9, tag, c, y, x) over a whole [3, h, w] image */
+static void counter_noise(float *z, int tag, int h, int w) {
+    for (int c = 0; c < 3; c++)
+        for (int y = 0; y < h; y++)
+            for (int x = 0; x < w; x++) z[((size_t)c * h + y) * w + x] = restore_noise(9, tag, c, y, x);
+}
+
+/* The untiled sampler is the official loop (reference §4.5) written out with irsde/sde.h and the counter
+ * noise: x_T = μ + λz, then per step one U-Net call at time t·T/steps and one posterior (or SDE) step. */
+static void test_restore_is_the_official_loop(void **state) {
+    (void)state;
+    TestImage a;
+    make_image(&a, 37, 53, 6);
+    int64_t n = 3 * 37 * 53;
+    float *x = malloc(sizeof(float) * (size_t)n), *z = malloc(sizeof(float) * (size_t)n);
+    for (int mode = 0; mode < 2; mode++) {
+        run_restore(&a, 1, 0, 0, (IrSdeSampleMode)mode);
+        counter_noise(z, 0, 53, 37);
+        assert_int_equal(irsde_noise_state(&sde, x, a.lq, n, z, NULL), 0);
+        for (int t = sde.steps; t >= 1; t--) {
+            size_t mark = t_arena_mark();
+            float time = irsde_time_input(&sde, t);
+            bool g = t_set_grad_enabled(false);
+            Tensor *eps = unet_forward(&unet, t_wrap(x, T_SHAPE(1, 3, 53, 37)), t_wrap(a.lq, T_SHAPE(1, 3, 53, 37)), &time,
+                                       t_wrap(a.emb[0], T_SHAPE(1, 16)), t_wrap(a.emb[1], T_SHAPE(1, 16)));
+            t_set_grad_enabled(g);
+            assert_non_null(eps);
+            counter_noise(z, t, 53, 37);
+            if (mode == 0) assert_int_equal(irsde_posterior_step(&sde, x, x, a.lq, eps->data, &t, 1, n, z, NULL), 0);
+            else assert_int_equal(irsde_sde_step(&sde, x, x, a.lq, eps->data, &t, 1, n, z, NULL), 0);
+            t_arena_release(mark);
+        }
+        assert_memory_equal(a.out, x, sizeof(float) * (size_t)n);
+    }
+    free(x), free(z), free(a.lq), free(a.out);
+}
+
 /* Same outputs with 1 and 2 threads (3 steps of each mode), and alone or batched with another image. */
 static void test_restore_deterministic(void **state) {
     (void)state;
@@ -584,16 +621,234 @@ static void test_cli_restore_models(void **state) {
     assert_int_equal(run_cli(ONE_THREAD, "restore --model %s %s --out %s/o7 --ext gif", plain_path, p, dir), 2);
 }
 
+/* ---- eval-ir --------------------------------------------------------------------------------------------- */
+
+/* ROOT/<type>/{LQ,GT}/NNNN.png: GT a synthetic photo, LQ the same with a brightness shift and noise. */
+static void write_pair(const char *root, const char *type, const char *name, int w, int h, int gt_w, uint64_t seed) {
+    char p[1400];
+    mkdirs("%s/%s/LQ", root, type);
+    mkdirs("%s/%s/GT", root, type);
+    Image im;
+    synth(&im, w, h, seed);
+    Image gt;
+    synth(&gt, gt_w, h, seed);
+    snprintf(p, sizeof p, "%s/%s/GT/%s.png", root, type, name);
+    assert_int_equal(image_save(p, &gt), 0);
+    for (size_t i = 0; i < (size_t)w * h * 3; i++)
+        im.px[i] = 0.8f * im.px[i] + 0.05f * (float)(data_hash64(seed * 977 + i) % 1000) / 1000.0f;
+    snprintf(p, sizeof p, "%s/%s/LQ/%s.png", root, type, name);
+    assert_int_equal(image_save(p, &im), 0);
+    image_free(&im), image_free(&gt);
+}
+
+typedef struct {
+    char type[64], image[1300], restored[1300];
+    double v[8];   /* lq psnr ssim psnr_y ssim_y, then the restored image's */
+    int count;
+} CsvRow;
+
+/* Reads metrics.csv of eval-ir (fields without commas; the paths are quoted). Returns the row count. */
+static int read_eval_csv(const char *path, CsvRow *rows, int max) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[4096];
+    int n = 0;
+    assert_non_null(fgets(line, sizeof line, f));   /* header */
+    while (n < max && fgets(line, sizeof line, f)) {
+        char *field[16];
+        int k = 0;
+        for (char *c = line; k < 16 && *c && *c != '\n';) {
+            if (*c == '"') {
+                field[k++] = ++c;
+                c = strchr(c, '"');
+                *c++ = 0;
+            } else {
+                field[k++] = c;
+                c += strcspn(c, ",\n");
+                if (*c == '\n') *c = 0;
+            }
+            if (*c == ',') *c++ = 0;
+        }
+        assert_int_equal(k, 14);
+        CsvRow *r = &rows[n++];
+        snprintf(r->type, sizeof r->type, "%s", field[0]);
+        snprintf(r->image, sizeof r->image, "%s", field[1]);
+        snprintf(r->restored, sizeof r->restored, "%s", field[2]);
+        for (int j = 0; j < 8; j++) r->v[j] = strtod(field[5 + j], NULL);
+        r->count = atoi(field[13]);
+    }
+    fclose(f);
+    return n;
+}
+
+static void gt_path_of(const char *lq, char *gt, size_t n) {
+    snprintf(gt, n, "%s", lq);
+    char *at = strstr(gt, "/LQ/");
+    assert_non_null(at);
+    memcpy(at, "/GT/", 4);
+}
+
+/* Every image row of metrics.csv equals metrics_compute on the files; the mean rows equal the means. */
+static void check_csv_against_files(const CsvRow *rows, int n) {
+    double sum[8] = {0};
+    int images = 0;
+    for (int i = 0; i < n; i++) {
+        const CsvRow *r = &rows[i];
+        if (!strcmp(r->image, "mean")) {
+            if (strcmp(r->type, "all")) continue;
+            assert_int_equal(r->count, images);
+            for (int j = 0; j < 8; j++) assert_true(fabs(r->v[j] - sum[j] / images) < 2e-6);
+            continue;
+        }
+        char gt_path[1300];
+        gt_path_of(r->image, gt_path, sizeof gt_path);
+        Image gt, lq, out;
+        Metrics a, b;
+        assert_int_equal(image_load(gt_path, &gt), 0);
+        assert_int_equal(image_load(r->image, &lq), 0);
+        assert_int_equal(image_load(r->restored, &out), 0);
+        assert_int_equal(metrics_compute(&gt, &lq, METRICS_DEFAULT_CROP, &a), 0);
+        assert_int_equal(metrics_compute(&gt, &out, METRICS_DEFAULT_CROP, &b), 0);
+        const double want[8] = {a.psnr, a.ssim, a.psnr_y, a.ssim_y, b.psnr, b.ssim, b.psnr_y, b.ssim_y};
+        for (int j = 0; j < 8; j++) {
+            assert_true(fabs(r->v[j] - want[j]) <= 1e-6);   /* printed with 6 decimals */
+            sum[j] += want[j];
+        }
+        images++;
+        image_free(&gt), image_free(&lq), image_free(&out);
+    }
+}
+
+static void test_cli_eval_ir(void **state) {
+    (void)state;
+    char root[1100], out[1100], p[1400];
+    snprintf(root, sizeof root, "%s/ev", dir);
+    snprintf(out, sizeof out, "%s/evout", dir);
+    for (int i = 0; i < 4; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "%04d", i + 1);
+        write_pair(root, "noisy", name, 48, 40, 48, 10 + (uint64_t)i);
+        if (i < 2) write_pair(root, "hazy", name, 52, 44, 52, 20 + (uint64_t)i);
+    }
+    int rc = run_cli(ONE_THREAD, "eval-ir --daclip %s --model %s --data %s --out %s --steps 3 --limit 3", daclip_path,
+                     unet_path, root, out);
+    print_message("%s%s", out_text, err_text);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out_text, "noisy"));
+    assert_non_null(strstr(out_text, "hazy"));
+    assert_non_null(strstr(err_text, "5 to restore, 0 already restored"));   /* --limit 3: 3 noisy + 2 hazy */
+    CsvRow rows[32];
+    snprintf(p, sizeof p, "%s/metrics.csv", out);
+    int n = read_eval_csv(p, rows, 32);
+    assert_int_equal(n, 5 + 2 + 1);   /* five images, two type means, the overall mean */
+    check_csv_against_files(rows, n);
+    /* the same numbers from `daclip metrics` on the restored folder */
+    char mcsv[1300];
+    snprintf(mcsv, sizeof mcsv, "%s/noisy-metrics.csv", dir);
+    snprintf(p, sizeof p, "%s/noisy/GT", root);
+    mkdirs("%s/gt3", dir);
+    for (int i = 1; i <= 3; i++) {   /* the first three GT images, as --limit 3 took */
+        char cmd[4000];
+        snprintf(cmd, sizeof cmd, "cp %s/%04d.png %s/gt3/", p, i, dir);
+        assert_int_equal(system(cmd), 0);
+    }
+    assert_int_equal(run_cli(ONE_THREAD, "metrics --gt %s/gt3 --pred %s/noisy --csv %s", dir, out, mcsv), 0);
+    FILE *f = fopen(mcsv, "r");
+    assert_non_null(f);
+    char line[4096];
+    int matched = 0;
+    assert_non_null(fgets(line, sizeof line, f));
+    while (fgets(line, sizeof line, f)) {
+        char gt[1300], pred[1300];
+        double m[4];
+        if (sscanf(line, "%1299[^,],%1299[^,],%lf,%lf,%lf,%lf", gt, pred, &m[0], &m[1], &m[2], &m[3]) != 6) continue;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(rows[i].restored, pred)) {
+                for (int j = 0; j < 4; j++) assert_true(fabs(rows[i].v[4 + j] - m[j]) <= 1e-6);
+                matched++;
+            }
+    }
+    fclose(f);
+    assert_int_equal(matched, 3);
+    /* the comparison grid: a title and column header, then one row per image (3 noisy, 2 hazy) */
+    snprintf(p, sizeof p, "%s/grid.png", out);
+    Image grid;
+    assert_int_equal(image_load(p, &grid), 0);
+    assert_true(grid.w >= 3 * 192 && grid.h >= 5 * 192);
+    image_free(&grid);
+    /* a second run resumes: nothing restored again, the files untouched; a deleted one is restored again */
+    char keep[1400];
+    snprintf(p, sizeof p, "%s/noisy/0001.png", out);
+    snprintf(keep, sizeof keep, "%s/kept.png", dir);
+    char cmd[4000];
+    snprintf(cmd, sizeof cmd, "cp %s %s && rm %s/hazy/0002.png", p, keep, out);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(run_cli(ONE_THREAD, "eval-ir --daclip %s --model %s --data %s --out %s --steps 3 --limit 3",
+                             daclip_path, unet_path, root, out), 0);
+    assert_non_null(strstr(err_text, "1 to restore, 4 already restored"));
+    assert_true(same_file(p, keep));
+    snprintf(p, sizeof p, "%s/hazy/0002.png", out), expect_size(p, 52, 44);
+}
+
+/* A GT/LQ count mismatch, a GT of another size, an unreadable LQ in the middle: reported, skipped, the rest
+ * evaluated, exit status 1. */
+static void test_cli_eval_ir_bad_input(void **state) {
+    (void)state;
+    char root[1100], out[1100], p[1400];
+    snprintf(root, sizeof root, "%s/bad", dir);
+    snprintf(out, sizeof out, "%s/badout", dir);
+    for (int i = 1; i <= 3; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "%04d", i);
+        write_pair(root, "noisy", name, 40, 32, 40, 30 + (uint64_t)i);                 /* count: GT 0003 removed */
+        write_pair(root, "hazy", name, 40, 32, i == 2 ? 36 : 40, 40 + (uint64_t)i);   /* size: GT 0002 36x32 */
+        write_pair(root, "rainy", name, 40, 32, 40, 50 + (uint64_t)i);                 /* LQ 0002 unreadable */
+    }
+    snprintf(p, sizeof p, "%s/noisy/GT/0003.png", root);
+    assert_int_equal(remove(p), 0);
+    snprintf(p, sizeof p, "%s/rainy/LQ/0002.png", root);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs("\x89PNG\r\n\x1a\n truncated", f);
+    fclose(f);
+    int rc = run_cli(ONE_THREAD, "eval-ir --daclip %s --model %s --data %s --out %s --steps 2", daclip_path, unet_path,
+                     root, out);
+    print_message("%s%s", out_text, err_text);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(err_text, "noisy: 3 LQ but 2 GT images"));
+    assert_non_null(strstr(err_text, "no GT image named 0003"));
+    assert_non_null(strstr(err_text, "hazy/LQ/0002.png is 40x32 but its GT"));
+    assert_non_null(strstr(err_text, "rainy/LQ/0002.png"));
+    CsvRow rows[32];
+    snprintf(p, sizeof p, "%s/metrics.csv", out);
+    int n = read_eval_csv(p, rows, 32), per[3] = {0};
+    const char *types[3] = {"hazy", "noisy", "rainy"};
+    for (int i = 0; i < n; i++)
+        for (int t = 0; t < 3; t++)
+            if (!strcmp(rows[i].type, types[t]) && strcmp(rows[i].image, "mean")) per[t]++;
+    assert_int_equal(per[0], 2);   /* hazy 0001, 0003 */
+    assert_int_equal(per[1], 2);   /* noisy 0001, 0002 */
+    assert_int_equal(per[2], 2);   /* rainy 0001, 0003 */
+    check_csv_against_files(rows, n);
+    /* no type folders at all */
+    assert_int_equal(run_cli(ONE_THREAD, "eval-ir --daclip %s --model %s --data %s --out %s", daclip_path, unet_path,
+                             dir, out), 1);
+    assert_non_null(strstr(err_text, "no <degradation>/LQ folders"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_chunked_attention_equals_unchunked),
         cmocka_unit_test(test_chunked_attention_in_unet),
         cmocka_unit_test(test_tile_layout),
         cmocka_unit_test(test_noise_counter),
+        cmocka_unit_test(test_restore_is_the_official_loop),
         cmocka_unit_test(test_restore_deterministic),
         cmocka_unit_test(test_tiled_equals_untiled),
         cmocka_unit_test(test_cli_restore),
         cmocka_unit_test(test_cli_restore_models),
+        cmocka_unit_test(test_cli_eval_ir),
+        cmocka_unit_test(test_cli_eval_ir_bad_input),
     };
     if (getenv("TEST_FILTER")) cmocka_set_test_filter(getenv("TEST_FILTER"));   /* one test while developing */
     return cmocka_run_group_tests(tests, setup, teardown);

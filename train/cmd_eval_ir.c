@@ -305,13 +305,15 @@ static int write_csv(const char *path, const EvalSet *s, const RestoreEmbedding 
 static void grid_text(CompareRow *row, const char *type, const Item *it, const RestoreEmbedding *e) {
     char stem[64];
     restore_stem(it->lq, stem, sizeof stem);
-    snprintf(row->text[0][0], sizeof row->text[0][0], "%.20s %.24s", type, stem);
-    snprintf(row->text[0][1], sizeof row->text[0][1], "PSNR %.2f SSIM %.3f", it->m_lq.psnr, it->m_lq.ssim);
+    const Metrics *m[2] = {&it->m_lq, &it->m_out};
+    snprintf(row->text[0][0], sizeof row->text[0][0], "%.24s %.20s", type, stem);
     if (e->type >= 0) snprintf(row->text[1][0], sizeof row->text[1][0], "DA-CLIP: %s %.2f", degrade_name(e->type), e->prob);
     else snprintf(row->text[1][0], sizeof row->text[1][0], "RESTORED");
-    snprintf(row->text[1][1], sizeof row->text[1][1], "PSNR %.2f SSIM %.3f", it->m_out.psnr, it->m_out.ssim);
-    snprintf(row->text[2][0], sizeof row->text[2][0], "Y: PSNR %.2f SSIM %.3f", it->m_out.psnr_y, it->m_out.ssim_y);
-    snprintf(row->text[2][1], sizeof row->text[2][1], "LQ Y: %.2f %.3f", it->m_lq.psnr_y, it->m_lq.ssim_y);
+    for (int c = 0; c < 2; c++) {
+        snprintf(row->text[c][1], sizeof row->text[c][1], "PSNR %.2f SSIM %.3f", m[c]->psnr, m[c]->ssim);
+        snprintf(row->text[c][2], sizeof row->text[c][2], "Y: PSNR %.2f SSIM %.3f", m[c]->psnr_y, m[c]->ssim_y);
+    }
+    snprintf(row->text[2][0], sizeof row->text[2][0], "GROUND TRUTH");
 }
 
 /* Scores every restored item, prints the table, writes metrics.csv and grid.png. Returns the failures. */
@@ -351,9 +353,9 @@ static int report(EvalSet *s, const RestoreEmbedding *emb, const char *out_dir, 
     else fprintf(stderr, "wrote %s\n", path);
     snprintf(path, sizeof path, "%s/grid.png", out_dir);
     char title[96];
-    snprintf(title, sizeof title, "EVAL-IR: %d IMAGES  PSNR %.2f -> %.2f  SSIM %.3f -> %.3f", all.n,
-             all.n ? all.lq[0] / all.n : 0.0, all.n ? all.out[0] / all.n : 0.0, all.n ? all.lq[1] / all.n : 0.0,
-             all.n ? all.out[1] / all.n : 0.0);
+    snprintf(title, sizeof title, "EVAL-IR %d IMAGES  PSNR/SSIM  LQ %.2f/%.3f  RESTORED %.2f/%.3f", all.n,
+             all.n ? all.lq[0] / all.n : 0.0, all.n ? all.lq[1] / all.n : 0.0, all.n ? all.out[0] / all.n : 0.0,
+             all.n ? all.out[1] / all.n : 0.0);   /* the font has no '>' */
     if (nrows > 0 && compare_grid_write(path, rows, nrows, COMPARE_GRID_CELL, title)) {
         fprintf(stderr, "daclip eval-ir: %s\n", data_error());
         failures++;

@@ -26,11 +26,11 @@ void compare_row_free(CompareRow *r) {
     image_free(&r->lq), image_free(&r->restored), image_free(&r->gt);
 }
 
-/* Pastes a thumbnail centred in the cell at (x0, y0) (RGB or grey). */
+/* Pastes a thumbnail centred in the cell at (x0, y0) (RGB or grey), in a thin frame. */
 static void paste(Image *dst, const Image *src, int x0, int y0, int cell) {
-    draw_fill(dst, x0 - 1, y0 - 1, x0 + cell + 1, y0 + cell + 1, frame);
     if (!src->px) return;
     int ox = x0 + (cell - src->w) / 2, oy = y0 + (cell - src->h) / 2;
+    draw_fill(dst, ox - 1, oy - 1, ox + src->w + 1, oy + src->h + 1, frame);
     for (int y = 0; y < src->h && y < cell; y++)
         for (int x = 0; x < src->w && x < cell; x++) {
             const float *s = image_at(src, x, y);
@@ -53,7 +53,7 @@ static void caption(Image *im, int x, int y, const char *text, int width, const 
 }
 
 int compare_grid_write(const char *png_path, const CompareRow *rows, int n, int cell, const char *title) {
-    int row_h = cell + 2 * LINE + 8 + MARGIN;
+    int row_h = cell + 3 * LINE + 6 + MARGIN;
     Image im;
     if (image_alloc(&im, 3 * cell + 4 * MARGIN, HEADER + n * row_h + MARGIN, 3)) return -1;
     draw_fill(&im, 0, 0, im.w, im.h, background);
@@ -66,8 +66,8 @@ int compare_grid_write(const char *png_path, const CompareRow *rows, int n, int 
         for (int c = 0; c < 3; c++) {
             int x = MARGIN + c * (cell + MARGIN);
             paste(&im, cells[c], x, y, cell);
-            caption(&im, x, y + cell + 4, rows[r].text[c][0], cell, c == 0 ? accent : ink);
-            caption(&im, x, y + cell + 4 + LINE, rows[r].text[c][1], cell, ink);
+            for (int l = 0; l < 3; l++)
+                caption(&im, x, y + cell + 4 + l * LINE, rows[r].text[c][l], cell, c == 0 && l == 0 ? accent : ink);
         }
     }
     int rc = image_save(png_path, &im);

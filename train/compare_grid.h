@@ -1,7 +1,7 @@
 #ifndef DACLIP_TRAIN_COMPARE_GRID_H
 #define DACLIP_TRAIN_COMPARE_GRID_H
 /* The comparison picture of `daclip eval-ir`: one row per image, three cells (degraded input | restored |
- * ground truth), each image scaled to fit a cell, two lines of text under each cell (the 5x7 font: letters,
+ * ground truth), each image scaled to fit a cell, three lines of text under each cell (the 5x7 font: letters,
  * digits and - + = . : / only; other characters are drawn as spaces). */
 #include "data/image.h"
 
@@ -9,7 +9,7 @@
 
 typedef struct {
     Image lq, restored, gt;     /* thumbnails (compare_grid_thumbnail), owned by the row */
-    char text[3][2][48];        /* [column][line] captions */
+    char text[3][3][48];        /* [column][line] captions */
 } CompareRow;
 
 /* A copy of src scaled (area filter when shrinking, never enlarged) to fit cell x cell. 0 or -1 (data_error). */
