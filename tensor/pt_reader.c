@@ -863,5 +863,13 @@ int pt_read_f32(PtFile *f, const PtEntry *e, float *out) {
             idx[k] = 0;
         }
     }
+    /* the file's pages of this storage were only needed for the copy: give them back, so that loading a
+     * 1.7 GB checkpoint costs about the model's size, not the model plus the file (they fault in again if
+     * another tensor shares the storage) */
+    if (st->entry->method == 0) {
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), lo = (uintptr_t)d, hi = lo + st->entry->usize;
+        lo = (lo + page - 1) / page * page, hi = hi / page * page;
+        if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    }
     return 0;
 }
