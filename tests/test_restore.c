@@ -538,6 +538,13 @@ static bool same_file(const char *a, const char *b) {
     return same;
 }
 
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 static void mkdirs(const char *fmt, ...) {
     char path[1300], cmd[1400];
     va_list ap;
@@ -608,14 +615,20 @@ static void test_cli_restore_models(void **state) {
     /* an unreadable image among good ones: reported, the others written, exit status 1 */
     char bad[1300];
     snprintf(bad, sizeof bad, "%s/broken.png", dir);
-    FILE *f = fopen(bad, "w");
-    assert_non_null(f);
-    fputs("not a png", f);
-    fclose(f);
+    write_text(bad, "not a png");
     snprintf(p, sizeof p, "%s/d.png", dir);
     assert_int_equal(run_cli(ONE_THREAD, "restore --model %s %s %s --out %s/o6 --steps 2", plain_path, bad, p, dir), 1);
     assert_non_null(strstr(err_text, "broken.png"));
     snprintf(p, sizeof p, "%s/o6/d.png", dir), expect_size(p, 37, 53);
+    /* restoring a folder into itself would replace its images: refused, the input untouched */
+    char copy[1400];
+    mkdirs("%s/self", dir);
+    snprintf(copy, sizeof copy, "%s/self/d.png", dir);
+    save_synth(copy, 37, 53, 4);
+    assert_int_equal(run_cli(ONE_THREAD, "restore --model %s %s/self --out %s/self", plain_path, dir, dir), 1);
+    assert_non_null(strstr(err_text, "would overwrite the input"));
+    snprintf(p, sizeof p, "%s/d.png", dir);   /* the same picture, written before */
+    assert_true(same_file(copy, p));
     /* bad options */
     assert_int_equal(run_cli(ONE_THREAD, "restore --model %s %s --out %s/o7 --mode fast", plain_path, p, dir), 2);
     assert_int_equal(run_cli(ONE_THREAD, "restore --model %s %s --out %s/o7 --ext gif", plain_path, p, dir), 2);
@@ -807,10 +820,7 @@ static void test_cli_eval_ir_bad_input(void **state) {
     snprintf(p, sizeof p, "%s/noisy/GT/0003.png", root);
     assert_int_equal(remove(p), 0);
     snprintf(p, sizeof p, "%s/rainy/LQ/0002.png", root);
-    FILE *f = fopen(p, "w");
-    assert_non_null(f);
-    fputs("\x89PNG\r\n\x1a\n truncated", f);
-    fclose(f);
+    write_text(p, "\x89PNG\r\n\x1a\n truncated");
     int rc = run_cli(ONE_THREAD, "eval-ir --daclip %s --model %s --data %s --out %s --steps 2", daclip_path, unet_path,
                      root, out);
     print_message("%s%s", out_text, err_text);

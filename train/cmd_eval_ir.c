@@ -112,8 +112,19 @@ static int add_item(EvalSet *s, int type, const char *lq, const char *gt, const 
     restore_stem(lq, stem, sizeof stem);
     snprintf(file, sizeof file, "%s.png", stem);
     Item it = {.type = type, .lq = strdup(lq), .gt = strdup(gt), .out = join3(out_dir, s->types[type], file)};
+    if (!it.lq || !it.gt || !it.out) {
+        free(it.lq), free(it.gt), free(it.out);
+        return -1;
+    }
+    for (int i = s->n - 1; i >= 0 && s->items[i].type == type; i--)
+        if (!strcmp(s->items[i].out, it.out)) {   /* x.png and x.jpg: one restored x.png */
+            fprintf(stderr, "daclip eval-ir: %s: another LQ image has the name %s; skipped\n", lq, stem);
+            free(it.lq), free(it.gt), free(it.out);
+            s->problems++;
+            return 0;
+        }
     s->items[s->n++] = it;
-    return it.lq && it.gt && it.out ? 0 : -1;
+    return 0;
 }
 
 /* Pairs one type's LQ and GT images (sorted order; by stem when the counts differ) into items, at most limit. */

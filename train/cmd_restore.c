@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "data/dataset.h"
 #include "data/image_io.h"
@@ -28,7 +29,13 @@ static int parse_mode(const char *s, IrSdeSampleMode *m) {
     return 0;
 }
 
-/* DIR/<stem>.<ext> for every input; two inputs with one stem would overwrite each other: refused. */
+static bool same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* DIR/<stem>.<ext> for every input; two inputs with one stem would overwrite each other, and an output that
+ * is an input would destroy it: both refused before anything is written. */
 static char **output_paths(const char *dir, char **files, int n, const char *ext) {
     char **outs = calloc((size_t)(n ? n : 1), sizeof *outs);
     for (int i = 0; outs && i < n; i++) {
@@ -40,6 +47,13 @@ static char **output_paths(const char *dir, char **files, int n, const char *ext
             return NULL;
         }
         snprintf(outs[i], len, "%s/%s.%s", dir, stem, ext);
+        for (int j = 0; j < n; j++)
+            if (same_file(outs[i], files[j])) {
+                fprintf(stderr, "daclip restore: %s would overwrite the input %s; choose another --out\n", outs[i],
+                        files[j]);
+                dataset_free_list(outs, i + 1);
+                return NULL;
+            }
         for (int j = 0; j < i; j++)
             if (!strcmp(outs[i], outs[j])) {
                 fprintf(stderr, "daclip restore: %s and %s would both be written to %s; restore them separately\n",

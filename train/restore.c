@@ -318,9 +318,10 @@ int restore_images(const IrSde *s, const ConditionalUNet *u, RestoreImage *image
             do batch[nb++] = order[k++];
             while (k < nt && order[k]->bh == batch[0]->bh && order[k]->bw == batch[0]->bw && (nb + 1) * px <= budget);
             rc = run_batch(s, u, st, batch, nb, t);
+            if (!rc && o->progress && k < nt) o->progress(o->progress_ctx, s->steps - t, s->steps, k, nt);
         }
         for (int i = 0; i < n && !rc; i++) rc = image_step(s, &st[i], C, o->mode, o->seed, t);
-        if (!rc && o->progress) o->progress(o->progress_ctx, s->steps - t + 1, s->steps);
+        if (!rc && o->progress) o->progress(o->progress_ctx, s->steps - t + 1, s->steps, nt, nt);
     }
     t_set_error_handler(prev);
     t_set_grad_enabled(grad);

@@ -45,8 +45,9 @@ typedef struct {
     int tile;               /* tile edge in px: 0 = automatic (restore_auto_tile); >= the image = untiled */
     int overlap;            /* px between neighbouring tiles (at least; 0 = automatic) */
     int64_t batch_pixels;   /* most pixels per U-Net call (0 = RESTORE_BATCH_PIXELS; one tile at least) */
-    /* called after every step (may be NULL): steps done, total */
-    void (*progress)(void *ctx, int done, int total);
+    /* called after every step and every U-Net batch inside a step (may be NULL): steps done of the total,
+     * and the tiles of the current step done of the tiles per step */
+    void (*progress)(void *ctx, int done, int total, int tiles_done, int tiles);
     void *progress_ctx;
 } RestoreOptions;
 

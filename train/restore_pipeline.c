@@ -169,9 +169,11 @@ typedef struct {
     Progress bar;
 } RunProgress;
 
-static void on_step(void *ctx, int done, int total) {
+/* steps for the rate and ETA; within a long step of several tiles (an untiled image is one), the tiles done */
+static void on_step(void *ctx, int done, int total, int tiles_done, int tiles) {
     (void)total;
-    progress_update(&((RunProgress *)ctx)->bar, done, NULL);
+    if (tiles > 1 && tiles_done < tiles) progress_update(&((RunProgress *)ctx)->bar, done, "tile %d/%d", tiles_done, tiles);
+    else progress_update(&((RunProgress *)ctx)->bar, done, "%s", "");
 }
 
 int restorer_run(Restorer *r, const Image *lq, const RestoreEmbedding *const *emb, int n, const RestoreOptions *o,
