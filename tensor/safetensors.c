@@ -213,14 +213,15 @@ StFile *st_open(const char *path) {
         t_set_errmsg("%s: out of memory", path);
         return NULL;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO is refused by the check below instead of blocking the open until a writer comes */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         t_set_errmsg("%s: cannot open: %s", path, strerror(errno));
         return st_fail(f, NULL);
     }
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        t_set_errmsg("%s: not a regular file", path);
+        t_set_errmsg("%s: not a regular file%s", path, S_ISFIFO(sb.st_mode) ? " (a FIFO)" : "");
         close(fd);
         return st_fail(f, NULL);
     }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -252,6 +253,15 @@ static void test_safetensors_header_rules(void **state) {
         assert_non_null(strstr(t_errmsg(), path));
         assert_non_null(strstr(t_errmsg(), cases[i].why));
     }
+    /* a FIFO is refused at once (an open without O_NONBLOCK would wait for a writer forever) */
+    char fifo[200];
+    snprintf(fifo, sizeof fifo, "%s/fifo.safetensors", dir);
+    assert_int_equal(mkfifo(fifo, 0644), 0);
+    alarm(20);
+    assert_null(st_open(fifo));
+    alarm(0);
+    assert_non_null(strstr(t_errmsg(), "not a regular file (a FIFO)"));
+    unlink(fifo);
     /* zero-sized tensors may share an offset, any order of records is fine */
     write_raw(path,
               "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},\"e\":{\"dtype\":\"F32\",\"shape\":[0],"

@@ -41,13 +41,15 @@ bool clip_all_finite(const float *v, int64_t n) {
     return true;
 }
 
-int clip_model_meta(const ClipConfig *cfg, const char *vocab, char *buf, size_t n) {
+int clip_model_meta_object(const ClipConfig *cfg, const char *vocab, JsonObject *meta) {
     char full[4096];
     if (vocab[0] != '/' && realpath(vocab, full)) vocab = full;
+    return clip_config_to_object(cfg, meta) || json_object_set(meta, "vocab", vocab) ? -1 : 0;
+}
+
+int clip_model_meta(const ClipConfig *cfg, const char *vocab, char *buf, size_t n) {
     JsonObject meta = {0};
-    char *text = NULL;
-    if (clip_config_to_object(cfg, &meta) == 0 && json_object_set(&meta, "vocab", vocab) == 0)
-        text = json_object_write(&meta);
+    char *text = clip_model_meta_object(cfg, vocab, &meta) ? NULL : json_object_write(&meta);
     json_object_free(&meta);
     int rc = text && strlen(text) < n ? 0 : -1;
     if (!rc) memcpy(buf, text, strlen(text) + 1);
@@ -55,8 +57,7 @@ int clip_model_meta(const ClipConfig *cfg, const char *vocab, char *buf, size_t 
     return rc;
 }
 
-/* Elements of every tensor in the file: a configuration that needs more parameters than that is not this
- * file's, and is refused before anything is allocated for it. */
+/* Elements of every tensor in the file. */
 static int64_t file_numel(const StFile *f) {
     int64_t total = 0;
     for (int i = 0; i < f->n; i++) {
@@ -65,6 +66,13 @@ static int64_t file_numel(const StFile *f) {
         total += k;
     }
     return total;
+}
+
+int clip_config_fits_file(const ClipConfig *cfg, const StFile *f) {
+    if (clip_param_count(cfg) <= file_numel(f)) return 0;
+    t_set_errmsg("%s: the CLIP configuration needs %lld parameters but the file holds only %lld values", f->path,
+                 (long long)clip_param_count(cfg), (long long)file_numel(f));
+    return -1;
 }
 
 /* The configuration and the recorded vocabulary of a model file. */
@@ -82,9 +90,8 @@ static int read_meta(const char *path, ClipConfig *cfg, char *vocab, size_t vn, 
         snprintf(err, errlen, "%s: no metadata, so no CLIP configuration (not a daclip CLIP model file?)", path);
     } else if (clip_config_from_object(&meta, cfg)) {
         snprintf(err, errlen, "%s: %s", path, t_errmsg());
-    } else if (clip_param_count(cfg) > file_numel(f)) {
-        snprintf(err, errlen, "%s: the CLIP configuration needs %lld parameters but the file holds only %lld values",
-                 path, (long long)clip_param_count(cfg), (long long)file_numel(f));
+    } else if (clip_config_fits_file(cfg, f)) {
+        snprintf(err, errlen, "%s", t_errmsg());
     } else {
         const char *v = json_object_get(&meta, "vocab");
         if (v && strlen(v) >= vn) snprintf(err, errlen, "%s: the recorded vocabulary path is too long", path);

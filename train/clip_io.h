@@ -8,6 +8,8 @@
 #include "clip/model.h"
 #include "clip/tokenizer.h"
 #include "nn/module.h"
+#include "tensor/json.h"
+#include "tensor/safetensors.h"
 
 /* The official vocabulary shipped in data/assets/ (licence in data/assets/LICENSES.md). */
 #define DACLIP_VOCAB_ASSET "clip/bpe_simple_vocab_16e6.txt.gz"
@@ -40,8 +42,14 @@ void clip_model_close(ClipModel *cm);
  * must be reported as an error, not printed as results. */
 bool clip_all_finite(const float *v, int64_t n);
 
-/* The metadata JSON for a model file (config + vocab path). -1 if the path cannot be stored (not valid
- * UTF-8, or longer than n). */
+/* The metadata of a model file: the config (clip_config_to_object) and "vocab" (made absolute), as an object to
+ * which a caller may add its own keys (e.g. "arch") before json_object_write; -1 if the vocabulary path is not
+ * valid UTF-8 (t_errmsg). clip_model_meta gives the text, -1 also when it is longer than n. */
+int clip_model_meta_object(const ClipConfig *cfg, const char *vocab, JsonObject *meta);
 int clip_model_meta(const ClipConfig *cfg, const char *vocab, char *buf, size_t n);
+
+/* A configuration read from a file must not need more parameters than the file holds: checked before the model
+ * is allocated, so a crafted width or depth costs nothing. -1 with t_errmsg() naming the file. */
+int clip_config_fits_file(const ClipConfig *cfg, const StFile *f);
 
 #endif
