@@ -262,8 +262,9 @@ static void free_slots(Loader *l) {
 }
 
 Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg) {
-    if (cfg->batch <= 0 || cfg->patch <= 0 || cfg->clip_size < 0 || cfg->threads <= 0 || cfg->prefetch <= 0) {
-        data_set_error("loader: batch, patch, threads and prefetch must be positive");
+    if (cfg->batch <= 0 || cfg->patch <= 0 || cfg->clip_size < 0 || cfg->threads <= 0 || cfg->prefetch <= 0 ||
+        cfg->start_batch < 0) {
+        data_set_error("loader: batch, patch, threads and prefetch must be positive, start_batch not negative");
         return NULL;
     }
     Loader *l = calloc(1, sizeof *l);
@@ -294,6 +295,7 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg) {
     if (ok && cfg->cache) ok = (l->cache = calloc((size_t)ds->n, sizeof(CacheEntry))) != NULL;
     if (ok) ok = (l->th = calloc((size_t)cfg->threads, sizeof(pthread_t))) != NULL;
     if (!ok) { free_slots(l); free(l->cache); free(l); data_set_error("loader: out of memory"); return NULL; }
+    l->next_claim = l->released = cfg->start_batch;
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->ready, NULL);
     pthread_cond_init(&l->space, NULL);

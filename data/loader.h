@@ -24,6 +24,8 @@ typedef struct {
     int augment;         /* random flips/transpose, default 1 */
     int cache;           /* keep decoded images in memory (small datasets), default 0 */
     int epoch_len;       /* samples per epoch, default = number of images in the dataset */
+    int64_t start_batch; /* number of the first batch handed out, default 0 (a resumed run continues the
+                            sequence of batches where its checkpoint left it) */
     uint64_t seed;
 } LoaderConfig;
 
