@@ -100,8 +100,8 @@ int main(int argc, char **argv) {
     double med = times[1 + reps / 2];
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    printf("daclip   %-5s batch %d %dx%d: %.3f s/batch, peak RSS %.0f MB, arena %.0f MB, threads %d, min %.3f s\n",
-           mode, batch, size, size, med, ru.ru_maxrss / 1024.0, arena_hw / 1048576.0, t_threads(), times[1]);
+    printf("daclip   %-5s batch %d: %.3f s/batch, %dx%d, peak RSS %.0f MB, arena %.0f MB, threads %d, min %.3f s\n",
+           mode, batch, med, size, size, ru.ru_maxrss / 1024.0, arena_hw / 1048576.0, t_threads(), times[1]);
     free(times);
     free(time);
     optim_free(opt);

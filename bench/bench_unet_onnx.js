@@ -33,7 +33,7 @@ async function main() {
   const sorted = times.slice(1).sort((x, y) => x - y);
   const med = sorted[Math.floor(sorted.length / 2)];
   const rss = process.resourceUsage().maxRSS / 1024;
-  console.log(`onnxrt   fwd   batch ${batch} ${size}x${size}: ${med.toFixed(3)} s/batch, peak RSS ${rss.toFixed(0)} MB, ` +
+  console.log(`onnxrt   fwd   batch ${batch}: ${med.toFixed(3)} s/batch, ${size}x${size}, peak RSS ${rss.toFixed(0)} MB, ` +
               `threads 2, min ${sorted[0].toFixed(3)} s`);
 }
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -79,5 +79,5 @@ for r in range(a.reps + 1):
 s = sorted(times[1:])
 med = s[len(s) // 2]
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"pytorch  {a.mode:5s} batch {batch} {size}x{size}: {med:.3f} s/batch, peak RSS {rss:.0f} MB, "
+print(f"pytorch  {a.mode:5s} batch {batch}: {med:.3f} s/batch, {size}x{size}, peak RSS {rss:.0f} MB, "
       f"threads {torch.get_num_threads()}, min {s[0]:.3f} s{' (checkpoint)' if a.checkpoint else ''}")

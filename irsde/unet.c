@@ -125,17 +125,42 @@ static bool check_inputs(const ConditionalUNet *u, Tensor *xt, Tensor *cond, con
     return true;
 }
 
+/* Without a tape, a block's intermediates are dead once it returns. The forward then keeps the arena as a
+ * stack: `settle` moves a block's result down to a mark (releasing everything above it), so what stays is
+ * the result, the skips and the stem, not every intermediate (a 256² forward: ≈2 GB of arena before).
+ * With the tape on, settle does nothing (the tape holds the intermediates for backward). */
+typedef struct {
+    bool on;
+} Compactor;
+
+static Tensor *settle(const Compactor *k, Tensor *y, size_t mark) {
+    if (!k->on || !y) return y;
+    int64_t shape[T_MAX_DIMS];
+    int nd = y->ndim;
+    memcpy(shape, y->shape, sizeof shape);
+    y = t_contiguous(y);
+    size_t bytes = sizeof(float) * (size_t)t_numel(y);
+    const float *src = y->data;
+    t_arena_release(mark);
+    /* the new block lies at or below src (the first fit above mark), so memmove may run over it */
+    float *dst = t_arena_alloc(bytes);
+    memmove(dst, src, bytes);
+    return t_wrap(dst, nd, shape);
+}
+
 Tensor *unet_forward(const ConditionalUNet *u, Tensor *xt, Tensor *cond, const float *time, Tensor *degra,
                      Tensor *content) {
     if (!xt || !cond) return NULL;
     if (!check_inputs(u, xt, cond, time, degra, content)) return NULL;
     const UNetConfig *c = &u->cfg;
     int64_t B = xt->shape[0], H = xt->shape[2], W = xt->shape[3], s = unet_pad_multiple(c);
+    const Compactor k = {.on = !t_grad_enabled()};
+    const size_t start = t_arena_mark();
 
     Tensor *in[2] = {t_sub(xt, cond), cond};
     Tensor *x = t_concat(2, in, 1);                                   /* [B, 2·in_nc, H, W] */
     x = t_pad2d(x, 0, (int)((s - W % s) % s), 0, (int)((s - H % s) % s), T_PAD_REFLECT);
-    x = conv2d_forward(&u->init_conv, x);                             /* [B, nf, H', W'] */
+    x = settle(&k, conv2d_forward(&u->init_conv, x), start);          /* [B, nf, H', W'] */
     Tensor *stem = x;
 
     Tensor *temb = time_mlp_forward(&u->time_mlp, time, B);           /* [B, time_dim] */
@@ -150,32 +175,42 @@ Tensor *unet_forward(const ConditionalUNet *u, Tensor *xt, Tensor *cond, const f
      * (to_q, to_k and norm2 get their exact zero gradients by not being used). */
     Tensor *ctx = c->use_image_context ? t_reshape(content, T_SHAPE(B, 1, c->context_dim)) : NULL;
 
+    /* x_mark: where x starts when x is dead after its next block (the stem is not: it is the long skip) */
+    size_t x_mark = t_arena_mark(), skip_mark[2 * UNET_MAX_DEPTH];
+    bool x_dead_after = false;
     Tensor *skips[2 * UNET_MAX_DEPTH];
     int ns = 0;
     for (int i = 0; i < c->depth; i++) {
         const UNetLevel *l = &u->downs[i];
-        x = resblock_forward(&l->block1, x, temb);
+        size_t m = x_dead_after ? x_mark : t_arena_mark();
+        skip_mark[ns] = m;
+        x = settle(&k, resblock_forward(&l->block1, x, temb), m);
         skips[ns++] = x;
-        x = attention_forward(&l->attn, resblock_forward(&l->block2, x, temb), ctx);
+        m = skip_mark[ns] = t_arena_mark();
+        x = settle(&k, attention_forward(&l->attn, resblock_forward(&l->block2, x, temb), ctx), m);
         skips[ns++] = x;
-        x = level_resample(l, x);
+        x_mark = t_arena_mark();
+        x = settle(&k, level_resample(l, x), x_mark);
+        x_dead_after = true;
     }
-    x = resblock_forward(&u->mid_block1, x, temb);
-    x = attention_forward(&u->mid_attn, x, ctx);
-    x = resblock_forward(&u->mid_block2, x, temb);
+    x = settle(&k, resblock_forward(&u->mid_block1, x, temb), x_mark);
+    x = settle(&k, attention_forward(&u->mid_attn, x, ctx), x_mark);
+    x = settle(&k, resblock_forward(&u->mid_block2, x, temb), x_mark);
     for (int j = 0; j < c->depth; j++) {
         const UNetLevel *l = &u->ups[j];
+        /* each skip lies just below x: once consumed, both are dead */
         Tensor *cat1[2] = {x, skips[--ns]};
-        x = resblock_forward(&l->block1, t_concat(2, cat1, 1), temb);
+        x = settle(&k, resblock_forward(&l->block1, t_concat(2, cat1, 1), temb), skip_mark[ns]);
         Tensor *cat2[2] = {x, skips[--ns]};
-        x = resblock_forward(&l->block2, t_concat(2, cat2, 1), temb);
-        x = level_resample(l, attention_forward(&l->attn, x, ctx));
+        x_mark = skip_mark[ns];
+        x = settle(&k, resblock_forward(&l->block2, t_concat(2, cat2, 1), temb), x_mark);
+        x = settle(&k, level_resample(l, attention_forward(&l->attn, x, ctx)), x_mark);
     }
     Tensor *cat[2] = {x, stem};
     x = resblock_forward(&u->final_res_block, t_concat(2, cat, 1), temb);
     x = conv2d_forward(&u->final_conv, x);                            /* [B, out_nc, H', W'] */
     if (x && (x->shape[2] != H || x->shape[3] != W)) x = t_contiguous(t_slice(t_slice(x, 2, 0, H), 3, 0, W));
-    return x;
+    return settle(&k, x, start);
 }
 
 /* ---------------------------------------------------------------- model files */
