@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #define MAX_VOCAB_FILE_BYTES ((size_t)256 << 20) /* the official file is 3.2 MB decompressed */
@@ -353,6 +354,12 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 
 /* Whole (gzip or plain) file into a NUL-terminated buffer. */
 static char *read_gz(const char *path, size_t *len_out, char *err, size_t errlen) {
+    /* a FIFO or a device would block or never end: only regular files are vocabularies */
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        set_err(err, errlen, "%s: %s", path, errno ? strerror(errno) : "not a regular file");
+        return NULL;
+    }
     errno = 0;
     gzFile f = gzopen(path, "rb");
     if (!f) {

@@ -7,6 +7,7 @@
 
 #include "data/clip_preprocess.h"
 #include "data/dataset.h"
+#include "data/file_io.h"
 #include "data/image_io.h"
 #include "tensor/tensor.h"
 #include "train/commands.h"
@@ -97,20 +98,19 @@ int cmd_classify(int argc, char **argv) {
     float *views = malloc(sizeof(float) * per * BATCH), *probs = malloc(sizeof(float) * DEGRADE_N * BATCH);
     int *at = malloc(sizeof(int) * BATCH);
     FILE *fc = NULL;
-    char tmp[4200] = "";
+    DataOutFile csv_out = {0};
     if (!views || !probs || !at) {
         fprintf(stderr, "daclip classify: out of memory\n");
         rc = 1;
         goto done;
     }
     if (csv) {
-        snprintf(tmp, sizeof tmp, "%s.tmp", csv);
-        fc = fopen(tmp, "w");
-        if (!fc) {
-            perror(tmp);
+        if (data_out_open(&csv_out, csv)) {
+            fprintf(stderr, "daclip classify: %s\n", data_error());
             rc = 1;
             goto done;
         }
+        fc = csv_out.fp;
         fprintf(fc, "file,predicted");
         for (int t = 0; t < DEGRADE_N; t++) fprintf(fc, ",p_%s", degrade_name(t));
         fprintf(fc, "\n");
@@ -153,12 +153,11 @@ int cmd_classify(int argc, char **argv) {
         }
     }
     if (fc) {
-        int bad = fflush(fc) != 0 || ferror(fc);
-        bad |= fclose(fc) != 0;
         fc = NULL;
-        if (bad || rc || rename(tmp, csv)) {
-            if (!rc) fprintf(stderr, "daclip classify: %s: write error\n", csv);
-            unlink(tmp);
+        if (rc) {
+            data_out_abort(&csv_out);
+        } else if (data_out_commit(&csv_out)) {
+            fprintf(stderr, "daclip classify: %s\n", data_error());
             rc = 1;
         } else {
             fprintf(stderr, "wrote %s\n", csv);
@@ -170,10 +169,7 @@ int cmd_classify(int argc, char **argv) {
     }
     if (out_close_stdout("classify")) rc = 1;
 done:
-    if (fc) {
-        fclose(fc);
-        unlink(tmp);
-    }
+    data_out_abort(&csv_out);
     free(views), free(probs), free(at);
     dataset_free_list(files, n);
     daclip_model_free(&m);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "data/file_io.h"
 #include "tensor/tensor.h"
 #include "train/commands.h"
 #include "train/confusion_plot.h"
@@ -20,10 +21,9 @@ static const char usage_head[] =
     "write the same as a CSV (one row per true type) and as a PNG heat map.\n";
 
 static int write_csv(const char *path, const DaclipEval *ev) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return -1;
+    DataOutFile o;
+    if (data_out_open(&o, path)) return -1;
+    FILE *f = o.fp;
     fprintf(f, "true,n,correct,accuracy");
     for (int p = 0; p < DEGRADE_N; p++) fprintf(f, ",pred_%s", degrade_name(p));
     fprintf(f, "\n");
@@ -35,13 +35,7 @@ static int write_csv(const char *path, const DaclipEval *ev) {
         for (int p = 0; p < DEGRADE_N; p++) fprintf(f, ",%lld", (long long)ev->confusion[t][p]);
         fprintf(f, "\n");
     }
-    int bad = fflush(f) != 0 || ferror(f);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path)) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return data_out_commit(&o);
 }
 
 int cmd_eval_daclip(int argc, char **argv) {
@@ -95,7 +89,7 @@ int cmd_eval_daclip(int argc, char **argv) {
     rc = 0;
     if (csv) {
         if (write_csv(csv, &ev)) {
-            fprintf(stderr, "daclip eval-daclip: %s: cannot write\n", csv);
+            fprintf(stderr, "daclip eval-daclip: %s\n", data_error());
             rc = 1;
         } else {
             fprintf(stderr, "wrote %s\n", csv);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "nn/contrastive.h"
+#include "tensor/json.h"
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
 #include "train/clip_io.h"
@@ -20,8 +21,10 @@ static int read_header(const char *path, const char *vocab_override, ClipConfig 
         snprintf(err, errlen, "%s", t_errmsg());
         return -1;
     }
-    if (!f->metadata_json || clip_config_from_json(f->metadata_json, cfg)) {
-        snprintf(err, errlen, "%s: no CLIP configuration in the file's metadata (not a daclip model file?)", path);
+    t_set_errmsg("%s", "");
+    if (!f->metadata_json || clip_config_from_json(f->metadata_json, cfg) || clip_config_fits_file(cfg, f)) {
+        if (f->metadata_json && *t_errmsg()) snprintf(err, errlen, "%s: %s", path, t_errmsg());
+        else snprintf(err, errlen, "%s: no CLIP configuration in the file's metadata (not a daclip model file?)", path);
         st_close(f);
         return -1;
     }
@@ -228,18 +231,17 @@ int daclip_model_load_config(const char *path, const char *vocab, const char *co
 }
 
 int daclip_model_save(const DaclipModel *m, const char *path) {
-    char meta[6000];
-    if (clip_model_meta(&m->clip.cfg, m->vocab, meta, sizeof meta)) {
-        t_set_errmsg("%s: the vocabulary path %s cannot be recorded", path, m->vocab);
-        return -1;
-    }
-    size_t k = strlen(meta);
-    if (k < 2 || k + 20 >= sizeof meta) {
-        t_set_errmsg("%s: metadata too long", path);
-        return -1;
-    }
-    snprintf(meta + k - 1, sizeof meta - (k - 1), ",\"arch\":\"daclip\"}");
-    return params_save_file(&m->ps, path, meta);
+    JsonObject meta = {0};
+    char *text = NULL;
+    int rc = -1;
+    if (clip_model_meta_object(&m->clip.cfg, m->vocab, &meta) || json_object_set(&meta, "arch", "daclip") ||
+        !(text = json_object_write(&meta)))
+        t_set_errmsg("%s: cannot write the metadata (vocabulary path %s)", path, m->vocab);
+    else
+        rc = params_save_file(&m->ps, path, text);
+    free(text);
+    json_object_free(&meta);
+    return rc;
 }
 
 void daclip_model_free(DaclipModel *m) {

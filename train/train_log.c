@@ -26,7 +26,9 @@ static int cut_after(const char *path, int64_t step, char *err, size_t errlen) {
         first = false;
     }
     fclose(in);
-    if (fflush(out) || ferror(out) | fclose(out) || rename(tmp, path)) {
+    int bad = fflush(out) != 0 || ferror(out);
+    bad |= fclose(out) != 0;   /* closed whatever happened */
+    if (bad || rename(tmp, path)) {
         snprintf(err, errlen, "%s: cannot rewrite: %s", path, strerror(errno));
         unlink(tmp);
         return -1;
