@@ -357,7 +357,7 @@ static char *read_gz(const char *path, size_t *len_out, char *err, size_t errlen
     /* a FIFO or a device would block or never end: only regular files are vocabularies */
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-        set_err(err, errlen, "%s: %s", path, errno ? strerror(errno) : "not a regular file");
+        set_err(err, errlen, "%s: cannot open: %s", path, errno ? strerror(errno) : "not a regular file");
         return NULL;
     }
     errno = 0;
