@@ -71,7 +71,7 @@ static void check_case(int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D, 
     double *ref = malloc(sizeof(double) * (size_t)n);
     reference(q, k, v, mask ? mask->data : NULL, scale, ref);
     for (int64_t i = 0; i < n; i++)
-        if (fabs(out->data[i] - ref[i]) > 1e-5 + 1e-4 * fabs(ref[i]))
+        if (!close_enough(out->data[i], ref[i], 1e-5, 1e-4))
             fail_msg("B%lld H%lld Lq%lld Lk%lld D%lld Dv%lld%s%s: out[%lld] = %.7g, want %.7g", (long long)B,
                      (long long)H, (long long)Lq, (long long)Lk, (long long)D, (long long)Dv, fused ? " fused" : "",
                      masked ? " masked" : "", (long long)i, out->data[i], ref[i]);

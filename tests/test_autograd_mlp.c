@@ -71,13 +71,13 @@ static void test_second_backward_runs_only_its_graph(void **state) {
     for (int i = 0; i < 3; i++) w->data[i] = 1.0f;
     Tensor *l1 = t_sum(t_mul_scalar(w, 2.0f), 0, NULL, false);
     t_backward(l1);
-    for (int i = 0; i < 3; i++) assert_float_equal(w->grad[i], 2.0f, 1e-6);
+    for (int i = 0; i < 3; i++) assert_float_close(w->grad[i], 2.0f, 1e-6);
     Tensor *l2 = t_sum(t_mul_scalar(t_exp(t_mul_scalar(w, 0.0f)), 3.0f), 0, NULL, false);
     t_backward(l2);
-    for (int i = 0; i < 3; i++) assert_float_equal(w->grad[i], 2.0f, 1e-6);   /* d l2/dw = 0 */
+    for (int i = 0; i < 3; i++) assert_float_close(w->grad[i], 2.0f, 1e-6);   /* d l2/dw = 0 */
     Tensor *l3 = t_sum(t_mul_scalar(w, 5.0f), 0, NULL, false);
     t_backward(l3);
-    for (int i = 0; i < 3; i++) assert_float_equal(w->grad[i], 7.0f, 1e-6);
+    for (int i = 0; i < 3; i++) assert_float_close(w->grad[i], 7.0f, 1e-6);
     t_free(w);
     t_arena_reset();
 }

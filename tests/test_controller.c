@@ -176,7 +176,7 @@ static void test_reversed_pairing(void **state) {
         float want = 1000.0f * (float)(L - j);
         for (int64_t k = 0; k < t_numel(plain); k++) {
             float got = hidden[j]->data[k] - plain->data[k];
-            if (fabsf(got - want) > 1e-2f) fail_msg("block %d: added %g, expected %g", j, got, want);
+            if (!close_enough(got, want, 1e-2, 0)) fail_msg("block %d: added %g, expected %g", j, got, want);
         }
     }
     t_set_grad_enabled(prev);

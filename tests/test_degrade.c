@@ -13,6 +13,7 @@
 #include "data/degrade.h"
 #include "data/image_io.h"
 #include "data/rng_pcg.h"
+#include "tests/util_check.h"
 #include "tests/util_tmpdir.h"
 
 /* ---- synthetic test images -------------------------------------------------------------------------------- */
@@ -112,7 +113,7 @@ static void test_params_ranges(void **state) {
     (void)state;
     DegradeParams p;
     degrade_default_params(DEG_NOISY, &p);
-    assert_float_equal(p.noise_sigma, 50.0f / 255.0f, 1e-7);
+    assert_float_close(p.noise_sigma, 50.0f / 255.0f, 1e-7);
     assert_int_equal(p.jpeg_quality, 10);
     for (int t = 0; t < DEGRADE_N; t++) {
         degrade_default_params(t, &p);
@@ -187,9 +188,9 @@ static void test_rng(void **state) {
         u += v;
         assert_true(pcg_below(&a, 7) < 7);
     }
-    assert_float_equal(s / n, 0.0, 0.01);
-    assert_float_equal(sqrt(s2 / n), 1.0, 0.01);
-    assert_float_equal(u / n, 0.5, 0.005);
+    assert_float_close(s / n, 0.0, 0.01);
+    assert_float_close(sqrt(s2 / n), 1.0, 0.01);
+    assert_float_close(u / n, 0.5, 0.005);
 }
 
 /* ---- every type: determinism, shapes ---------------------------------------------------------------------- */
@@ -269,8 +270,8 @@ static void test_noisy_sigma(void **state) {
     p.noise_sigma = 25.0f / 255.0f;   /* 0.5 ± 5σ: no clipping, the residual is exactly N(0, σ²) */
     apply_ok(&clean, DEG_NOISY, &p, 3, &out);
     for (int ch = 0; ch < 3; ch++) {
-        assert_float_equal(mean_of(&out, ch), 0.5, 0.003);
-        assert_float_equal(std_of(&out, ch) / p.noise_sigma, 1.0, 0.03);
+        assert_float_close(mean_of(&out, ch), 0.5, 0.003);
+        assert_float_close(std_of(&out, ch) / p.noise_sigma, 1.0, 0.03);
     }
     image_free(&out);
     /* the official σ = 50/255 on a 0.5 image clips beyond ±2.55σ, which lowers the std by ~4% */
@@ -315,7 +316,7 @@ static void test_jpeg_blocks(void **state) {
     apply_ok(&clean, DEG_JPEG, &p, 1, &q50);
     assert_false(images_equal(&q10, &clean));
     /* decoded values are 8-bit levels */
-    for (size_t i = 0; i < n_floats(&q10); i += 7) assert_float_equal(q10.px[i] * 255.0f, roundf(q10.px[i] * 255.0f), 1e-3);
+    for (size_t i = 0; i < n_floats(&q10); i += 7) assert_float_close(q10.px[i] * 255.0f, roundf(q10.px[i] * 255.0f), 1e-3);
     double b0 = blockiness(&clean), b10 = blockiness(&q10), b50 = blockiness(&q50);
     assert_true(b0 < 1.1);
     assert_true(b10 > 1.5);
@@ -490,7 +491,7 @@ static void test_motion_blurry(void **state) {
     for (uint64_t s = 0; s < 4; s++) {
         apply_ok(&clean, DEG_MOTION_BLURRY, NULL, s, &out);
         assert_true(hf_energy(&out) < 0.3 * hf_energy(&clean));
-        for (int ch = 0; ch < 3; ch++) assert_float_equal(mean_of(&out, ch), mean_of(&clean, ch), 0.01);
+        for (int ch = 0; ch < 3; ch++) assert_float_close(mean_of(&out, ch), mean_of(&clean, ch), 0.01);
         image_free(&out);
     }
     /* a bigger kernel blurs more */

@@ -13,6 +13,7 @@
 
 #include "tensor/gemm.h"
 #include "tensor/tensor.h"
+#include "tests/util_check.h"
 
 static void fill(float *p, int64_t n, unsigned *s) {
     for (int64_t i = 0; i < n; i++) {
@@ -51,7 +52,7 @@ static double check_case(bool ta, bool tb, int64_t M, int64_t N, int64_t K, floa
             if (brow) ref += br[i], mag += fabs(br[i]);
             if (bcol) ref += bc[j], mag += fabs(bc[j]);
             double e = fabs(C[i * ldc + j] - ref) / mag;
-            if (e > worst) worst = e;
+            worst = worst_of(worst, e);
         }
         /* padding columns beyond N must be untouched */
         for (int64_t j = N; j < ldc; j++) assert_true(C[i * ldc + j] == C0[i * ldc + j]);
@@ -69,7 +70,7 @@ static void test_transposes_and_edges(void **state) {
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
         for (int t = 0; t < 4; t++) {
             double e = check_case(t & 1, t & 2, sizes[s][0], sizes[s][1], sizes[s][2], 1.0f, 0.0f, false, false, 3);
-            if (e > 1e-6) fail_msg("M=%lld N=%lld K=%lld ta=%d tb=%d: relative error %.3g", (long long)sizes[s][0],
+            if (!(e <= 1e-6)) fail_msg("M=%lld N=%lld K=%lld ta=%d tb=%d: relative error %.3g", (long long)sizes[s][0],
                                    (long long)sizes[s][1], (long long)sizes[s][2], t & 1, (t & 2) != 0, e);
         }
 }
@@ -80,7 +81,7 @@ static void test_alpha_beta_bias(void **state) {
     for (int bi = 0; bi < 3; bi++)
         for (int bias = 0; bias < 4; bias++) {
             double e = check_case(bias & 1, false, 70, 150, 1000, 0.75f, betas[bi], bias & 1, bias & 2, 0);
-            if (e > 1e-6) fail_msg("beta=%g bias=%d: relative error %.3g", betas[bi], bias, e);
+            if (!(e <= 1e-6)) fail_msg("beta=%g bias=%d: relative error %.3g", betas[bi], bias, e);
         }
     /* small products take the BLAS path: the same contract */
     assert_true(check_case(false, true, 5, 6, 7, 2.0f, 1.0f, true, true, 1) < 1e-6);
@@ -146,7 +147,7 @@ static void test_shifted_windows(void **state) {
             assert_true(t_sgemm_shifted(cols, M, N, K, 0.5f, A, K, src, off, 1.0f, C, N, bias));
             t_sgemm_bias(false, false, M, N, K, 0.5f, A, K, B, N, 1.0f, R, N, bias, NULL);
             for (int64_t i = 0; i < M * N; i++)
-                if (fabsf(C[i] - R[i]) > 1e-4f * (1.0f + fabsf(R[i])))
+                if (!close_enough(C[i], R[i], 1e-4, 1e-4))
                     fail_msg("dims %zu cols %d: element %lld %g vs %g", d, cols, (long long)i, C[i], R[i]);
             free(A), free(src), free(B), free(C), free(R), free(bias), free(off);
         }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "data/image_io.h"
 #include "data/image_ops.h"
+#include "tests/util_check.h"
 #include "tests/util_tmpdir.h"
 
 static char tmpdir[64];
@@ -37,7 +38,7 @@ static float max_abs_diff(const Image *a, const Image *b) {
     assert_int_equal(a->h, b->h);
     assert_int_equal(a->c, b->c);
     float m = 0;
-    for (size_t i = 0; i < (size_t)a->w * a->h * a->c; i++) m = fmaxf(m, fabsf(a->px[i] - b->px[i]));
+    for (size_t i = 0; i < (size_t)a->w * a->h * a->c; i++) m = (float)worst_of(m, fabsf(a->px[i] - b->px[i]));
     return m;
 }
 
@@ -55,7 +56,7 @@ static void test_png_roundtrip_8_and_16(void **state) {
     a.px[0] = 0.123456f;                          /* not a uint8 level: 16-bit keeps it to 1/65535 */
     assert_int_equal(png_write(p16, &a, 16), 0);
     assert_int_equal(png_read(p16, &b), 0);
-    assert_true(fabsf(b.px[0] - 0.123456f) < 1.0f / 65535.f);
+    assert_true(close_enough(b.px[0], 0.123456f, 1.0 / 65535, 0));
     assert_true(max_abs_diff(&a, &b) < 1.0f / 65535.f);
     image_free(&a);
     image_free(&b);
@@ -71,7 +72,7 @@ static void test_png_grey_written_loads_as_rgb(void **state) {
     assert_int_equal(image_load(p, &b), 0);
     assert_int_equal(b.c, 3);
     for (int i = 0; i < 20; i++)
-        for (int k = 0; k < 3; k++) assert_float_equal(b.px[3 * i + k], a.px[i], 1e-6);
+        for (int k = 0; k < 3; k++) assert_float_close(b.px[3 * i + k], a.px[i], 1e-6);
     image_free(&a);
     image_free(&b);
 }
@@ -229,23 +230,23 @@ static void test_geometric_ops(void **state) {
     assert_int_equal(image_rot90(&a, 1, &r), 0);      /* np.rot90: [[2 5] [1 4] [0 3]] */
     float rot[6] = { 2, 5, 1, 4, 0, 3 };
     assert_int_equal(r.w, 2);
-    for (int i = 0; i < 6; i++) assert_float_equal(r.px[i], rot[i], 0);
+    for (int i = 0; i < 6; i++) assert_float_close(r.px[i], rot[i], 0);
     image_free(&r);
     assert_int_equal(image_transpose(&a, &t), 0);     /* [[0 3] [1 4] [2 5]] */
     float tr[6] = { 0, 3, 1, 4, 2, 5 };
-    for (int i = 0; i < 6; i++) assert_float_equal(t.px[i], tr[i], 0);
+    for (int i = 0; i < 6; i++) assert_float_close(t.px[i], tr[i], 0);
     image_free(&t);
     assert_int_equal(image_pad_reflect(&a, 1, 1, 2, 2, &t), 0);   /* numpy reflect */
     assert_int_equal(t.w, 7);
     float row0[7] = { 5, 4, 3, 4, 5, 4, 3 };
-    for (int i = 0; i < 7; i++) assert_float_equal(t.px[i], row0[i], 0);
+    for (int i = 0; i < 7; i++) assert_float_close(t.px[i], row0[i], 0);
     image_free(&t);
     image_hflip(&a);
-    assert_float_equal(a.px[0], 2, 0);
+    assert_float_close(a.px[0], 2, 0);
     image_vflip(&a);
-    assert_float_equal(a.px[0], 5, 0);
+    assert_float_close(a.px[0], 5, 0);
     assert_int_equal(image_crop(&a, 1, 0, 2, 2, &t), 0);
-    assert_float_equal(t.px[0], 4, 0);
+    assert_float_close(t.px[0], 4, 0);
     image_free(&t);
     assert_int_equal(image_crop(&a, 2, 0, 2, 2, &t), -1);
     image_free(&a);
@@ -254,14 +255,14 @@ static void test_geometric_ops(void **state) {
     assert_int_equal(image_alloc(&c, 2, 1, 3), 0);
     for (int k = 0; k < 3; k++) { c.px[k] = 1.f; c.px[3 + k] = 0.f; }
     assert_int_equal(image_rgb_to_y(&c, &y), 0);
-    assert_float_equal(y.px[0], 235.f / 255.f, 1e-5);
-    assert_float_equal(y.px[1], 16.f / 255.f, 1e-6);
+    assert_float_close(y.px[0], 235.f / 255.f, 1e-5);
+    assert_float_close(y.px[1], 16.f / 255.f, 1e-6);
     image_free(&y);
     Image ycc, back;
     c.px[0] = 0.2f; c.px[1] = 0.7f; c.px[2] = 0.4f;
     assert_int_equal(image_rgb_to_ycbcr(&c, &ycc), 0);
     assert_int_equal(image_ycbcr_to_rgb(&ycc, &back), 0);
-    for (int i = 0; i < 6; i++) assert_float_equal(back.px[i], c.px[i], 1e-4);
+    for (int i = 0; i < 6; i++) assert_float_close(back.px[i], c.px[i], 1e-4);
     image_free(&ycc); image_free(&back); image_free(&c);
 }
 

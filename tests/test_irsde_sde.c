@@ -36,7 +36,7 @@ static float fx_scalar(const Fixture *fx, const char *name) {
 
 static double max_abs_diff(const float *a, const float *b, int64_t n) {
     double m = 0;
-    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+    for (int64_t i = 0; i < n; i++) m = worst_of(m, fabs((double)a[i] - b[i]));
     return m;
 }
 
@@ -61,9 +61,9 @@ static void test_schedules_match_reference(void **state) {
         char key[64], what[96];
         snprintf(key, sizeof key, "%s.meta", cases[c].name);
         const float *meta = fixture_get(&fx, key, NULL);
-        assert_float_equal(s.lambda, meta[0], 1e-7);
+        assert_float_close(s.lambda, meta[0], 1e-7);
         assert_int_equal(s.steps, (int)meta[2]);
-        assert_float_equal(s.time_scale, meta[3], 1e-6);
+        assert_float_close(s.time_scale, meta[3], 1e-6);
         int n = s.steps;
         struct {
             const char *field;
@@ -84,13 +84,13 @@ static void test_schedules_match_reference(void **state) {
             check_close(arrays[a].ours, ref, m, 1e-5, 0, what);
             snprintf(what, sizeof what, "%s (float32 order)", key);
             check_close(arrays[a].ours, ref, m, 1e-12, 2e-5, what);
-            worst = fmax(worst, max_abs_diff(arrays[a].ours, ref, m));
+            worst = worst_of(worst, max_abs_diff(arrays[a].ours, ref, m));
         }
         snprintf(key, sizeof key, "%s.dt", cases[c].name);
-        assert_float_equal(s.dt, fx_scalar(&fx, key), 1e-6 * s.dt);
+        assert_float_close(s.dt, fx_scalar(&fx, key), 1e-6 * s.dt);
         snprintf(key, sizeof key, "%s.time_input", cases[c].name);
         const float *ti = fixture_get(&fx, key, NULL);
-        for (int t = 1; t <= n; t++) assert_float_equal(irsde_time_input(&s, t), ti[t - 1], 0);
+        for (int t = 1; t <= n; t++) assert_float_close(irsde_time_input(&s, t), ti[t - 1], 0);
         print_message("%-11s max |ours - torch| over all arrays %.3g\n", cases[c].name, worst);
         irsde_free(&s);
     }
@@ -103,8 +103,8 @@ static void test_reference_doc_table(void **state) {
     IrSdeOptions o = irsde_options_default();
     IrSde s;
     assert_int_equal(irsde_init(&s, &o), 0);
-    assert_float_equal(s.lambda, 0.196078, 1e-6);
-    assert_float_equal(s.dt, 0.1040938, 1e-7);
+    assert_float_close(s.lambda, 0.196078, 1e-6);
+    assert_float_close(s.dt, 0.1040938, 1e-7);
     const struct {
         int t;
         double theta, sigma, theta_bar, sigma_bar, decay;
@@ -116,11 +116,11 @@ static void test_reference_doc_table(void **state) {
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         int t = rows[i].t;
-        assert_float_equal(s.theta[t], rows[i].theta, 6e-7);
-        assert_float_equal(s.sigma[t], rows[i].sigma, 6e-7);
-        assert_float_equal(s.theta_bar[t], rows[i].theta_bar, t == 50 ? 6e-6 : 6e-5);
-        assert_float_equal(s.sigma_bar[t], rows[i].sigma_bar, 6e-6);
-        assert_float_equal(s.decay[t], rows[i].decay, 6e-7);
+        assert_float_close(s.theta[t], rows[i].theta, 6e-7);
+        assert_float_close(s.sigma[t], rows[i].sigma, 6e-7);
+        assert_float_close(s.theta_bar[t], rows[i].theta_bar, t == 50 ? 6e-6 : 6e-5);
+        assert_float_close(s.sigma_bar[t], rows[i].sigma_bar, 6e-6);
+        assert_float_close(s.decay[t], rows[i].decay, 6e-7);
     }
     const struct {
         int t;
@@ -138,14 +138,14 @@ static void test_reference_doc_table(void **state) {
                C = exp(-(double)s.theta_bar[t - 1] * dt);
         double term1 = A * (1 - C * C) / (1 - B * B), term2 = C * (1 - A * A) / (1 - B * B);
         double tol2 = post[i].term2 < 0.01 ? 6e-7 : 6e-5;
-        assert_float_equal(term1, post[i].term1, 6e-5);
-        assert_float_equal(term2, post[i].term2, tol2);
-        assert_float_equal(s.term1[t], post[i].term1, 1e-4);
-        assert_float_equal(s.term2[t], post[i].term2, 1e-4);
-        assert_float_equal(irsde_posterior_std(&s, t), post[i].std, post[i].std_tol);
+        assert_float_close(term1, post[i].term1, 6e-5);
+        assert_float_close(term2, post[i].term2, tol2);
+        assert_float_close(s.term1[t], post[i].term1, 1e-4);
+        assert_float_close(s.term2[t], post[i].term2, 1e-4);
+        assert_float_close(irsde_posterior_std(&s, t), post[i].std, post[i].std_tol);
     }
-    assert_float_equal(irsde_posterior_std(&s, 0), 0, 0);
-    assert_float_equal(irsde_posterior_std(&s, 101), 0, 0);
+    assert_float_close(irsde_posterior_std(&s, 0), 0, 0);
+    assert_float_close(irsde_posterior_std(&s, 101), 0, 0);
     irsde_free(&s);
 }
 
@@ -195,7 +195,7 @@ static void test_steps_match_reference(void **state) {
     assert_non_null(loss);
     assert_int_equal(t_numel(loss), 1);
     float ref = fx_scalar(&fx, "loss");
-    assert_float_equal(loss->data[0], ref, 1e-6 * fabs(ref));
+    assert_float_close(loss->data[0], ref, 1e-6 * fabs(ref));
     t_backward(loss);
     assert_non_null(e->grad);
     check_close(e->grad, fixture_get(&fx, "grad_noise_hat", NULL), total, 1e-6, 1e-5, "d loss / d noise_hat");

@@ -98,7 +98,7 @@ static double max_abs(const float *a, int64_t n) {
 static double check_normwise(const float *a, const float *ref, int64_t n, double scale, const char *what) {
     double worst = 0;
     check_close(a, ref, n, RTOL * scale, RTOL, what);
-    for (int64_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)a[i] - ref[i]) / (scale > 0 ? scale : 1));
+    for (int64_t i = 0; i < n; i++) worst = worst_of(worst, fabs((double)a[i] - ref[i]) / (scale > 0 ? scale : 1));
     return worst;
 }
 
@@ -143,7 +143,7 @@ static double check_param_grad(const Fixture *fx, const Param *p) {
             proj[0] += probe_sign(p->name, 0, i) * g[i];
             proj[1] += probe_sign(p->name, 1, i) * g[i];
             l1 += fabs(g[i]);
-            mx = fmax(mx, fabs(g[i]));
+            mx = worst_of(mx, fabs(g[i]));
         }
         for (int k = 0; k < 2; k++)
             if (!(fabs(proj[k] - probe[k]) <= RTOL * probe[2]))
@@ -151,7 +151,7 @@ static double check_param_grad(const Fixture *fx, const Param *p) {
                          RTOL * probe[2]);
         if (!(fabs(l1 - probe[2]) <= RTOL * probe[2]) || !(fabs(mx - probe[3]) <= RTOL * probe[3]))
             fail_msg("%s: sum |g| %.9g (expected %.9g), max |g| %.9g (expected %.9g)", what, l1, probe[2], mx, probe[3]);
-        worst = fmax(worst, fabs(proj[0] - probe[0]) / fmax(probe[2], 1e-30));
+        worst = worst_of(worst, fabs(proj[0] - probe[0]) / fmax(probe[2], 1e-30));
     }
     free(zeros);
     return worst;
@@ -241,10 +241,10 @@ static void run_reference_case(const char *file, const UNetConfig *expect) {
         int64_t m;
         const float *g = fixture_get(&fx, key, &m);
         assert_non_null(ins[k]->grad);
-        w_in = fmax(w_in, check_normwise(ins[k]->grad, g, m, max_abs(g, m), key));
+        w_in = worst_of(w_in, check_normwise(ins[k]->grad, g, m, max_abs(g, m), key));
     }
     double w_par = 0;
-    for (int i = 0; i < ps.n; i++) w_par = fmax(w_par, check_param_grad(&fx, &ps.items[i]));
+    for (int i = 0; i < ps.n; i++) w_par = worst_of(w_par, check_param_grad(&fx, &ps.items[i]));
     print_message("%s: %d tensors, %lld values; worst error / max|ref|: output %.2g, input grads %.2g, "
                   "parameter grads %.2g\n",
                   file, ps.n, (long long)params_count(&ps, "", false), w_out, w_in, w_par);

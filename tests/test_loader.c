@@ -12,6 +12,7 @@
 #include "data/clip_preprocess.h"
 #include "data/image_io.h"
 #include "data/loader.h"
+#include "tests/util_check.h"
 #include "tests/util_tmpdir.h"
 
 static char root[64];
@@ -86,12 +87,12 @@ static void test_alignment_clip_and_balance(void **state) {
             const float *lq = b->lq + i * np, *gt = b->gt + i * np;
             /* LQ = 1 − GT pixelwise; the enlarged (bicubic, clamped) small image keeps it only approximately */
             for (size_t j = 0; j < np; j++)
-                if (fabsf(lq[j] + gt[j] - 1.f) > 2e-2f) fail_msg("sample %d px %zu: LQ/GT not aligned", i, j);
+                if (!close_enough(lq[j] + gt[j], 1.0, 2e-2, 0)) fail_msg("sample %d px %zu: LQ/GT not aligned", i, j);
             for (int y = 0; y < 64; y++)
                 for (int x = 0; x < 64; x++)
                     for (int k = 0; k < 3; k++) image_at(&patch, x, y)[k] = lq[(size_t)k * 4096 + y * 64 + x];
             assert_int_equal(clip_preprocess(&patch, 32, clip), 0);
-            for (size_t j = 0; j < nc; j++) assert_float_equal(clip[j], b->clip[i * nc + j], 1e-6);
+            for (size_t j = 0; j < nc; j++) assert_float_close(clip[j], b->clip[i * nc + j], 1e-6);
         }
     }
     assert_int_equal(count[1], 8);   /* hazy */

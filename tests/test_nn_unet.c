@@ -196,11 +196,11 @@ static void test_sinusoidal_values(void **state) {
     Tensor *e = sinusoidal_embedding((const float[]){0.0f, 100.0f}, 2, 64);
     assert_non_null(e);
     for (int k = 0; k < 32; k++) {
-        assert_float_equal(e->data[k], 0.0f, 0);            /* sin(0) */
-        assert_float_equal(e->data[32 + k], 1.0f, 0);       /* cos(0) */
+        assert_float_close(e->data[k], 0.0f, 0);            /* sin(0) */
+        assert_float_close(e->data[32 + k], 1.0f, 0);       /* cos(0) */
         double f = exp(-k * log(10000.0) / 31.0);
-        assert_float_equal(e->data[64 + k], sin(100.0 * f), 2e-5);
-        assert_float_equal(e->data[96 + k], cos(100.0 * f), 2e-5);
+        assert_float_close(e->data[64 + k], sin(100.0 * f), 2e-5);
+        assert_float_close(e->data[96 + k], cos(100.0 * f), 2e-5);
     }
 }
 
@@ -324,14 +324,14 @@ static void test_fused_ops_extremes(void **state) {
     Tensor *a = t_from(T_SHAPE(1, 4), (const float[]){-200.0f, -90.0f, 90.0f, 200.0f});
     Tensor *y = nn_silu_add(a, t_zeros(T_SHAPE(1, 4)));
     assert_non_null(y);
-    assert_float_equal(y->data[0], 0.0f, 1e-30);
-    assert_float_equal(y->data[1], 0.0f, 1e-30);
-    assert_float_equal(y->data[2], 90.0f, 1e-5);
-    assert_float_equal(y->data[3], 200.0f, 1e-5);
+    assert_float_close(y->data[0], 0.0f, 1e-30);
+    assert_float_close(y->data[1], 0.0f, 1e-30);
+    assert_float_close(y->data[2], 90.0f, 1e-5);
+    assert_float_close(y->data[3], 200.0f, 1e-5);
     Tensor *x = t_from(T_SHAPE(1, 4), (const float[]){3.0f, 5.0f, -30.0f, 30.0f});   /* a = 3, 5; g = -30, 30 */
     Tensor *z = nn_geglu(x);
-    assert_float_equal(z->data[0], 0.0f, 1e-30);
-    assert_float_equal(z->data[1], 150.0f, 1e-4);
+    assert_float_close(z->data[0], 0.0f, 1e-30);
+    assert_float_close(z->data[1], 150.0f, 1e-4);
 }
 
 /* ---------------------------------------------------------------- init and sizes */

@@ -169,7 +169,7 @@ static double max_rel(const float *a, const float *b, int64_t n, double floor) {
     double worst = 0;
     for (int64_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - b[i]) / (fabs((double)b[i]) + floor);
-        worst = d > worst ? d : worst;
+        worst = worst_of(worst, d);
     }
     return worst;
 }
@@ -248,7 +248,7 @@ static void test_chunked_attention_in_unet(void **state) {
     double diff = 0, mag = 0;
     for (int64_t i = 0; i < t_numel(a); i++) {
         double e = fabs((double)a->data[i] - b->data[i]);
-        diff = e > diff ? e : diff, mag = fabs(a->data[i]) > mag ? fabs(a->data[i]) : mag;
+        diff = worst_of(diff, e), mag = worst_of(mag, fabs(a->data[i]));
     }
     print_message("U-Net 128x160, chunked vs unchunked self-attention: max |diff| %.2e (outputs up to %.2f)\n", diff, mag);
     assert_true(diff > 0 || mag > 0);
@@ -403,7 +403,7 @@ static void test_restore_deterministic(void **state) {
         assert_memory_equal(a.out, ref, sizeof(float) * n);
         print_message("mode %s: 1 and 2 threads give identical images\n", mode ? "sde" : "posterior");
         double moved = 0;
-        for (size_t i = 0; i < n; i++) moved = fmax(moved, fabs((double)ref[i] - a.lq[i]));
+        for (size_t i = 0; i < n; i++) moved = worst_of(moved, fabs((double)ref[i] - a.lq[i]));
         assert_true(moved > 1e-3);   /* the sampler changed the image */
     }
     /* one U-Net batch of two 37x53 images: the same noise, but the convolutions' GEMMs are split by batch
@@ -413,7 +413,7 @@ static void test_restore_deterministic(void **state) {
     TestImage both[2] = {a, b};
     run_restore(both, 2, 0, 0, IRSDE_SAMPLE_POSTERIOR);
     double worst = 0, mag = 0;
-    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)both[0].out[i] - ref[i])), mag = fmax(mag, fabs(ref[i]));
+    for (size_t i = 0; i < n; i++) worst = worst_of(worst, fabs((double)both[0].out[i] - ref[i])), mag = worst_of(mag, fabs(ref[i]));
     print_message("batched with another image: max |diff| %.2e, values up to %.1f\n", worst, mag);
     assert_true(worst <= 1e-6 * mag);
     irsde_free(&short_sde);
@@ -458,7 +458,7 @@ static void test_tiled_equals_untiled(void **state) {
                 size_t i = (size_t)c * hw + (size_t)y * w + x;
                 int zy = zone_of(y, ys, ny, tile, ov), zx = zone_of(x, xs, nx, tile, ov), z = zy > zx ? zy : zx;
                 double d = fabs((double)t.out[i] - whole[i]);
-                worst = fmax(worst, d);
+                worst = worst_of(worst, d);
                 change += fabs((double)whole[i] - t.lq[i]);
                 diff[z] += d, nd[z]++;
                 if (x + 1 < w) {

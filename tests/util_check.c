@@ -1,3 +1,4 @@
+#include <float.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,6 +33,18 @@ void check_tensor_close(const Tensor *a, const float *expect, double atol, doubl
     t_copy_to(a, buf);
     check_close(buf, expect, n, atol, rtol, what);
     free(buf);
+}
+
+bool close_enough(double got, double want, double atol, double rtol) {
+    return isfinite(got) && isfinite(want) && fabs(got - want) <= atol + rtol * fabs(want);
+}
+
+double worst_of(double m, double x) { return isnan(m) || isnan(x) ? NAN : x > m ? x : m; }
+
+bool float_equal_finite(float a, float b, float eps) {
+    if (!isfinite(a) || !isfinite(b)) return false;
+    float d = fabsf(a - b), larger = fabsf(a) > fabsf(b) ? fabsf(a) : fabsf(b);
+    return d <= eps || d <= larger * FLT_EPSILON;
 }
 
 static uint64_t mix(uint64_t *s) {

@@ -12,6 +12,24 @@
 void check_close(const float *a, const float *b, int64_t n, double atol, double rtol, const char *what);
 void check_tensor_close(const Tensor *a, const float *expect, double atol, double rtol, const char *what);
 
+/* Scalar form of the same rule, for tests that report their own message: true only when both values are
+ * finite and |got-want| <= atol + rtol*|want|. Use it (not `fabs(got - want) > tol`, which is false for
+ * NaN) for every value comparison. */
+bool close_enough(double got, double want, double atol, double rtol);
+/* max(m, x) that keeps a NaN (fmax drops it): once an error is NaN the running worst stays NaN, and a
+ * final `assert_true(worst <= tol)` fails. Infinity wins as the maximum anyway. */
+double worst_of(double m, double x);
+
+/* cmocka's assert_float_equal passes when either value is NaN. This has its rule (|a-b| <= eps, or within
+ * FLT_EPSILON of the larger magnitude, in float) but is false for NaN or infinity; use assert_float_close. */
+bool float_equal_finite(float a, float b, float eps);
+#define assert_float_close(a, b, eps)                                                                          \
+    do {                                                                                                       \
+        float got_ = (float)(a), want_ = (float)(b);                                                           \
+        if (!float_equal_finite(got_, want_, (float)(eps)))                                                    \
+            fail_msg("%s = %.9g, expected %.9g (eps %g)", #a, (double)got_, (double)want_, (double)(eps));     \
+    } while (0)
+
 /* Finite-difference gradient check of f at the given inputs (contiguous, requires_grad set by the
  * check). Compares the tape's gradient of L = sum(r * f(x)) (r random, fixed) with central differences
  * for up to max_checks elements per input. Fails the test on mismatch; returns the number of elements
