@@ -12,7 +12,10 @@
  * slivers sit lda apart, and with lda a multiple of 1 KB (768, 3072) they all fall in one L1 set. The micro-kernel keeps the 8×48 tile of C in 24 zmm accumulators: per k, three
  * vector loads of B, eight broadcasts of A, 24 FMAs.
  * Every element of C is summed in the same order (k ascending within a block, blocks in order) whatever
- * the thread count. Transposed operands are packed with 16×16 in-register transposes. */
+ * the thread count. That holds only when this kernel runs: products under MIN_FLOPS, CPUs without
+ * AVX-512F, DACLIP_GEMM=blas, a busy lock or slot (run_ours) and failed scratch allocation go to OpenBLAS,
+ * whose sums can change with the thread count (docs/architecture.md, Threads). Transposed operands are
+ * packed with 16×16 in-register transposes. */
 #include "tensor/gemm.h"
 
 #include <cblas.h>
@@ -447,7 +450,9 @@ static void scale_and_bias(int64_t M, int64_t N, float beta, float *C, int64_t l
 }
 
 #if GEMM_HAVE_AVX512_CODE
-/* Our kernel, threaded or on the calling thread; false when it cannot run (lock or slot busy, memory). */
+/* Our kernel, threaded or on the calling thread; false when it cannot run (lock or slot busy, memory), and
+ * the caller then uses OpenBLAS: a GEMM issued concurrently from a second non-OpenMP thread, or from two
+ * teams with the same thread number, loses thread-count independence, at a timing-dependent moment. */
 static bool run_ours(const Gemm *g) {
     if (omp_in_parallel()) return gemm_in_thread(g);
     if (pthread_mutex_trylock(&g_lock) != 0) return false;
