@@ -107,7 +107,6 @@ int main(int argc, char **argv) {
     for (int m = 0; m < 5; m++) printf("%s,%.4f\n", names[m], median_ms((Mode)m));
     t_free(qkv);
     t_arena_shutdown();
-    extern void t_tape_free(void);
     t_tape_free();
     return 0;
 }

@@ -263,7 +263,6 @@ int main(int argc, char **argv) {
     bench_conv();
     bench_elementwise();
     t_arena_shutdown();
-    extern void t_tape_free(void);
     t_tape_free();
     return 0;
 }

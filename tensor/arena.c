@@ -20,9 +20,6 @@ static Block blocks[ARENA_MAX_BLOCKS];
 static int n_blocks, cur;          /* blocks in use: 0..cur */
 static size_t high_water;
 
-extern void t_tape_truncate_to(size_t mark);  /* autograd.c */
-extern void t_tape_clear(void);
-
 static size_t used_total(void) {
     size_t s = 0;
     for (int i = 0; i < cur && i < n_blocks; i++) s += blocks[i].size;   /* earlier blocks count whole */

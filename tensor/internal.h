@@ -41,4 +41,9 @@ void t_grad_add(Tensor *t, const float *src, int64_t n);
  * TLB a few entries instead of thousands. */
 void t_advise_huge_pages(void *p, size_t bytes);
 
+/* The tape's side of the arena (autograd.c): releasing the arena to `mark` drops the nodes recorded after
+ * it; a reset drops them all. */
+void t_tape_truncate_to(size_t mark);
+void t_tape_clear(void);
+
 #endif

@@ -1,7 +1,8 @@
 #ifndef DACLIP_TENSOR_OPS_H
 #define DACLIP_TENSOR_OPS_H
 /* Differentiable ops. Each returns a new arena tensor (contiguous unless it is a view op in tensor.h),
- * records a tape node when grad is on, and has a backward that adds into its inputs' gradients.
+ * records a tape node when grad is on, and has a backward that adds into its inputs' gradients (or
+ * stores, as the first writer of a gradient it covers whole: tensor/grad_write.h).
  * Shapes follow PyTorch; broadcasting follows NumPy. Any NULL input -> NULL output. */
 #include "tensor/tensor.h"
 

@@ -12,8 +12,11 @@
  * Autograd rules
  *   - An op records a tape node iff grad mode is on and one of its inputs requires grad.
  *   - Tape order is creation order, which is a topological order: t_backward() walks it in reverse.
- *   - Gradients are contiguous buffers in the tensor's logical shape; backward functions always add
- *     (+=) into them, so fan-out sums for free. Views scatter their gradient into the parent's.
+ *   - Gradients are contiguous buffers in the tensor's logical shape; backward functions add (+=) into
+ *     them, so fan-out sums for free. The exception is the first writer: a backward that covers every
+ *     element of a gradient that does not exist yet (tensor/grad_write.h) or is only marked zero
+ *     (t_zero_grad_lazy, t_grad_buf_overwrite) stores (=) instead. Views scatter their gradient into the
+ *     parent's.
  *   - In no-grad mode nothing is recorded and nothing saved.
  * Errors
  *   - A shape or rank mismatch calls the error handler with "op: message [shapes]". The default handler
@@ -47,7 +50,7 @@ typedef void (*TBackwardFn)(TNode *n);
 
 struct TNode {
     const char *op;              /* op name, for errors and debugging */
-    TBackwardFn backward;        /* reads n->out->grad, adds into inputs' grads */
+    TBackwardFn backward;        /* reads n->out->grad, adds into inputs' grads (a first writer stores) */
     Tensor *out;
     int n_in;
     Tensor **in;                 /* inputs (arena) */
@@ -116,6 +119,9 @@ void t_backward(Tensor *root);
 /* Seeds root's gradient with `seed` (contiguous, root's shape) and runs the tape backwards. */
 void t_backward_with(Tensor *root, const float *seed);
 size_t t_tape_len(void);
+/* Frees the tape's own storage (end of program, after the last backward; with t_arena_shutdown it leaves
+ * nothing for a leak checker). A later op grows a new tape. */
+void t_tape_free(void);
 /* Frees a persistent tensor's gradient buffer (a frozen parameter needs none); a later backward that
  * reaches it allocates a new one. */
 void t_drop_grad(Tensor *t);

@@ -337,7 +337,6 @@ int main(void) {
     };
     int rc = cmocka_run_group_tests(tests, make_dir, remove_dir);
     t_arena_shutdown();
-    extern void t_tape_free(void);
     t_tape_free();
     return rc;
 }

@@ -17,7 +17,6 @@
 #include "tensor/ops.h"
 #include "tests/util_check.h"
 
-extern void t_tape_free(void);
 
 static void load_params(ParamSet *ps, const Fixture *fx) {
     NamedArray *arr = calloc((size_t)fx->count, sizeof *arr);

@@ -21,7 +21,6 @@
 #include "train/clip_train.h"
 #include "tests/util_tmpdir.h"
 
-extern void t_tape_free(void);
 
 /* Under AddressSanitizer (make san) the run is shortened: that build checks memory safety, the normal
  * build checks that training reaches high held-out accuracy (~94% here; chance is 6.25%). */

@@ -19,7 +19,6 @@
 #include "tensor/ops.h"
 #include "tests/util_check.h"
 
-extern void t_tape_free(void);
 
 /* The reference's small configuration: CLIP(16, 32, 8, 16, 3, 2, 16, 100, 16, 2, 1). */
 static ClipConfig small_config(void) {

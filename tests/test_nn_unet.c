@@ -30,7 +30,6 @@
 #include "tensor/tensor.h"
 #include "tests/util_check.h"
 
-extern void t_tape_free(void);   /* tensor/autograd.c; not in tensor.h yet */
 
 #define FWD_ATOL 2e-5
 #define FWD_RTOL 1e-4

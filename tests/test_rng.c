@@ -104,7 +104,6 @@ int main(void) {
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();
-    extern void t_tape_free(void);
     t_tape_free();
     return rc;
 }

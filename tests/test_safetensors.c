@@ -224,7 +224,6 @@ int main(void) {
     };
     int rc = cmocka_run_group_tests(tests, setup_dir, remove_dir);
     t_arena_shutdown();
-    extern void t_tape_free(void);
     t_tape_free();
     return rc;
 }
