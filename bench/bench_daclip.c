@@ -80,6 +80,8 @@ int main(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     printf("daclip   %-6s batch %d: %.3f s/batch, %.1f img/s, peak RSS %.0f MB, threads %d, min %.3f s\n", mode, batch,
            med, batch / med, ru.ru_maxrss / 1024.0, t_threads(), times[1]);
+    fprintf(stderr, "activation arena: high water %.0f MB, capacity %.0f MB\n", t_arena_high_water() / 1048576.0,
+            t_arena_capacity() / 1048576.0);
     free(times);
     optim_free(opt);
     t_free(captions);
