@@ -37,7 +37,7 @@ $D tokenize --vocab "$VOCAB" motion-blurry hazy jpeg-compressed low-light noisy 
   cut -d' ' -f1-6
 
 echo "== train a tiny CLIP ($STEPS steps)"
-$D train-clip --train $OUT/ds/daclip_train.csv --val $OUT/ds/daclip_val.csv --root . --out $OUT/clip \
+$D train-clip --train $OUT/ds/daclip_train.csv --val $OUT/ds/daclip_val.csv --out $OUT/clip \
   --model tiny --vocab "$VOCAB" --steps "$STEPS" --batch 64 --lr 1e-3 --warmup 40 --val-every 100
 
 echo "== zero-shot degradation of a held-out image"
