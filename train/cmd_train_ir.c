@@ -29,7 +29,7 @@ int cmd_train_ir(int argc, char **argv) {
     const char *daclip = NULL, *data = NULL, *out = NULL, *val_data = NULL, *val_split = "val", *model = NULL,
                *init = NULL, *types = NULL, *vocab = NULL;
     bool no_daclip = false;
-    int val_images = 8, val_crop = 0;
+    int val_images = 8, val_crop = 256;
     IrTrainOptions o;
     ir_train_default_options(&o);
     const OptSpec specs[] = {
@@ -40,11 +40,11 @@ int cmd_train_ir(int argc, char **argv) {
         {"--val-data", OPT_STR, &val_data, 0, 0, "ROOT", "validation dataset root (default: --data)"},
         {"--val-split", OPT_STR, &val_split, 0, 0, "NAME", "validation split folder (default val)"},
         {"--val-images", OPT_INT, &val_images, 0, 100000, "N", "images restored per validation (default 8; 0 = none)"},
-        {"--val-crop", OPT_INT, &val_crop, 0, 1 << 16, "N", "validate on centre crops of N×N (default 0: whole images)"},
+        {"--val-crop", OPT_INT, &val_crop, 0, 1 << 16, "N", "validate on centre crops of N×N (default 256; 0 = whole images)"},
         {"--val-every", OPT_I64, &o.val_every, 0, 1e12, "N", "validate every N steps (default: at the end)"},
         {"--model", OPT_STR, &model, 0, 0, "NAME|FILE",
          "U-Net: small (default; nf 16, 1.2 M parameters), universal (the released\nconfig), plain, or a JSON config "
-         "with the official option names"},
+         "with the official option names; a preset's\ncontext_dim follows the DA-CLIP's embedding size"},
         {"--init", OPT_STR, &init, 0, 0, "FILE", "fine-tune: start from these U-Net weights (ours, or the official\n.pth; the config comes from the file)"},
         {"--types", OPT_STR, &types, 0, 0, "A,B", "train (and validate) on these degradations only"},
         {"--vocab", OPT_STR, &vocab, 0, 0, "FILE", "BPE merges of the DA-CLIP (default: the one it names)"},
@@ -91,6 +91,13 @@ int cmd_train_ir(int argc, char **argv) {
         }
         have_daclip = true;
         params_freeze(&dm.ps, "", true);   /* frozen: no gradient buffers */
+    }
+    UNetConfig preset;
+    if (have_daclip && !init && unet_config_preset(model ? model : "small", &preset) == 0 && ir_model_uses_context(&cfg) &&
+        cfg.context_dim != dm.clip.cfg.vision.embed_dim) {   /* a preset is a family: fit it to this DA-CLIP */
+        fprintf(stderr, "note: --model %s with context_dim %d, the embedding size of %s (the preset has %d)\n",
+                model ? model : "small", dm.clip.cfg.vision.embed_dim, daclip, cfg.context_dim);
+        cfg.context_dim = dm.clip.cfg.vision.embed_dim;
     }
     char model_name[300];
     snprintf(model_name, sizeof model_name, "--model %s", model ? model : "small");

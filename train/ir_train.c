@@ -521,7 +521,7 @@ static int plot_log(const char *csv, const char *png) {
         for (size_t i = 0; i < (size_t)im.w * im.h * 3; i++) im.px[i] = 1.0f;
         PlotSeries loss[2] = {{"LOSS", cols[COL_STEP], cols[COL_LOSS], n, {0.7f, 0.78f, 0.92f}},
                               {"MOVING MEAN", cols[COL_STEP], smooth, n, {0.15f, 0.35f, 0.8f}}};
-        PlotSeries psnr[2] = {{"RESTORED (EMA)", cols[COL_STEP], cols[COL_VAL_PSNR], n, {0.2f, 0.65f, 0.25f}},
+        PlotSeries psnr[2] = {{"RESTORED - EMA", cols[COL_STEP], cols[COL_VAL_PSNR], n, {0.2f, 0.65f, 0.25f}},
                               {"DEGRADED INPUT", cols[COL_STEP], cols[COL_LQ_PSNR], n, {0.9f, 0.4f, 0.1f}}};
         plot_panel(&im, 0, 0, 500, 360, "TRAINING LOSS", 2, loss);
         plot_panel(&im, 500, 0, 500, 360, "VALIDATION PSNR DB", 2, psnr);
