@@ -1,7 +1,7 @@
 /* The universal U-Net's convolutions one by one (batch 1, 256² input; --batch 4 --size 128 for the training
  * shapes), no tape: t_conv2d against a dense GEMM of the same M×N×K (t_sgemm with op(B) a materialised
  * [K, N] matrix, N = output pixels), alternating, median of --reps. Prints CSV: shape, conv ms, GEMM ms,
- * conv GFLOP/s, conv time / GEMM time (1.0 = "runs at GEMM speed").
+ * conv GFLOP/s, conv time / GEMM time (1.0 = "runs at GEMM speed"; medians, then the fastest runs).
  * With --grad, times forward+backward of the convolution (dX and dW) against three GEMMs of the same sizes.
  * Options: --reps N (7), --batch N (1), --size PX (256), --grad, --only SUBSTRING. */
 #include <stdio.h>
@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
     t_init();
     TRng rng;
     rng_seed(&rng, 1);
-    printf("shape,conv_ms,gemm_ms,conv_gflops,conv_over_gemm\n");
+    printf("shape,conv_ms,gemm_ms,conv_gflops,conv_over_gemm,min_conv_over_min_gemm\n");
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const ConvCase *cc = &cases[c];
         if (only && !strstr(cc->what, only)) continue;
@@ -92,8 +92,8 @@ int main(int argc, char **argv) {
         qsort(tc, (size_t)reps, sizeof(double), cmp_double);
         qsort(tg, (size_t)reps, sizeof(double), cmp_double);
         double mc = tc[reps / 2], mg = tg[reps / 2];
-        printf("%s %d->%d %lldx%lld%s,%.2f,%.2f,%.1f,%.2f\n", cc->what, cc->cin, cc->cout, (long long)H, (long long)H,
-               grad ? " fwd+bwd" : "", 1e3 * mc, 1e3 * mg, flops / mc / 1e9, mc / mg);
+        printf("%s %d->%d %lldx%lld%s,%.2f,%.2f,%.1f,%.2f,%.2f\n", cc->what, cc->cin, cc->cout, (long long)H,
+               (long long)H, grad ? " fwd+bwd" : "", 1e3 * mc, 1e3 * mg, flops / mc / 1e9, mc / mg, tc[0] / tg[0]);
         fflush(stdout);
         free(tc);
         free(tg);

@@ -24,13 +24,13 @@ async function main() {
     degra: new ort.Tensor('float32', random(batch * 512, -0.1, 0.1), [batch, 512]),
     content: new ort.Tensor('float32', random(batch * 512, -0.1, 0.1), [batch, 512]),
   };
-  const times = [];
-  for (let i = 0; i <= reps; i++) {
+  const warm = 2, times = [];   // as bench_unet.c: two untimed runs
+  for (let i = 0; i < reps + warm; i++) {
     const t0 = process.hrtime.bigint();
     await session.run(feeds);
     times.push(Number(process.hrtime.bigint() - t0) / 1e9);
   }
-  const sorted = times.slice(1).sort((x, y) => x - y);
+  const sorted = times.slice(warm).sort((x, y) => x - y);
   const med = sorted[Math.floor(sorted.length / 2)];
   const rss = process.resourceUsage().maxRSS / 1024;
   console.log(`onnxrt   fwd   batch ${batch}: ${med.toFixed(3)} s/batch, ${size}x${size}, peak RSS ${rss.toFixed(0)} MB, ` +

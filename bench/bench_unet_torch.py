@@ -62,8 +62,9 @@ if a.export:
 opt = torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=0.01) if train else None
 if not train:
     net.eval()
+WARM = 2  # as bench_unet.c: two untimed runs
 times = []
-for r in range(a.reps + 1):
+for r in range(a.reps + WARM):
     xt, cond, t, d, c = inputs(batch, size)
     target = torch.rand(batch, 3, size, size) * 2 - 1
     t0 = time.perf_counter()
@@ -76,7 +77,7 @@ for r in range(a.reps + 1):
         with torch.no_grad():
             net(xt, cond, t, d, c)
     times.append(time.perf_counter() - t0)
-s = sorted(times[1:])
+s = sorted(times[WARM:])
 med = s[len(s) // 2]
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"pytorch  {a.mode:5s} batch {batch}: {med:.3f} s/batch, {size}x{size}, peak RSS {rss:.0f} MB, "

@@ -199,15 +199,14 @@ Tensor *unet_forward(const ConditionalUNet *u, Tensor *xt, Tensor *cond, const f
     for (int j = 0; j < c->depth; j++) {
         const UNetLevel *l = &u->ups[j];
         /* each skip lies just below x: once consumed, both are dead */
-        Tensor *cat1[2] = {x, skips[--ns]};
-        x = settle(&k, resblock_forward(&l->block1, t_concat(2, cat1, 1), temb), skip_mark[ns]);
-        Tensor *cat2[2] = {x, skips[--ns]};
+        Tensor *skip = skips[--ns];
+        x = settle(&k, resblock_forward_cat(&l->block1, x, skip, temb), skip_mark[ns]);
+        skip = skips[--ns];
         x_mark = skip_mark[ns];
-        x = settle(&k, resblock_forward(&l->block2, t_concat(2, cat2, 1), temb), x_mark);
+        x = settle(&k, resblock_forward_cat(&l->block2, x, skip, temb), x_mark);
         x = settle(&k, level_resample(l, attention_forward(&l->attn, x, ctx)), x_mark);
     }
-    Tensor *cat[2] = {x, stem};
-    x = resblock_forward(&u->final_res_block, t_concat(2, cat, 1), temb);
+    x = resblock_forward_cat(&u->final_res_block, x, stem, temb);
     x = conv2d_forward(&u->final_conv, x);                            /* [B, out_nc, H', W'] */
     if (x && (x->shape[2] != H || x->shape[3] != W)) x = t_contiguous(t_slice(t_slice(x, 2, 0, H), 3, 0, W));
     return settle(&k, x, start);

@@ -1,11 +1,10 @@
-/* ResBlock with time-embedding scale/shift, and its fused modulation + SiLU op. */
+/* ResBlock with time-embedding scale/shift (fused into its convolutions), and the standalone fused
+ * modulation + SiLU and SiLU + residual ops. */
 #include "nn/resblock.h"
 
-#include <math.h>
-
+#include "tensor/conv_act.h"
+#include "tensor/conv_fused.h"
 #include "tensor/ops.h"
-#include "tensor/simd.h"
-#include "tensor/vmath.h"
 
 void resblock_init(ResBlock *b, ParamSet *ps, const char *prefix, int64_t dim_in, int64_t dim_out,
                    int64_t time_emb_dim, TRng *r) {
@@ -20,42 +19,35 @@ void resblock_init(ResBlock *b, ParamSet *ps, const char *prefix, int64_t dim_in
         conv2d_init(&b->res_conv, ps, nn_join(p, sizeof p, prefix, "res_conv"), dim_in, dim_out, 1, 1, 0, false, r);
 }
 
-Tensor *resblock_forward(const ResBlock *b, Tensor *x, Tensor *temb) {
-    Tensor *h = conv2d_forward(&b->block1, x);                            /* [N, Cout, H, W] */
-    if (b->has_mlp && temb)
-        h = nn_scale_shift_silu(h, linear_forward(&b->mlp, t_silu(temb)));   /* ss [N, 2·Cout] */
-    else
-        h = t_silu(h);
-    /* block2's SiLU and the residual add in one pass */
-    return nn_silu_add(conv2d_forward(&b->block2, h), b->has_res_conv ? conv2d_forward(&b->res_conv, x) : x);
+Tensor *resblock_forward(const ResBlock *b, Tensor *x, Tensor *temb) { return resblock_forward_cat(b, x, NULL, temb); }
+
+/* Each convolution is one fused op (tensor/conv_fused.h): block1 reads cat(x, skip) in place and applies
+ * the modulation + SiLU as it stores; block2 applies its SiLU and the residual add the same way. */
+Tensor *resblock_forward_cat(const ResBlock *b, Tensor *x, Tensor *skip, Tensor *temb) {
+    if (!x) return NULL;
+    ConvFusedArgs c1 = {.x = x, .x2 = skip, .w = b->block1.weight, .stride = b->block1.stride, .pad = b->block1.pad};
+    if (b->has_mlp && temb) {
+        c1.act = CONV_ACT_SCALE_SHIFT_SILU;
+        c1.ss = linear_forward(&b->mlp, t_silu(temb));   /* [N, 2·Cout]: scale, shift */
+        if (!c1.ss) return NULL;
+    }
+    Tensor *h = t_conv2d_fused(&c1);
+    if (c1.act == CONV_ACT_NONE) h = t_silu(h);
+    Tensor *r = x;
+    if (b->has_res_conv) {
+        ConvFusedArgs cr = {.x = x, .x2 = skip, .w = b->res_conv.weight, .stride = 1};
+        r = t_conv2d_fused(&cr);
+    } else if (skip) {
+        Tensor *parts[2] = {x, skip};
+        r = t_concat(2, parts, 1);
+    }
+    if (!h || !r) return NULL;
+    ConvFusedArgs c2 = {.x = h, .w = b->block2.weight, .stride = b->block2.stride, .pad = b->block2.pad,
+                        .act = CONV_ACT_SILU_ADD, .res = r};
+    return t_conv2d_fused(&c2);
 }
 
 /* ---------------------------------------------------------------- fused scale/shift + SiLU */
-
-static inline float sigmoid_(float z) { return 1.0f / (1.0f + t_expf(-z)); }
-
-/* One (n, c) plane of P pixels: y = silu(h·a + s) with a = 1 + scale. */
-T_SIMD static void sss_plane_forward(const float *h, float *y, int64_t P, float a, float s) {
-    for (int64_t i = 0; i < P; i++) {
-        float z = h[i] * a + s;
-        y[i] = z * sigmoid_(z);
-    }
-}
-
-/* dz = dy·silu'(z); dh += dz·a; returns (Σ dz·h, Σ dz) for d scale and d shift. */
-T_SIMD static void sss_plane_backward(const float *h, const float *dy, float *dh, int64_t P, float a, float s,
-                                      float *dscale, float *dshift) {
-    float ds = 0.0f, db = 0.0f;
-    for (int64_t i = 0; i < P; i++) {
-        float z = h[i] * a + s, sg = sigmoid_(z);
-        float dz = dy[i] * sg * (1.0f + z * (1.0f - sg));
-        if (dh) dh[i] += dz * a;
-        ds += dz * h[i];
-        db += dz;
-    }
-    *dscale = ds;
-    *dshift = db;
-}
 
 static void scale_shift_silu_backward(TNode *n) {
     Tensor *h = n->in[0], *ss = n->in[1], *y = n->out;
@@ -65,8 +57,9 @@ static void scale_shift_silu_backward(TNode *n) {
 #pragma omp parallel for schedule(static) if (N * C * P > 32768)
     for (int64_t nc = 0; nc < N * C; nc++) {
         int64_t b = nc / C, c = nc % C;
-        float a = 1.0f + ss->data[b * 2 * C + c], s = ss->data[b * 2 * C + C + c], dscale, dshift;
-        sss_plane_backward(h->data + nc * P, y->grad + nc * P, dh ? dh + nc * P : NULL, P, a, s, &dscale, &dshift);
+        float dscale, dshift;
+        act_sss_backward(h->data + nc * P, y->grad + nc * P, dh ? dh + nc * P : NULL, true, P,
+                         1.0f + ss->data[b * 2 * C + c], ss->data[b * 2 * C + C + c], &dscale, &dshift);
         if (dss) {   /* each (b, c) pair is owned by one iteration: no race */
             dss[b * 2 * C + c] += dscale;
             dss[b * 2 * C + C + c] += dshift;
@@ -89,8 +82,8 @@ Tensor *nn_scale_shift_silu(Tensor *h, Tensor *ss) {
 #pragma omp parallel for schedule(static) if (N * C * P > 32768)
     for (int64_t nc = 0; nc < N * C; nc++) {
         int64_t b = nc / C, c = nc % C;
-        sss_plane_forward(h->data + nc * P, y->data + nc * P, P, 1.0f + ss->data[b * 2 * C + c],
-                          ss->data[b * 2 * C + C + c]);
+        act_sss_forward(h->data + nc * P, y->data + nc * P, P, 1.0f + ss->data[b * 2 * C + c],
+                        ss->data[b * 2 * C + C + c]);
     }
     Tensor *in[2] = {h, ss};
     t_record("scale_shift_silu", y, scale_shift_silu_backward, 2, in);
@@ -98,17 +91,6 @@ Tensor *nn_scale_shift_silu(Tensor *h, Tensor *ss) {
 }
 
 /* ---------------------------------------------------------------- fused SiLU + residual */
-
-T_SIMD static void silu_add_forward(const float *a, const float *r, float *y, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] * sigmoid_(a[i]) + r[i];
-}
-
-T_SIMD static void silu_add_backward(const float *a, const float *dy, float *da, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float sg = sigmoid_(a[i]);
-        da[i] += dy[i] * sg * (1.0f + a[i] * (1.0f - sg));
-    }
-}
 
 #define SILU_CHUNK 16384
 
@@ -119,7 +101,7 @@ static void silu_add_backward_node(TNode *n) {
         float *da = t_grad_buf(a);
 #pragma omp parallel for schedule(static) if (total > 32768)
         for (int64_t c = 0; c < total; c += SILU_CHUNK)
-            silu_add_backward(a->data + c, y->grad + c, da + c, total - c < SILU_CHUNK ? total - c : SILU_CHUNK);
+            act_silu_backward(a->data + c, y->grad + c, da + c, true, total - c < SILU_CHUNK ? total - c : SILU_CHUNK);
     }
     if (r->requires_grad) {
         float *dr = t_grad_buf(r);
@@ -141,7 +123,7 @@ Tensor *nn_silu_add(Tensor *a, Tensor *r) {
     int64_t total = t_numel(y);
 #pragma omp parallel for schedule(static) if (total > 32768)
     for (int64_t c = 0; c < total; c += SILU_CHUNK)
-        silu_add_forward(a->data + c, r->data + c, y->data + c, total - c < SILU_CHUNK ? total - c : SILU_CHUNK);
+        act_silu_add_forward(a->data + c, r->data + c, y->data + c, total - c < SILU_CHUNK ? total - c : SILU_CHUNK);
     Tensor *in[2] = {a, r};
     t_record("silu_add", y, silu_add_backward_node, 2, in);
     return y;

@@ -22,6 +22,8 @@ void resblock_init(ResBlock *b, ParamSet *ps, const char *prefix, int64_t dim_in
                    int64_t time_emb_dim, TRng *r);
 /* x [N, Cin, H, W], temb [N, T] or NULL -> [N, Cout, H, W] */
 Tensor *resblock_forward(const ResBlock *b, Tensor *x, Tensor *temb);
+/* The same on cat(x, skip) along channels (the U-Net's up path), without building the concatenation. */
+Tensor *resblock_forward_cat(const ResBlock *b, Tensor *x, Tensor *skip, Tensor *temb);
 
 /* Fused silu(h·(1 + ss[:, :C]) + ss[:, C:]) with h [N, C, H, W] and ss [N, 2C] (scale, then shift),
  * one tape node: Block's modulation and activation in one pass over h. */

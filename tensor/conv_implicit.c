@@ -8,9 +8,12 @@
  *     forward  Y[:, q]  = W [Cout, K] · window(xp)                         (bias fused)
  *     dX       dX[:, q] = W' [Cin, Cout·kh·kw] · window(dY padded by k−1−p)   W' = W flipped, transposed
  *     dW       dW      += dY' [Cout, Ho·Wp] · window(xp)ᵀ                   dY' = dY with zero columns
- * dX is the forward convolution of dY with W', so no col2im is needed either. */
+ * dX is the forward convolution of dY with W', so no col2im is needed either.
+ * The padded copy is made anyway, so the input may come in two parts (a concatenation along channels,
+ * never built), and the pass that drops the extra columns also applies the ResBlock's activation. */
 #include <string.h>
 
+#include "tensor/conv_act.h"
 #include "tensor/conv_geom.h"
 #include "tensor/gemm.h"
 #include "tensor/internal.h"
@@ -20,15 +23,14 @@ bool conv_implicit_ok(const ConvGeom *g) {
            strcmp(t_sgemm_backend(), "avx512") == 0;
 }
 
-/* dst [C, nb, Hp, Wp] = src [nb, C, H, W] (images channel-major, so that one window runs across all nb
- * images) placed at (top, left), zero elsewhere, then `slack` zeros. */
-static void pad_planes(const float *src, int64_t nb, int64_t C, int64_t H, int64_t W, int64_t top, int64_t left,
-                       int64_t Hp, int64_t Wp, float *dst, int64_t slack) {
+void conv_pad_planes(const ConvSrc *src, int64_t n0, int64_t nb, int64_t H, int64_t W, int64_t top, int64_t left,
+                     int64_t Hp, int64_t Wp, float *dst, int64_t slack) {
+    const int64_t C = src->C;
 #pragma omp parallel for collapse(2) if (nb * C * Hp * Wp > T_PAR_MIN) schedule(static)
     for (int64_t c = 0; c < C; c++)
         for (int64_t n = 0; n < nb; n++) {
             float *d = dst + (c * nb + n) * Hp * Wp;
-            const float *s = src + (n * C + c) * H * W;
+            const float *s = conv_src_plane(src, n0 + n, c);
             memset(d, 0, sizeof(float) * (size_t)(top * Wp));
             for (int64_t y = 0; y < H; y++) {
                 float *row = d + (top + y) * Wp;
@@ -48,36 +50,46 @@ static void window_offsets(int64_t C, int64_t kh, int64_t kw, int64_t plane, int
             for (int64_t j = 0; j < kw; j++) off[(c * kh + i) * kw + j] = c * plane + i * Wp + j;
 }
 
-/* dst [nb, C, H, W] (+)= the top-left H×W of each image of src [C, nb, Hs, Ws] */
-static void take_valid(const float *src, int64_t nb, int64_t C, int64_t H, int64_t W, int64_t Hs, int64_t Ws,
-                       float *dst, bool add) {
+void conv_epi_row(const ConvEpi *e, int64_t Cout, int64_t HWo, int64_t img, int64_t c, int64_t pix, const float *z,
+                  float *y, int64_t n, bool add) {
+    int64_t at = (img * Cout + c) * HWo + pix;
+    if (e && e->pre) memcpy(e->pre + at, z, sizeof(float) * (size_t)n);
+    if (!e || e->act == CONV_ACT_NONE) {
+        if (add)
+            for (int64_t x = 0; x < n; x++) y[x] += z[x];
+        else if (y != z)
+            memcpy(y, z, sizeof(float) * (size_t)n);
+    } else if (e->act == CONV_ACT_SCALE_SHIFT_SILU) {
+        act_sss_forward(z, y, n, 1.0f + e->ss[img * 2 * Cout + c], e->ss[img * 2 * Cout + Cout + c]);
+    } else {
+        act_silu_add_forward(z, e->res + at, y, n);
+    }
+}
+
+void conv_take_valid(const float *src, int64_t n0, int64_t nb, int64_t C, int64_t H, int64_t W, int64_t Hs,
+                     int64_t Ws, const ConvDst *dst, bool add, const ConvEpi *epi) {
 #pragma omp parallel for collapse(2) if (nb * C * H * W > T_PAR_MIN) schedule(static)
     for (int64_t n = 0; n < nb; n++)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t y = 0; y < H; y++) {
-                const float *s = src + ((c * nb + n) * Hs + y) * Ws;
-                float *d = dst + ((n * C + c) * H + y) * W;
-                if (add)
-                    for (int64_t x = 0; x < W; x++) d[x] += s[x];
-                else
-                    memcpy(d, s, sizeof(float) * (size_t)W);
-            }
+        for (int64_t c = 0; c < C; c++) {
+            float *d = conv_dst_plane(dst, n0 + n, c);
+            if (!d) continue;
+            for (int64_t y = 0; y < H; y++)
+                conv_epi_row(epi, C, H * W, n0 + n, c, y * W, src + ((c * nb + n) * Hs + y) * Ws, d + y * W, W, add);
+        }
 }
 
-/* Images per GEMM: all of them while the padded chunk stays under conv_implicit_chunk_bytes (the windows then run
- * across images, making one long product instead of many short ones), else fewer. */
 int64_t conv_implicit_chunk_bytes = (int64_t)48 << 20;
-static int64_t chunk_images(const ConvGeom *g, int64_t C, int64_t Hp, int64_t Wp) {
-    int64_t per = C * Hp * Wp * (int64_t)sizeof(float), nb = per > 0 ? conv_implicit_chunk_bytes / per : g->N;
-    return nb < 1 ? 1 : nb > g->N ? g->N : nb;
+int64_t conv_chunk_images(int64_t N, int64_t C, int64_t Hp, int64_t Wp) {
+    int64_t per = C * Hp * Wp * (int64_t)sizeof(float), nb = per > 0 ? conv_implicit_chunk_bytes / per : N;
+    return nb < 1 ? 1 : nb > N ? N : nb;
 }
 
-/* Floats past the padded input that the kernel may read: the last window's run rounded up to 48. */
-static int64_t window_slack(const ConvGeom *g) { return g->kw + 64; }
-
-void conv_implicit_forward(const ConvGeom *g, const float *x, const float *w, const float *b, float *y) {
-    const int64_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw, slack = window_slack(g);
-    const int64_t NB = chunk_images(g, g->Cin, Hp, Wp);
+void conv_implicit_forward(const ConvGeom *g, const float *x1, const float *x2, const float *w, const float *b,
+                           float *y, const ConvEpi *epi) {
+    const int64_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw, slack = CONV_WINDOW_SLACK(g->kw);
+    const int64_t NB = conv_chunk_images(g->N, g->Cin, Hp, Wp);
+    const ConvSrc src = {x1, x2, g->C1, g->Cin, g->H * g->W};
+    const ConvDst dst = {y, NULL, g->Cout, g->Cout, g->Ho * g->Wo};
     size_t mark = t_arena_mark();
     float *xp = t_arena_alloc(sizeof(float) * (size_t)(g->Cin * NB * Hp * Wp + slack));  /* [Cin, nb, Hp, Wp] */
     float *tmp = t_arena_alloc(sizeof(float) * (size_t)(g->Cout * NB * Hp * Wp));       /* [Cout, nb, Hp, Wp] */
@@ -87,21 +99,24 @@ void conv_implicit_forward(const ConvGeom *g, const float *x, const float *w, co
         /* output positions q = (n·Hp + oy)·Wp + ox; the last image needs only its Ho rows */
         int64_t Nq = plane - (Hp - g->Ho) * Wp;
         window_offsets(g->Cin, g->kh, g->kw, plane, Wp, off);
-        pad_planes(x + n0 * g->Cin * g->H * g->W, nb, g->Cin, g->H, g->W, g->ph, g->pw, Hp, Wp, xp, slack);
+        conv_pad_planes(&src, n0, nb, g->H, g->W, g->ph, g->pw, Hp, Wp, xp, slack);
         t_sgemm_shifted(false, g->Cout, Nq, g->K, 1.0f, w, g->K, xp, off, 0.0f, tmp, plane, b);
-        take_valid(tmp, nb, g->Cout, g->Ho, g->Wo, Hp, Wp, y + n0 * g->Cout * g->Ho * g->Wo, false);
+        conv_take_valid(tmp, n0, nb, g->Cout, g->Ho, g->Wo, Hp, Wp, &dst, false, epi);
     }
     t_arena_release(mark);
 }
 
-void conv_implicit_backward(const ConvGeom *g, const float *x, const float *w, const float *dy, float *dx,
-                            float *dw, float *db) {
-    const int64_t Cin = g->Cin, Cout = g->Cout, kh = g->kh, kw = g->kw, HWo = g->Ho * g->Wo;
-    const int64_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw, slack = window_slack(g);
+void conv_implicit_backward(const ConvGeom *g, const float *x1, const float *x2, const float *w, const float *dy,
+                            float *dx1, float *dx2, float *dw, float *db) {
+    const int64_t Cin = g->Cin, Cout = g->Cout, kh = g->kh, kw = g->kw;
+    const int64_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw, slack = CONV_WINDOW_SLACK(kw);
     /* dX: dY padded by (k − 1 − p) to [Hq, Wq], flipped transposed weights */
     const int64_t qh = kh - 1 - g->ph, qw = kw - 1 - g->pw, Hq = g->Ho + 2 * qh, Wq = g->Wo + 2 * qw;
     const int64_t Kx = Cout * kh * kw;
-    int64_t NB = chunk_images(g, Cin > Cout ? Cin : Cout, Hp > Hq ? Hp : Hq, Wp > Wq ? Wp : Wq);
+    const bool want_dx = dx1 || dx2;
+    int64_t NB = conv_chunk_images(g->N, Cin > Cout ? Cin : Cout, Hp > Hq ? Hp : Hq, Wp > Wq ? Wp : Wq);
+    const ConvSrc xs = {x1, x2, g->C1, Cin, g->H * g->W}, dys = {dy, NULL, Cout, Cout, g->Ho * g->Wo};
+    const ConvDst dxd = {dx1, dx2, g->C1, Cin, g->H * g->W};
     size_t mark = t_arena_mark();
     float *xp = NULL, *dyw = NULL, *dyp = NULL, *wt = NULL, *tmpx = NULL;
     int64_t *off = NULL, *offx = NULL;
@@ -110,7 +125,7 @@ void conv_implicit_backward(const ConvGeom *g, const float *x, const float *w, c
         dyw = t_arena_alloc(sizeof(float) * (size_t)(Cout * NB * Hp * Wp));         /* [Cout, nb, Hp, Wp] */
         off = t_arena_alloc(sizeof(int64_t) * (size_t)g->K);
     }
-    if (dx) {
+    if (want_dx) {
         dyp = t_arena_alloc(sizeof(float) * (size_t)(Cout * NB * Hq * Wq + slack));  /* [Cout, nb, Hq, Wq] */
         wt = t_arena_alloc(sizeof(float) * (size_t)(Cin * Kx));                     /* [Cin, Cout, kh, kw] */
         tmpx = t_arena_alloc(sizeof(float) * (size_t)(Cin * NB * Hq * Wq));         /* [Cin, nb, Hq, Wq] */
@@ -124,21 +139,20 @@ void conv_implicit_backward(const ConvGeom *g, const float *x, const float *w, c
     if (db) conv_bias_grad(g, dy, db);
     for (int64_t n0 = 0; n0 < g->N; n0 += NB) {
         int64_t nb = g->N - n0 < NB ? g->N - n0 : NB;
-        const float *dyn = dy + n0 * Cout * HWo;
         if (dw) { /* reduction over every output position of the chunk; dY' is zero off the Ho×Wo corner */
             int64_t plane = nb * Hp * Wp;
             window_offsets(Cin, kh, kw, plane, Wp, off);
-            pad_planes(x + n0 * Cin * g->H * g->W, nb, Cin, g->H, g->W, g->ph, g->pw, Hp, Wp, xp, slack);
-            pad_planes(dyn, nb, Cout, g->Ho, g->Wo, 0, 0, Hp, Wp, dyw, 0);
+            conv_pad_planes(&xs, n0, nb, g->H, g->W, g->ph, g->pw, Hp, Wp, xp, slack);
+            conv_pad_planes(&dys, n0, nb, g->Ho, g->Wo, 0, 0, Hp, Wp, dyw, 0);
             t_sgemm_shifted(true, Cout, g->K, plane - (Hp - g->Ho) * Wp, 1.0f, dyw, plane, xp, off, 1.0f, dw, g->K,
                             NULL);
         }
-        if (dx) {
+        if (want_dx) {
             int64_t plane = nb * Hq * Wq;
             window_offsets(Cout, kh, kw, plane, Wq, offx);
-            pad_planes(dyn, nb, Cout, g->Ho, g->Wo, qh, qw, Hq, Wq, dyp, slack);
+            conv_pad_planes(&dys, n0, nb, g->Ho, g->Wo, qh, qw, Hq, Wq, dyp, slack);
             t_sgemm_shifted(false, Cin, plane - (Hq - g->H) * Wq, Kx, 1.0f, wt, Kx, dyp, offx, 0.0f, tmpx, plane, NULL);
-            take_valid(tmpx, nb, Cin, g->H, g->W, Hq, Wq, dx + n0 * Cin * g->H * g->W, true);
+            conv_take_valid(tmpx, n0, nb, Cin, g->H, g->W, Hq, Wq, &dxd, true, NULL);
         }
     }
     t_arena_release(mark);

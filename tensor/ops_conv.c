@@ -14,8 +14,10 @@
  * Workspace comes from the arena and is released before the op returns. */
 #include <string.h>
 
+#include "tensor/conv_act.h"
 #include "tensor/conv_geom.h"
 #include "tensor/gemm.h"
+#include "tensor/grad_write.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 #include "tensor/par_reduce.h"
@@ -146,23 +148,14 @@ static int64_t col_floats(const ConvGeom *g) { return g->direct ? 1 : g->K * g->
 
 typedef struct {
     ConvGeom g;
+    ConvEpi epi;         /* act and, when there is one, pre = z (ss, res: node inputs) */
+    bool up2x;
+    int ix2, ib, iss, ires;   /* input slots of x2, b, ss, res (−1: absent); x is 0, w is 1 */
 } ConvSaved;
 
-static void conv_backward(TNode *node) {
-    Tensor *x = node->in[0], *w = node->in[1], *b = node->n_in > 2 ? node->in[2] : NULL, *y = node->out;
-    const ConvGeom *g = &((const ConvSaved *)node->saved)->g;
-    /* gradient buffers first: they must outlive the workspace released below */
-    float *dx = t_needs_grad(x) ? t_grad_buf(x) : NULL;
-    float *dw = t_needs_grad(w) ? t_grad_buf(w) : NULL;
-    float *db = t_needs_grad(b) ? t_grad_buf(b) : NULL;
-    if (conv_implicit_ok(g)) {
-        conv_implicit_backward(g, x->data, w->data, y->grad, dx, dw, db);
-        return;
-    }
-    if (conv_patchify_ok(g)) {
-        conv_patchify_backward(g, x->data, w->data, y->grad, dx, dw, db);
-        return;
-    }
+/* The tile path's backward (im2col + GEMM): dz [N, Cout, Ho, Wo] -> dx, dw, db. */
+static void conv_tiles_backward(const ConvGeom *g, const float *xd, const float *wd, const float *dy, float *dx,
+                                float *dw, float *db) {
     size_t mark = t_arena_mark();
     int threads = t_par_threads();
     bool par = tiles_parallel(g, threads);
@@ -173,7 +166,6 @@ static void conv_backward(TNode *node) {
     /* per-thread partial weight/bias gradients when tiles run in parallel */
     float *pw = dw && par ? t_partials_new(threads, WK) : NULL;
     float *pb = db && par ? t_partials_new(threads, g->Cout) : NULL;
-    const float *xd = x->data, *wd = w->data, *dy = y->grad;
     int64_t items = g->N * g->tiles;
     for (int phase = 0; phase < 2; phase++) {
 #pragma omp parallel if (par)
@@ -207,65 +199,228 @@ static void conv_backward(TNode *node) {
     t_arena_release(mark);
 }
 
-Tensor *t_conv2d_ex(Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w, int pad_h, int pad_w) {
-    T_NONNULL(x, w);
-    char sx[96], sw[96], sb[96];
-    bool ok = x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1] && stride_h >= 1 && stride_w >= 1 &&
-              pad_h >= 0 && pad_w >= 0 && w->shape[0] >= 1 && w->shape[2] >= 1 && w->shape[3] >= 1 &&
-              (!b || t_numel(b) == w->shape[0]);
-    ConvGeom g = {0};
-    if (ok) {
-        g.N = x->shape[0], g.Cin = x->shape[1], g.H = x->shape[2], g.W = x->shape[3];
-        g.Cout = w->shape[0], g.kh = w->shape[2], g.kw = w->shape[3];
-        g.sh = stride_h, g.sw = stride_w, g.ph = pad_h, g.pw = pad_w;
-        g.Ho = g.H + 2 * g.ph >= g.kh ? (g.H + 2 * g.ph - g.kh) / g.sh + 1 : 0;
-        g.Wo = g.W + 2 * g.pw >= g.kw ? (g.W + 2 * g.pw - g.kw) / g.sw + 1 : 0;
-        ok = g.Ho >= 1 && g.Wo >= 1 && g.N >= 1;
+/* A 1×1 convolution over cat(x1, x2): per image, y = W[:, :C1]·x1 + W[:, C1:]·x2 (two GEMMs on the
+ * inputs in place; the U-Net's res_conv on its skip concatenations). */
+static void conv_direct2_forward(const ConvGeom *g, const float *x1, const float *x2, const float *w, const float *b,
+                                 float *y) {
+    const int64_t C1 = g->C1, C2 = g->Cin - g->C1, HW = g->H * g->W;
+    for (int64_t n = 0; n < g->N; n++) {
+        float *yn = y + n * g->Cout * HW;
+        t_sgemm_bias(false, false, g->Cout, HW, C1, 1.0f, w, g->Cin, x1 + n * C1 * HW, HW, 0.0f, yn, HW, b, NULL);
+        t_sgemm(false, false, g->Cout, HW, C2, 1.0f, w + C1, g->Cin, x2 + n * C2 * HW, HW, 1.0f, yn, HW);
     }
-    if (!ok) {
-        t_error("conv2d", "input %s [N, C, H, W], weight %s [Cout, C, kh, kw], bias %s, stride %dx%d, padding %dx%d",
-                t_shape_str(x, sx, sizeof sx), t_shape_str(w, sw, sizeof sw),
-                b ? t_shape_str(b, sb, sizeof sb) : "none", stride_h, stride_w, pad_h, pad_w);
-        return NULL;
+}
+
+static void conv_direct2_backward(const ConvGeom *g, const float *x1, const float *x2, const float *w,
+                                  const float *dy, float *dx1, float *dx2, float *dw, float *db) {
+    const int64_t C1 = g->C1, C2 = g->Cin - g->C1, HW = g->H * g->W;
+    if (db) conv_bias_grad(g, dy, db);
+    for (int64_t n = 0; n < g->N; n++) {
+        const float *dyn = dy + n * g->Cout * HW;
+        if (dx1) t_sgemm(true, false, C1, HW, g->Cout, 1.0f, w, g->Cin, dyn, HW, 1.0f, dx1 + n * C1 * HW, HW);
+        if (dx2) t_sgemm(true, false, C2, HW, g->Cout, 1.0f, w + C1, g->Cin, dyn, HW, 1.0f, dx2 + n * C2 * HW, HW);
+        if (dw) {
+            t_sgemm(false, true, g->Cout, C1, HW, 1.0f, dyn, HW, x1 + n * C1 * HW, HW, 1.0f, dw, g->Cin);
+            t_sgemm(false, true, g->Cout, C2, HW, 1.0f, dyn, HW, x2 + n * C2 * HW, HW, 1.0f, dw + C1, g->Cin);
+        }
     }
-    x = t_contiguous(x);
-    w = t_contiguous(w);
-    if (b) b = t_contiguous(b);
-    g.K = g.Cin * g.kh * g.kw;
-    g.direct = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
-    int threads = t_par_threads();
-    conv_tiling(&g);
-    Tensor *y = t_new(T_SHAPE(g.N, g.Cout, g.Ho, g.Wo));
-    if (conv_implicit_ok(&g)) {
-        conv_implicit_forward(&g, x->data, w->data, b ? b->data : NULL, y->data);
-        goto record;
+}
+
+/* The activation's backward: dz (stored) from dy and z = pre; d ss added, d res stored (fresh) or added. */
+static void conv_act_backward(const ConvGeom *g, const ConvEpi *e, const float *dy, float *dz, float *dss,
+                              float *dres, bool res_fresh) {
+    const int64_t C = g->Cout, P = g->Ho * g->Wo;
+    if (e->act == CONV_ACT_SCALE_SHIFT_SILU) {
+#pragma omp parallel for schedule(static) if (g->N * C * P > T_PAR_MIN)
+        for (int64_t nc = 0; nc < g->N * C; nc++) {
+            int64_t b = nc / C, c = nc % C;
+            float ds, dsh;
+            act_sss_backward(e->pre + nc * P, dy + nc * P, dz + nc * P, false, P, 1.0f + e->ss[b * 2 * C + c],
+                             e->ss[b * 2 * C + C + c], &ds, &dsh);
+            if (dss) {   /* each (b, c) pair is owned by one iteration: no race */
+                dss[b * 2 * C + c] += ds;
+                dss[b * 2 * C + C + c] += dsh;
+            }
+        }
+        return;
     }
-    if (conv_patchify_ok(&g)) {
-        conv_patchify_forward(&g, x->data, w->data, b ? b->data : NULL, y->data);
-        goto record;
+    const int64_t total = g->N * C * P, chunk = 16384;
+#pragma omp parallel for schedule(static) if (total > T_PAR_MIN)
+    for (int64_t i = 0; i < total; i += chunk)
+        act_silu_backward(e->pre + i, dy + i, dz + i, false, total - i < chunk ? total - i : chunk);
+    if (dres) {
+#pragma omp parallel for schedule(static) if (total > T_PAR_MIN)
+        for (int64_t i = 0; i < total; i++) dres[i] = res_fresh ? dy[i] : dres[i] + dy[i];
     }
+}
+
+static void conv_backward(TNode *node) {
+    const ConvSaved *s = node->saved;
+    const ConvGeom *g = &s->g;
+    Tensor *x = node->in[0], *w = node->in[1], *y = node->out;
+    Tensor *x2 = s->ix2 >= 0 ? node->in[s->ix2] : NULL, *b = s->ib >= 0 ? node->in[s->ib] : NULL;
+    Tensor *ss = s->iss >= 0 ? node->in[s->iss] : NULL, *res = s->ires >= 0 ? node->in[s->ires] : NULL;
+    /* gradient buffers first: they must outlive the workspace released below */
+    float *dx = t_needs_grad(x) ? t_grad_buf(x) : NULL;
+    float *dx2 = t_needs_grad(x2) ? t_grad_buf(x2) : NULL;
+    float *dw = t_needs_grad(w) ? t_grad_buf(w) : NULL;
+    float *db = t_needs_grad(b) ? t_grad_buf(b) : NULL;
+    float *dss = t_needs_grad(ss) ? t_grad_buf(ss) : NULL;
+    bool res_fresh = false;
+    float *dres = t_needs_grad(res) ? t_grad_buf_for_write(res, &res_fresh) : NULL;
+    const float *dz = y->grad;
     size_t mark = t_arena_mark();
-    bool par = tiles_parallel(&g, threads);
-    int64_t cf = col_floats(&g), items = g.N * g.tiles;
+    if (s->epi.act != CONV_ACT_NONE) {
+        float *buf = t_arena_alloc(sizeof(float) * (size_t)t_numel(y));
+        conv_act_backward(g, &s->epi, y->grad, buf, dss, dres, res_fresh);
+        dz = buf;
+    }
+    if (dx || dx2 || dw || db) {
+        if (s->up2x) conv_up2x_backward(g, x->data, w->data, dz, dx, dw, db);
+        else if (conv_implicit_ok(g))
+            conv_implicit_backward(g, x->data, x2 ? x2->data : NULL, w->data, dz, dx, dx2, dw, db);
+        else if (x2) conv_direct2_backward(g, x->data, x2->data, w->data, dz, dx, dx2, dw, db);
+        else if (conv_patchify_ok(g)) conv_patchify_backward(g, x->data, w->data, dz, dx, dw, db);
+        else conv_tiles_backward(g, x->data, w->data, dz, dx, dw, db);
+    }
+    t_arena_release(mark);
+}
+
+/* Epilogue of the non-implicit paths: one pass over y (which holds z). */
+static void conv_epi_apply(const ConvGeom *g, const ConvEpi *e, float *y) {
+    if (e->act == CONV_ACT_NONE && !e->pre) return;
+    const int64_t C = g->Cout, P = g->Ho * g->Wo;
+#pragma omp parallel for schedule(static) if (g->N * C * P > T_PAR_MIN)
+    for (int64_t nc = 0; nc < g->N * C; nc++) conv_epi_row(e, C, P, nc / C, nc % C, 0, y + nc * P, y + nc * P, P, false);
+}
+
+static void conv_tiles_forward(const ConvGeom *g, const float *xd, const float *wd, const float *bd, float *yd) {
+    int threads = t_par_threads();
+    size_t mark = t_arena_mark();
+    bool par = tiles_parallel(g, threads);
+    int64_t cf = col_floats(g), items = g->N * g->tiles;
     float *cols = t_arena_alloc(sizeof(float) * (size_t)(cf * (par ? threads : 1)));
-    const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
-    float *yd = y->data;
 #pragma omp parallel if (par)
     {
         float *buf = cols + (par ? (int64_t)t_par_tid() * cf : 0);
 #pragma omp for schedule(static)
-        for (int64_t item = 0; item < items; item++) conv_forward_tile(&g, xd, wd, bd, yd, item, buf);
+        for (int64_t item = 0; item < items; item++) conv_forward_tile(g, xd, wd, bd, yd, item, buf);
     }
     t_arena_release(mark);
-record:;
-    Tensor *in[3] = {x, w, b};
-    TNode *node = t_record("conv2d", y, conv_backward, b ? 3 : 2, in);
+}
+
+static bool conv_geom(Tensor *x, Tensor *x2, Tensor *w, Tensor *b, int sh, int sw, int ph, int pw, bool up2x,
+                      ConvGeom *g) {
+    char sx[96], sx2[96], swt[96], sb[96];
+    memset(g, 0, sizeof *g);
+    int64_t C1 = x->ndim == 4 ? x->shape[1] : 0, C2 = 0;
+    bool ok = x->ndim == 4 && w->ndim == 4 && sh >= 1 && sw >= 1 && ph >= 0 && pw >= 0 && w->shape[0] >= 1 &&
+              w->shape[2] >= 1 && w->shape[3] >= 1 && (!b || t_numel(b) == w->shape[0]);
+    if (ok && x2) {
+        ok = x2->ndim == 4 && x2->shape[0] == x->shape[0] && x2->shape[2] == x->shape[2] &&
+             x2->shape[3] == x->shape[3];
+        C2 = ok ? x2->shape[1] : 0;
+    }
+    ok = ok && w->shape[1] == C1 + C2;
+    if (ok) {
+        g->N = x->shape[0], g->Cin = C1 + C2, g->C1 = C1;
+        g->H = x->shape[2] * (up2x ? 2 : 1), g->W = x->shape[3] * (up2x ? 2 : 1);
+        g->Cout = w->shape[0], g->kh = w->shape[2], g->kw = w->shape[3];
+        g->sh = sh, g->sw = sw, g->ph = ph, g->pw = pw;
+        g->Ho = g->H + 2 * g->ph >= g->kh ? (g->H + 2 * g->ph - g->kh) / g->sh + 1 : 0;
+        g->Wo = g->W + 2 * g->pw >= g->kw ? (g->W + 2 * g->pw - g->kw) / g->sw + 1 : 0;
+        ok = g->Ho >= 1 && g->Wo >= 1 && g->N >= 1;
+    }
+    if (!ok) {
+        t_error("conv2d", "input %s%s%s [N, C, H, W], weight %s [Cout, C, kh, kw], bias %s, stride %dx%d, padding %dx%d",
+                t_shape_str(x, sx, sizeof sx), x2 ? " + " : "", x2 ? t_shape_str(x2, sx2, sizeof sx2) : "",
+                t_shape_str(w, swt, sizeof swt), b ? t_shape_str(b, sb, sizeof sb) : "none", sh, sw, ph, pw);
+        return false;
+    }
+    g->K = g->Cin * g->kh * g->kw;
+    g->direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    conv_tiling(g);
+    return true;
+}
+
+static Tensor *conv2d_fused(const ConvFusedArgs *a, int sh, int sw, int ph, int pw) {
+    T_NONNULL(a->x, a->w);
+    ConvGeom g;
+    if (!conv_geom(a->x, a->x2, a->w, a->b, sh, sw, ph, pw, a->upsample2x, &g)) return NULL;
+    char s1[96], s2[96];
+    if (a->act == CONV_ACT_SCALE_SHIFT_SILU &&
+        (!a->ss || a->ss->ndim != 2 || a->ss->shape[0] != g.N || a->ss->shape[1] != 2 * g.Cout)) {
+        t_error("conv2d", "scale_shift_silu needs ss [%lld, %lld], got %s", (long long)g.N, (long long)(2 * g.Cout),
+                a->ss ? t_shape_str(a->ss, s1, sizeof s1) : "none");
+        return NULL;
+    }
+    if (a->act == CONV_ACT_SILU_ADD && (!a->res || a->res->ndim != 4 || a->res->shape[0] != g.N ||
+                                        a->res->shape[1] != g.Cout || a->res->shape[2] != g.Ho ||
+                                        a->res->shape[3] != g.Wo)) {
+        t_error("conv2d", "silu_add needs a residual [%lld, %lld, %lld, %lld], got %s", (long long)g.N,
+                (long long)g.Cout, (long long)g.Ho, (long long)g.Wo, a->res ? t_shape_str(a->res, s2, sizeof s2) : "none");
+        return NULL;
+    }
+    /* what only some paths do: the others get the concatenation / the upsampled input built */
+    if (a->x2 && (a->upsample2x || !(conv_implicit_ok(&g) || g.direct))) {
+        ConvFusedArgs b = *a;
+        Tensor *parts[2] = {a->x, a->x2};
+        b.x = t_concat(2, parts, 1);
+        b.x2 = NULL;
+        return conv2d_fused(&b, sh, sw, ph, pw);
+    }
+    if (a->upsample2x && !conv_up2x_ok(&g)) {
+        ConvFusedArgs b = *a;
+        b.x = t_upsample_nearest2x(a->x);
+        b.upsample2x = false;
+        return conv2d_fused(&b, sh, sw, ph, pw);
+    }
+    Tensor *x = t_contiguous(a->x), *x2 = a->x2 ? t_contiguous(a->x2) : NULL, *w = t_contiguous(a->w);
+    Tensor *b = a->b ? t_contiguous(a->b) : NULL;
+    Tensor *ss = a->act == CONV_ACT_SCALE_SHIFT_SILU ? t_contiguous(a->ss) : NULL;
+    Tensor *res = a->act == CONV_ACT_SILU_ADD ? t_contiguous(a->res) : NULL;
+    Tensor *in[6] = {x, w};
+    int n_in = 2;
+    ConvSaved sv = {.g = g, .up2x = a->upsample2x, .ix2 = -1, .ib = -1, .iss = -1, .ires = -1};
+    if (x2) sv.ix2 = n_in, in[n_in++] = x2;
+    if (b) sv.ib = n_in, in[n_in++] = b;
+    if (ss) sv.iss = n_in, in[n_in++] = ss;
+    if (res) sv.ires = n_in, in[n_in++] = res;
+    bool taped = false;
+    if (t_grad_enabled())
+        for (int i = 0; i < n_in; i++) taped = taped || t_needs_grad(in[i]);
+    Tensor *y = t_new(T_SHAPE(g.N, g.Cout, g.Ho, g.Wo));
+    ConvEpi epi = {.act = a->act, .ss = ss ? ss->data : NULL, .res = res ? res->data : NULL};
+    /* the backward of an activation needs z: keep it (the unfused ops kept it as the conv's output) */
+    if (taped && a->act != CONV_ACT_NONE) epi.pre = t_arena_alloc(sizeof(float) * (size_t)t_numel(y));
+    const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
+    if (a->upsample2x) {
+        conv_up2x_forward(&g, xd, wd, bd, y->data, &epi);
+    } else if (conv_implicit_ok(&g)) {
+        conv_implicit_forward(&g, xd, x2 ? x2->data : NULL, wd, bd, y->data, &epi);
+    } else if (x2) {
+        conv_direct2_forward(&g, xd, x2->data, wd, bd, y->data);
+        conv_epi_apply(&g, &epi, y->data);
+    } else {
+        if (conv_patchify_ok(&g)) conv_patchify_forward(&g, xd, wd, bd, y->data);
+        else conv_tiles_forward(&g, xd, wd, bd, y->data);
+        conv_epi_apply(&g, &epi, y->data);
+    }
+    TNode *node = t_record("conv2d", y, conv_backward, n_in, in);
     if (node) {
-        ConvSaved *s = t_arena_alloc(sizeof *s);
-        s->g = g;
-        node->saved = s;
+        ConvSaved *sp = t_arena_alloc(sizeof *sp);
+        *sp = sv;
+        sp->epi = epi;
+        node->saved = sp;
     }
     return y;
+}
+
+Tensor *t_conv2d_fused(const ConvFusedArgs *a) { return conv2d_fused(a, a->stride, a->stride, a->pad, a->pad); }
+
+Tensor *t_conv2d_ex(Tensor *x, Tensor *w, Tensor *b, int stride_h, int stride_w, int pad_h, int pad_w) {
+    ConvFusedArgs a = {.x = x, .w = w, .b = b};
+    return conv2d_fused(&a, stride_h, stride_w, pad_h, pad_w);
 }
 
 Tensor *t_conv2d(Tensor *x, Tensor *w, Tensor *b, int stride, int pad) {

@@ -14,6 +14,9 @@
 
 #include "irsde/unet.h"
 #include "nn/linear_attention.h"
+#include "nn/resblock.h"
+#include "tensor/conv_fused.h"
+#include "tensor/conv_geom.h"
 #include "tensor/ops.h"
 #include "tensor/tensor.h"
 #include "tests/util_check.h"
@@ -37,6 +40,9 @@ static Tensor *leaf_copy(const Tensor *x) {
     t_requires_grad(c);
     return c;
 }
+
+static char seen[512];
+static void record_error(const char *msg) { snprintf(seen, sizeof seen, "%s", msg); }
 
 /* ---------------------------------------------------------------- linear attention core */
 
@@ -87,9 +93,6 @@ static void test_linear_attention_core_gradcheck(void **state) {
     assert_true(gradcheck(f_la_core, 1, &qkv, NULL, 1e-2f, 2e-3, 2e-3, 1000, "linear_attention core") > 0);
 }
 
-static char seen[512];
-static void record_error(const char *msg) { snprintf(seen, sizeof seen, "%s", msg); }
-
 static void test_linear_attention_core_bad_shape(void **state) {
     (void)state;
     t_set_error_handler(record_error);
@@ -97,6 +100,138 @@ static void test_linear_attention_core_bad_shape(void **state) {
     assert_null(nn_linear_attention_core(t_zeros(T_SHAPE(1, 10, 2, 2)), 2, 4));   /* not 3·2·4 channels */
     assert_non_null(strstr(seen, "linear_attention"));
     assert_null(nn_linear_attention_core(t_zeros(T_SHAPE(24, 2, 2)), 2, 4));      /* not 4-D */
+    t_set_error_handler(NULL);
+}
+
+/* ---------------------------------------------------------------- fused convolution */
+
+typedef struct {
+    int64_t n, c1, c2, h, w, cout;
+    int k, pad, act;
+    bool up, bias;
+} FusedCase;
+
+/* The ops the fused convolution stands for: concat, nearest upsampling, conv, activation. */
+static Tensor *fused_composed(const FusedCase *c, Tensor *x, Tensor *x2, Tensor *w, Tensor *b, Tensor *ss,
+                              Tensor *res) {
+    Tensor *in = x;
+    if (x2) {
+        Tensor *parts[2] = {x, x2};
+        in = t_concat(2, parts, 1);
+    }
+    if (c->up) in = t_upsample_nearest2x(in);
+    Tensor *z = t_conv2d(in, w, b, 1, c->pad);
+    if (c->act == CONV_ACT_SCALE_SHIFT_SILU) return nn_scale_shift_silu(z, ss);
+    if (c->act == CONV_ACT_SILU_ADD) return nn_silu_add(z, res);
+    return z;
+}
+
+static Tensor *fused_one(const FusedCase *c, Tensor *x, Tensor *x2, Tensor *w, Tensor *b, Tensor *ss, Tensor *res) {
+    ConvFusedArgs a = {.x = x, .x2 = x2, .w = w, .b = b, .stride = 1, .pad = c->pad, .upsample2x = c->up,
+                       .act = c->act, .ss = ss, .res = res};
+    return t_conv2d_fused(&a);
+}
+
+/* inputs: x, x2 (c2 > 0), w, b (bias), ss / res (act) */
+static int fused_inputs(const FusedCase *c, uint64_t seed, Tensor **in) {
+    int64_t ho = c->up ? 2 * c->h : c->h, wo = c->up ? 2 * c->w : c->w;
+    ho = ho + 2 * c->pad - c->k + 1, wo = wo + 2 * c->pad - c->k + 1;
+    int n = 0;
+    in[n++] = rand_tensor(T_SHAPE(c->n, c->c1, c->h, c->w), seed, -1, 1);
+    if (c->c2) in[n++] = rand_tensor(T_SHAPE(c->n, c->c2, c->h, c->w), seed + 1, -1, 1);
+    in[n++] = rand_tensor(T_SHAPE(c->cout, c->c1 + c->c2, c->k, c->k), seed + 2, -0.5f, 0.5f);
+    if (c->bias) in[n++] = rand_tensor(T_SHAPE(c->cout), seed + 3, -0.5f, 0.5f);
+    if (c->act == CONV_ACT_SCALE_SHIFT_SILU) in[n++] = rand_tensor(T_SHAPE(c->n, 2 * c->cout), seed + 4, -1, 1);
+    if (c->act == CONV_ACT_SILU_ADD) in[n++] = rand_tensor(T_SHAPE(c->n, c->cout, ho, wo), seed + 5, -1, 1);
+    return n;
+}
+
+static Tensor *fused_call(const FusedCase *c, Tensor **in, bool composed) {
+    int i = 0;
+    Tensor *x = in[i++], *x2 = c->c2 ? in[i++] : NULL, *w = in[i++], *b = c->bias ? in[i++] : NULL;
+    Tensor *ss = c->act == CONV_ACT_SCALE_SHIFT_SILU ? in[i] : NULL, *res = c->act == CONV_ACT_SILU_ADD ? in[i] : NULL;
+    return composed ? fused_composed(c, x, x2, w, b, ss, res) : fused_one(c, x, x2, w, b, ss, res);
+}
+
+static Tensor *f_fused(Tensor **in, void *ctx) { return fused_call(ctx, in, false); }
+
+static const FusedCase fused_cases[] = {
+    {2, 5, 3, 9, 7, 6, 3, 1, CONV_ACT_SCALE_SHIFT_SILU, false, false},   /* skip concat + modulation */
+    {2, 6, 0, 8, 11, 5, 3, 1, CONV_ACT_SILU_ADD, false, false},          /* SiLU + residual */
+    {2, 4, 0, 5, 6, 7, 3, 1, CONV_ACT_NONE, true, true},                 /* upsample + conv + bias */
+    {1, 3, 0, 7, 4, 4, 3, 1, CONV_ACT_SCALE_SHIFT_SILU, true, true},     /* upsample + modulation */
+    {2, 3, 4, 6, 5, 5, 1, 0, CONV_ACT_NONE, false, false},               /* 1×1 over a concat (res_conv) */
+    {2, 4, 2, 6, 6, 3, 3, 1, CONV_ACT_NONE, true, true},                 /* upsample of a concat (built) */
+    {1, 3, 0, 6, 6, 4, 4, 2, CONV_ACT_SILU_ADD, false, true},            /* even kernel (no phase path) */
+};
+
+static void check_fused_against_composed(const FusedCase *c, uint64_t seed, const char *what) {
+    Tensor *base[6], *a[6], *b[6];
+    int n = fused_inputs(c, seed, base);
+    for (int i = 0; i < n; i++) a[i] = leaf_copy(base[i]), b[i] = leaf_copy(base[i]);
+    Tensor *ya = fused_call(c, a, false), *yb = fused_call(c, b, true);
+    assert_non_null(ya);
+    assert_non_null(yb);
+    check_close(ya->data, yb->data, t_numel(ya), 1e-5, 1e-4, what);
+    Tensor *r = rand_tensor(ya->ndim, ya->shape, seed + 9, -1, 1);
+    t_backward(t_sum(t_mul(ya, r), 0, NULL, false));
+    t_backward(t_sum(t_mul(yb, r), 0, NULL, false));
+    for (int i = 0; i < n; i++) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "%s, gradient of input %d", what, i);
+        check_close(a[i]->grad, b[i]->grad, t_numel(a[i]), 1e-4, 1e-3, msg);
+    }
+}
+
+static void test_conv_fused_matches_composed(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof fused_cases / sizeof fused_cases[0]; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "fused conv case %zu", i);
+        check_fused_against_composed(&fused_cases[i], 100 + 10 * i, what);
+    }
+    /* one image per chunk: the two-input and phase paths over several chunks */
+    int64_t saved = conv_implicit_chunk_bytes;
+    conv_implicit_chunk_bytes = 1;
+    check_fused_against_composed(&fused_cases[0], 300, "fused conv, chunked concat");
+    check_fused_against_composed(&fused_cases[2], 310, "fused conv, chunked upsample");
+    conv_implicit_chunk_bytes = saved;
+    /* U-Net-like widths: the phase GEMMs run through the AVX-512 kernel, not the small-product path */
+    const FusedCase big[] = {{1, 64, 0, 16, 16, 32, 3, 1, CONV_ACT_NONE, true, true},
+                             {2, 32, 32, 24, 20, 48, 3, 1, CONV_ACT_SCALE_SHIFT_SILU, false, false}};
+    check_fused_against_composed(&big[0], 400, "fused conv, 64-channel upsample");
+    check_fused_against_composed(&big[1], 410, "fused conv, 64-channel concat");
+}
+
+static void test_conv_fused_gradcheck(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof fused_cases / sizeof fused_cases[0]; i++) {
+        FusedCase c = fused_cases[i];
+        c.h = c.h < 5 ? c.h : 5, c.w = c.w < 4 ? c.w : 4, c.cout = 3;
+        Tensor *in[6];
+        int n = fused_inputs(&c, 500 + 10 * i, in);
+        char what[64];
+        snprintf(what, sizeof what, "fused conv case %zu", i);
+        assert_true(gradcheck(f_fused, n, in, &c, 1e-2f, 3e-3, 3e-3, 200, what) > 0);
+    }
+}
+
+static void test_conv_fused_bad_args(void **state) {
+    (void)state;
+    t_set_error_handler(record_error);
+    Tensor *x = t_zeros(T_SHAPE(2, 3, 4, 4)), *w = t_zeros(T_SHAPE(5, 3, 3, 3));
+    ConvFusedArgs a = {.x = x, .w = w, .stride = 1, .pad = 1, .act = CONV_ACT_SCALE_SHIFT_SILU,
+                       .ss = t_zeros(T_SHAPE(2, 5))};   /* needs [2, 10] */
+    seen[0] = 0;
+    assert_null(t_conv2d_fused(&a));
+    assert_non_null(strstr(seen, "scale_shift_silu"));
+    a.act = CONV_ACT_SILU_ADD;
+    a.res = t_zeros(T_SHAPE(2, 5, 4, 3));
+    assert_null(t_conv2d_fused(&a));
+    assert_non_null(strstr(seen, "silu_add"));
+    ConvFusedArgs b = {.x = x, .x2 = t_zeros(T_SHAPE(2, 2, 4, 5)), .w = w, .stride = 1, .pad = 1};   /* sizes differ */
+    assert_null(t_conv2d_fused(&b));
+    assert_non_null(strstr(seen, "conv2d"));
     t_set_error_handler(NULL);
 }
 
@@ -143,6 +278,9 @@ int main(void) {
         cmocka_unit_test_teardown(test_linear_attention_core_matches_composed, teardown),
         cmocka_unit_test_teardown(test_linear_attention_core_gradcheck, teardown),
         cmocka_unit_test_teardown(test_linear_attention_core_bad_shape, teardown),
+        cmocka_unit_test_teardown(test_conv_fused_matches_composed, teardown),
+        cmocka_unit_test_teardown(test_conv_fused_gradcheck, teardown),
+        cmocka_unit_test_teardown(test_conv_fused_bad_args, teardown),
         cmocka_unit_test_teardown(test_unet_nograd_equals_taped, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
