@@ -43,8 +43,8 @@ int cmd_train_ir(int argc, char **argv) {
         {"--val-crop", OPT_INT, &val_crop, 0, 1 << 16, "N", "validate on centre crops of N×N (default 256; 0 = whole images)"},
         {"--val-every", OPT_I64, &o.val_every, 0, 1e12, "N", "validate every N steps (default: at the end)"},
         {"--model", OPT_STR, &model, 0, 0, "NAME|FILE",
-         "U-Net: small (default; nf 16, 1.2 M parameters), universal (the released\nconfig), plain, or a JSON config "
-         "with the official option names; a preset's\ncontext_dim follows the DA-CLIP's embedding size"},
+         "U-Net: small (default; nf 16: 1.2 M parameters, 0.9 M without DA-CLIP),\nuniversal (the released config), plain, "
+         "or a JSON config with the official\noption names; a preset's context_dim follows the DA-CLIP's embedding size"},
         {"--init", OPT_STR, &init, 0, 0, "FILE", "fine-tune: start from these U-Net weights (ours, or the official\n.pth; the config comes from the file)"},
         {"--types", OPT_STR, &types, 0, 0, "A,B", "train (and validate) on these degradations only"},
         {"--vocab", OPT_STR, &vocab, 0, 0, "FILE", "BPE merges of the DA-CLIP (default: the one it names)"},
