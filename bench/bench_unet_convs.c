@@ -2,13 +2,16 @@
  * shapes), no tape: t_conv2d against a dense GEMM of the same M×N×K (t_sgemm with op(B) a materialised
  * [K, N] matrix, N = output pixels), alternating, median of --reps. Prints CSV: shape, conv ms, GEMM ms,
  * conv GFLOP/s, conv time / GEMM time (1.0 = "runs at GEMM speed"; medians, then the fastest runs).
+ * Upsampling cases run the fused op (tensor/conv_fused.h: 2×2 phase kernels, 4/9 of the work); their
+ * GFLOP/s and GEMM count the 3×3 convolution of the upsampled image, i.e. what they replace.
  * With --grad, times forward+backward of the convolution (dX and dW) against three GEMMs of the same sizes.
- * Options: --reps N (7), --batch N (1), --size PX (256), --grad, --only SUBSTRING. */
+ * Options: --reps N (7), --batch N (1), --size PX (256), --grad, --only SUBSTRING (of the printed label). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench/bench_util.h"
+#include "tensor/conv_fused.h"
 #include "tensor/gemm.h"
 #include "tensor/ops.h"
 #include "tensor/rng.h"
@@ -58,8 +61,11 @@ int main(int argc, char **argv) {
     printf("shape,conv_ms,gemm_ms,conv_gflops,conv_over_gemm,min_conv_over_min_gemm\n");
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         const ConvCase *cc = &cases[c];
-        if (only && !strstr(cc->what, only)) continue;
         int64_t H = size >> cc->level, Hc = cc->upsample ? 2 * H : H;
+        char label[96];
+        snprintf(label, sizeof label, "%s %d->%d %lldx%lld%s", cc->what, cc->cin, cc->cout, (long long)H, (long long)H,
+                 grad ? " fwd+bwd" : "");
+        if (only && !strstr(label, only)) continue;
         int64_t Ho = (Hc + 2 * cc->pad - cc->k) / cc->stride + 1, N = (int64_t)batch * Ho * Ho;
         int64_t K = (int64_t)cc->cin * cc->k * cc->k;
         double flops = 2.0 * cc->cout * N * K * (grad ? 3 : 1);
@@ -74,7 +80,8 @@ int main(int argc, char **argv) {
                 t_requires_grad(w);
             }
             double t0 = now_s();
-            Tensor *y = t_conv2d(cc->upsample ? t_upsample_nearest2x(x) : x, w, NULL, cc->stride, cc->pad);
+            ConvFusedArgs a = {.x = x, .w = w, .stride = cc->stride, .pad = cc->pad, .upsample2x = cc->upsample};
+            Tensor *y = t_conv2d_fused(&a);
             if (grad) t_backward(t_sum(y, 0, NULL, false));
             double t1 = now_s();
             t_set_grad_enabled(prev);
@@ -92,8 +99,7 @@ int main(int argc, char **argv) {
         qsort(tc, (size_t)reps, sizeof(double), cmp_double);
         qsort(tg, (size_t)reps, sizeof(double), cmp_double);
         double mc = tc[reps / 2], mg = tg[reps / 2];
-        printf("%s %d->%d %lldx%lld%s,%.2f,%.2f,%.1f,%.2f,%.2f\n", cc->what, cc->cin, cc->cout, (long long)H,
-               (long long)H, grad ? " fwd+bwd" : "", 1e3 * mc, 1e3 * mg, flops / mc / 1e9, mc / mg, tc[0] / tg[0]);
+        printf("%s,%.2f,%.2f,%.1f,%.2f,%.2f\n", label, 1e3 * mc, 1e3 * mg, flops / mc / 1e9, mc / mg, tc[0] / tg[0]);
         fflush(stdout);
         free(tc);
         free(tg);

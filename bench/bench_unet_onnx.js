@@ -1,6 +1,7 @@
 // ONNX Runtime peer of bench_unet.c (--mode fwd): the universal ConditionalUNet exported by
 // bench_unet_torch.py --export, CPU execution provider, intraOpNumThreads 2, all graph optimisations.
 // Usage: node bench/bench_unet_onnx.js MODEL.onnx [size=256] [reps=5] [batch=1]
+// Env: ORT_SPIN=0 turns off the intra-op pool's spinning (session.intra_op.allow_spinning; on by default).
 const ort = require(require('path').join(__dirname, 'onnx/node_modules/onnxruntime-node'));
 
 function random(n, lo, hi) {
@@ -12,8 +13,10 @@ function random(n, lo, hi) {
 async function main() {
   const [model, s = '256', r = '5', b = '1'] = process.argv.slice(2);
   const size = parseInt(s), reps = parseInt(r), batch = parseInt(b);
+  const spin = process.env.ORT_SPIN === '0' ? '0' : '1';
   const session = await ort.InferenceSession.create(model, {
-    intraOpNumThreads: 2, interOpNumThreads: 1, executionProviders: ['cpu'], graphOptimizationLevel: 'all' });
+    intraOpNumThreads: 2, interOpNumThreads: 1, executionProviders: ['cpu'], graphOptimizationLevel: 'all',
+    extra: { session: { intra_op: { allow_spinning: spin } } } });
   const img = [batch, 3, size, size], n = batch * 3 * size * size;
   const time = new Float32Array(batch);
   for (let i = 0; i < batch; i++) time[i] = 1 + Math.floor(Math.random() * 100);
@@ -34,6 +37,6 @@ async function main() {
   const med = sorted[Math.floor(sorted.length / 2)];
   const rss = process.resourceUsage().maxRSS / 1024;
   console.log(`onnxrt   fwd   batch ${batch}: ${med.toFixed(3)} s/batch, ${size}x${size}, peak RSS ${rss.toFixed(0)} MB, ` +
-              `threads 2, min ${sorted[0].toFixed(3)} s`);
+              `threads 2, min ${sorted[0].toFixed(3)} s, spinning ${spin === '1' ? 'on' : 'off'}`);
 }
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -40,7 +40,7 @@ Tensor *linear_attention_forward(const LinearAttention *a, Tensor *x) {
  * where Σ_n ks ⊙ dks = Σ_e dctx ⊙ ctx needs no pass over N. Each (image, head) is computed by one thread
  * in a fixed order, so results do not depend on the thread count. */
 
-#define LA_TILE 1024
+#define LA_TILE 2048
 #define LA_LANES 16
 
 typedef struct {

@@ -80,6 +80,14 @@ void conv_take_valid(const float *src, int64_t n0, int64_t nb, int64_t C, int64_
 /* Floats past a padded input that the GEMM may read: the last window's run rounded up to 48. */
 #define CONV_WINDOW_SLACK(kw) ((kw) + 64)
 
+/* 3×3, stride 1, pad 1 with many channels by Winograd F(2×2, 3×3) (tensor/conv_winograd.c); the same
+ * arguments as the implicit path. */
+bool conv_wino_ok(const ConvGeom *g);
+void conv_wino_forward(const ConvGeom *g, const float *x1, const float *x2, const float *w, const float *b, float *y,
+                       const ConvEpi *epi);
+void conv_wino_backward(const ConvGeom *g, const float *x1, const float *x2, const float *w, const float *dy,
+                        float *dx1, float *dx2, float *dw, float *db);
+
 /* Nearest ×2 upsampling then a 3×3, pad 1, stride 1 convolution (g describes that convolution: H, W
  * are the upsampled sizes), by four 2×2 phase convolutions of x [N, Cin, H/2, W/2] (tensor/conv_upsample.c). */
 bool conv_up2x_ok(const ConvGeom *g);

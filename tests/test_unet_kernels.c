@@ -17,6 +17,7 @@
 #include "nn/resblock.h"
 #include "tensor/conv_fused.h"
 #include "tensor/conv_geom.h"
+#include "tensor/gemm.h"
 #include "tensor/ops.h"
 #include "tensor/tensor.h"
 #include "tests/util_check.h"
@@ -235,6 +236,107 @@ static void test_conv_fused_bad_args(void **state) {
     t_set_error_handler(NULL);
 }
 
+/* ---------------------------------------------------------------- Winograd F(2×2, 3×3) */
+
+static ConvGeom geom3x3(int64_t N, int64_t C1, int64_t C2, int64_t Cout, int64_t H, int64_t W) {
+    ConvGeom g = {.N = N, .Cin = C1 + C2, .C1 = C1, .H = H, .W = W, .Cout = Cout, .kh = 3, .kw = 3, .sh = 1, .sw = 1,
+                  .ph = 1, .pw = 1, .Ho = H, .Wo = W, .K = (C1 + C2) * 9};
+    return g;
+}
+
+/* The Winograd path against the implicit GEMM on the same convolution: forward with each epilogue, and
+ * dX (both inputs), dW, db; odd sizes leave partial tiles. */
+static void check_wino(int64_t N, int64_t C1, int64_t C2, int64_t Cout, int64_t H, int64_t W, uint64_t seed) {
+    ConvGeom g = geom3x3(N, C1, C2, Cout, H, W);
+    assert_true(conv_wino_ok(&g));
+    if (!conv_implicit_ok(&g)) skip();   /* no AVX-512 kernel: nothing to compare with */
+    const int64_t Cin = C1 + C2, HW = H * W, ny = N * Cout * HW;
+    Tensor *x1 = rand_tensor(T_SHAPE(N, C1, H, W), seed, -1, 1), *x2 = rand_tensor(T_SHAPE(N, C2 ? C2 : 1, H, W), seed + 1, -1, 1);
+    Tensor *w = rand_tensor(T_SHAPE(Cout, Cin, 3, 3), seed + 2, -0.05f, 0.05f), *b = rand_tensor(T_SHAPE(Cout), seed + 3, -1, 1);
+    Tensor *ss = rand_tensor(T_SHAPE(N, 2 * Cout), seed + 4, -1, 1), *res = rand_tensor(T_SHAPE(N, Cout, H, W), seed + 5, -1, 1);
+    Tensor *dy = rand_tensor(T_SHAPE(N, Cout, H, W), seed + 6, -1, 1);
+    const float *p2 = C2 ? x2->data : NULL;
+    for (int act = CONV_ACT_NONE; act <= CONV_ACT_SILU_ADD; act++) {
+        Tensor *ya = t_new(T_SHAPE(N, Cout, H, W)), *yb = t_new(T_SHAPE(N, Cout, H, W));
+        Tensor *pa = t_new(T_SHAPE(N, Cout, H, W)), *pb = t_new(T_SHAPE(N, Cout, H, W));
+        ConvEpi ea = {.act = act, .ss = ss->data, .res = res->data, .pre = pa->data}, eb = ea;
+        eb.pre = pb->data;
+        conv_wino_forward(&g, x1->data, p2, w->data, b->data, ya->data, &ea);
+        conv_implicit_forward(&g, x1->data, p2, w->data, b->data, yb->data, &eb);
+        check_close(pa->data, pb->data, ny, 1e-5, 1e-4, "winograd z");
+        check_close(ya->data, yb->data, ny, 1e-5, 1e-4, "winograd output");
+    }
+    Tensor *ga[4], *gb[4];
+    const int64_t sizes[4] = {N * C1 * HW, N * (C2 ? C2 : 1) * HW, Cout * Cin * 9, Cout};
+    for (int i = 0; i < 4; i++) {   /* gradients accumulate: start both from the same values */
+        ga[i] = rand_tensor(T_SHAPE(sizes[i]), seed + 10 + i, -1, 1);
+        gb[i] = t_from(T_SHAPE(sizes[i]), ga[i]->data);
+    }
+    conv_wino_backward(&g, x1->data, p2, w->data, dy->data, ga[0]->data, C2 ? ga[1]->data : NULL, ga[2]->data,
+                       ga[3]->data);
+    conv_implicit_backward(&g, x1->data, p2, w->data, dy->data, gb[0]->data, C2 ? gb[1]->data : NULL, gb[2]->data,
+                           gb[3]->data);
+    const char *names[4] = {"winograd dx1", "winograd dx2", "winograd dw", "winograd db"};
+    for (int i = 0; i < 4; i++) check_close(ga[i]->data, gb[i]->data, sizes[i], 1e-4, 1e-4, names[i]);
+}
+
+static void test_winograd_matches_implicit(void **state) {
+    (void)state;
+    check_wino(2, 512, 0, 512, 7, 9, 700);     /* odd: partial tiles on both edges */
+    check_wino(1, 512, 256, 512, 6, 4, 710);   /* two inputs (a skip concatenation) */
+    check_wino(3, 520, 0, 528, 1, 2, 720);     /* one row: every tile partial */
+}
+
+static Tensor *f_conv3(Tensor **in, void *ctx) {
+    (void)ctx;
+    ConvFusedArgs a = {.x = in[0], .w = in[1], .b = in[2], .stride = 1, .pad = 1, .act = CONV_ACT_SCALE_SHIFT_SILU,
+                       .ss = in[3]};
+    return t_conv2d_fused(&a);
+}
+
+static void test_winograd_gradcheck(void **state) {
+    (void)state;
+    ConvGeom g = geom3x3(1, 512, 0, 512, 3, 3);
+    assert_true(conv_wino_ok(&g));
+    Tensor *in[4] = {rand_tensor(T_SHAPE(1, 512, 3, 3), 800, -1, 1), rand_tensor(T_SHAPE(512, 512, 3, 3), 801, -0.05f, 0.05f),
+                     rand_tensor(T_SHAPE(512), 802, -0.5f, 0.5f), rand_tensor(T_SHAPE(1, 1024), 803, -0.5f, 0.5f)};
+    assert_true(gradcheck(f_conv3, 4, in, NULL, 1e-2f, 3e-3, 3e-3, 40, "winograd conv") > 0);
+}
+
+/* ---------------------------------------------------------------- shifted windows, packed */
+
+/* From SHIFTED_PACK_M rows on, t_sgemm_shifted packs the windows and reads A in place (alpha 1): against
+ * the product on a materialised B, and bit-identical at 1 and 3 threads. */
+static void test_shifted_windows_packed(void **state) {
+    (void)state;
+    const int64_t M = 136, N = 3 * 48 * 5 + 17, K = 600, span = 4000 + N + 64;
+    float *A = malloc(sizeof(float) * (size_t)(M * K)), *src = malloc(sizeof(float) * (size_t)span);
+    float *B = malloc(sizeof(float) * (size_t)(K * N)), *bias = malloc(sizeof(float) * (size_t)M);
+    float *C1 = malloc(sizeof(float) * (size_t)(M * N)), *C3 = malloc(sizeof(float) * (size_t)(M * N));
+    float *R = malloc(sizeof(float) * (size_t)(M * N));
+    int64_t *off = malloc(sizeof(int64_t) * (size_t)K);
+    Tensor *ta = t_wrap(A, T_SHAPE(M * K)), *ts = t_wrap(src, T_SHAPE(span)), *tb = t_wrap(bias, T_SHAPE(M));
+    fill_uniform(ta, 1, -1, 1);
+    fill_uniform(ts, 2, -1, 1);
+    fill_uniform(tb, 3, -1, 1);
+    for (int64_t k = 0; k < K; k++) off[k] = (k * 2654435761u) % 4000;
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < N; j++) B[k * N + j] = src[off[k] + j];
+    for (int alpha1 = 0; alpha1 < 2; alpha1++) {
+        float alpha = alpha1 ? 1.0f : 0.5f;
+        t_sgemm_bias(false, false, M, N, K, alpha, A, K, B, N, 0.0f, R, N, bias, NULL);
+        int prev = t_threads();
+        t_set_threads(1);
+        assert_true(t_sgemm_shifted(false, M, N, K, alpha, A, K, src, off, 0.0f, C1, N, bias));
+        t_set_threads(3);
+        assert_true(t_sgemm_shifted(false, M, N, K, alpha, A, K, src, off, 0.0f, C3, N, bias));
+        t_set_threads(prev);
+        check_close(C1, R, M * N, 1e-4, 1e-4, "packed shifted windows vs dense");
+        assert_memory_equal(C1, C3, sizeof(float) * (size_t)(M * N));
+    }
+    free(A), free(src), free(B), free(bias), free(C1), free(C3), free(R), free(off);
+}
+
 /* ---------------------------------------------------------------- the U-Net without a tape */
 
 static void test_unet_nograd_equals_taped(void **state) {
@@ -281,6 +383,9 @@ int main(void) {
         cmocka_unit_test_teardown(test_conv_fused_matches_composed, teardown),
         cmocka_unit_test_teardown(test_conv_fused_gradcheck, teardown),
         cmocka_unit_test_teardown(test_conv_fused_bad_args, teardown),
+        cmocka_unit_test_teardown(test_winograd_matches_implicit, teardown),
+        cmocka_unit_test_teardown(test_winograd_gradcheck, teardown),
+        cmocka_unit_test_teardown(test_shifted_windows_packed, teardown),
         cmocka_unit_test_teardown(test_unet_nograd_equals_taped, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
