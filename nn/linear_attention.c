@@ -4,6 +4,7 @@
 
 #include <math.h>
 
+#include "tensor/channel_norm.h"
 #include "tensor/gemm.h"
 #include "tensor/ops.h"
 #include "tensor/par_reduce.h"
@@ -119,9 +120,9 @@ T_SIMD static void la_k_backward(const float *ks, const float *dks, const float 
         }
 }
 
-/* One (image, head): the k statistics, ctx, and out [d, N] (rows N apart). scratch: d·LA_TILE floats. */
-static void la_head_forward(const LaCore *c, const float *q, const float *k, const float *v, float *ctx, float *kmax,
-                            float *krs, float *out, float *scratch) {
+/* One (image, head): the k statistics and ctx. scratch: d·LA_TILE floats. */
+static void la_head_ctx(const LaCore *c, const float *k, const float *v, float *ctx, float *kmax, float *krs,
+                        float *scratch) {
     const int64_t d = c->d, N = c->N;
     for (int64_t r = 0; r < d; r++) la_row_stats(k + r * N, N, &kmax[r], &krs[r]);
     for (int64_t n0 = 0; n0 < N; n0 += LA_TILE) {
@@ -129,11 +130,22 @@ static void la_head_forward(const LaCore *c, const float *q, const float *k, con
         la_k_tile(k + n0, N, d, T, kmax, krs, scratch);
         t_sgemm(false, true, d, d, T, 1.0f / (float)N, scratch, T, v + n0, N, n0 ? 1.0f : 0.0f, ctx, d);
     }
+}
+
+/* One (image, head): out [d, N] (rows N apart) from q and ctx. scratch: d·LA_TILE floats. */
+static void la_head_out(const LaCore *c, const float *q, const float *ctx, float *out, float *scratch) {
+    const int64_t d = c->d, N = c->N;
     for (int64_t n0 = 0; n0 < N; n0 += LA_TILE) {
         int64_t T = N - n0 < LA_TILE ? N - n0 : LA_TILE;
         la_q_tile(q + n0, N, d, T, c->scale, scratch);
         t_sgemm(true, false, d, T, d, 1.0f, ctx, d, scratch, T, 0.0f, out + n0, N);
     }
+}
+
+static void la_head_forward(const LaCore *c, const float *q, const float *k, const float *v, float *ctx, float *kmax,
+                            float *krs, float *out, float *scratch) {
+    la_head_ctx(c, k, v, ctx, kmax, krs, scratch);
+    la_head_out(c, q, ctx, out, scratch);
 }
 
 /* One (image, head) of the backward; dq, dk, dv rows N apart, stored (add = false) or added.
@@ -228,6 +240,143 @@ void linear_attn_block_init(LinearAttnBlock *b, ParamSet *ps, const char *prefix
     channel_layernorm_init(&b->norm, ps, nn_join(p, sizeof p, prefix, "fn.norm"), dim);
 }
 
-Tensor *linear_attn_block_forward(const LinearAttnBlock *b, Tensor *x) {
-    return t_add(linear_attention_forward(&b->attn, channel_layernorm_forward(&b->norm, x)), x);
+/* ---------------------------------------------------------------- the whole block as one op
+ * y = x + LN_out(to_out(core(to_qkv(LN_pre(x))))), image by image. Only x, the norms' statistics and the
+ * core's ctx/k statistics are kept: the 3·heads·d-channel qkv, the core's output and the norms' outputs
+ * are workspace, recomputed in backward (two 1×1 convolutions and the q side of the core, ≈1.5% of a
+ * training step) instead of being kept with their gradients (≈1 GB of a batch-4 128² U-Net step). */
+
+typedef struct {
+    LaCore core;            /* over all images; ctx/kmax/krs per (image, head) */
+    int64_t C;
+    float eps1, eps2;
+    float *mean1, *rstd1;   /* [B, N]: LN_pre */
+    float *mean2, *rstd2;   /* [B, N]: LN_out */
+} LaBlock;
+
+/* Inputs of the tape node, in order. */
+enum { LB_X, LB_G1, LB_WQKV, LB_WOUT, LB_BOUT, LB_G2, LB_N };
+
+/* The heads of image b in parallel: ctx (unless known) and out [hd, N] from qkv [3·hd, N]. */
+static void la_image_core(const LaCore *c, int64_t b, const float *qkv, bool ctx_known, float *out, float *scratch) {
+    const int64_t hd = c->heads * c->d, N = c->N;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int64_t h = 0; h < c->heads; h++) {
+        int64_t bh = b * c->heads + h;
+        const float *q = qkv + h * c->d * N;
+        float *ctx = c->ctx + bh * c->d * c->d, *sc = scratch + (int64_t)t_par_tid() * la_scratch_floats(c->d);
+        if (!ctx_known) la_head_ctx(c, q + hd * N, q + 2 * hd * N, ctx, c->kmax + bh * c->d, c->krs + bh * c->d, sc);
+        la_head_out(c, q, ctx, out + h * c->d * N, sc);
+    }
+}
+
+/* qkv and the core's output of image b (LN_pre from saved statistics when known) */
+static void lb_image_attention(const LaBlock *s, Tensor *const *in, int64_t b, bool stats_known, float *n1,
+                               float *qkv, float *a, float *scratch) {
+    const int64_t C = s->C, N = s->core.N, hd = s->core.heads * s->core.d;
+    const float *xb = in[LB_X]->data + b * C * N, *g1 = in[LB_G1]->data;
+    if (stats_known) t_cln_image_apply(xb, n1, g1, C, N, s->mean1 + b * N, s->rstd1 + b * N);
+    else t_cln_image_forward(xb, n1, g1, C, N, s->eps1, s->mean1 ? s->mean1 + b * N : NULL,
+                             s->rstd1 ? s->rstd1 + b * N : NULL, NULL);
+    t_sgemm(false, false, 3 * hd, N, C, 1.0f, in[LB_WQKV]->data, C, n1, N, 0.0f, qkv, N);
+    la_image_core(&s->core, b, qkv, stats_known, a, scratch);
+}
+
+static void la_block_backward(TNode *node) {
+    const LaBlock *s = node->saved;
+    Tensor **in = node->in, *y = node->out;
+    const int64_t B = s->core.B, C = s->C, N = s->core.N, hd = s->core.heads * s->core.d;
+    float *dx = t_needs_grad(in[LB_X]) ? t_grad_buf(in[LB_X]) : NULL;
+    float *dg1 = t_needs_grad(in[LB_G1]) ? t_grad_buf(in[LB_G1]) : NULL;
+    float *dwq = t_needs_grad(in[LB_WQKV]) ? t_grad_buf(in[LB_WQKV]) : NULL;
+    float *dwo = t_needs_grad(in[LB_WOUT]) ? t_grad_buf(in[LB_WOUT]) : NULL;
+    float *dbo = t_needs_grad(in[LB_BOUT]) ? t_grad_buf(in[LB_BOUT]) : NULL;
+    float *dg2 = t_needs_grad(in[LB_G2]) ? t_grad_buf(in[LB_G2]) : NULL;
+    const float *wq = in[LB_WQKV]->data, *wo = in[LB_WOUT]->data, *bo = in[LB_BOUT] ? in[LB_BOUT]->data : NULL;
+    size_t mark = t_arena_mark();
+    float *n1 = t_arena_alloc(sizeof(float) * (size_t)(C * N)), *qkv = t_arena_alloc(sizeof(float) * (size_t)(3 * hd * N));
+    float *a = t_arena_alloc(sizeof(float) * (size_t)(hd * N)), *o = t_arena_alloc(sizeof(float) * (size_t)(C * N));
+    float *dout = t_arena_alloc(sizeof(float) * (size_t)(C * N)), *da = t_arena_alloc(sizeof(float) * (size_t)(hd * N));
+    float *dqkv = t_arena_alloc(sizeof(float) * (size_t)(3 * hd * N)), *dn1 = t_arena_alloc(sizeof(float) * (size_t)(C * N));
+    float *scratch = t_arena_alloc(sizeof(float) * (size_t)(t_par_threads() * la_scratch_floats(s->core.d)));
+    for (int64_t b = 0; b < B; b++) {
+        const float *dy = y->grad + b * C * N, *xb = in[LB_X]->data + b * C * N;
+        lb_image_attention(s, in, b, true, n1, qkv, a, scratch);
+        t_sgemm_bias(false, false, C, N, hd, 1.0f, wo, hd, a, N, 0.0f, o, N, bo, NULL);
+        t_cln_image_backward(o, dy, in[LB_G2]->data, s->mean2 + b * N, s->rstd2 + b * N, C, N, dout, false, dg2);
+        if (dx) {   /* the residual */
+            float *d = dx + b * C * N;
+#pragma omp parallel for schedule(static) if (C * N > 32768)
+            for (int64_t i = 0; i < C * N; i++) d[i] += dy[i];
+        }
+        if (dbo)   /* one thread per channel, pixels in order */
+#pragma omp parallel for schedule(static) if (C * N > 32768)
+            for (int64_t c = 0; c < C; c++) {
+                float sum = 0.0f;
+                for (int64_t p = 0; p < N; p++) sum += dout[c * N + p];
+                dbo[c] += sum;
+            }
+        if (dwo) t_sgemm(false, true, C, hd, N, 1.0f, dout, N, a, N, 1.0f, dwo, hd);
+        if (!dwq && !dx && !dg1) continue;
+        t_sgemm(true, false, hd, N, C, 1.0f, wo, hd, dout, N, 0.0f, da, N);
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t h = 0; h < s->core.heads; h++) {
+            const LaCore *c = &s->core;
+            int64_t bh = b * c->heads + h, q0 = h * c->d * N;
+            la_head_backward(c, qkv + q0, qkv + q0 + hd * N, qkv + q0 + 2 * hd * N, c->ctx + bh * c->d * c->d,
+                             c->kmax + bh * c->d, c->krs + bh * c->d, da + h * c->d * N, dqkv + q0, dqkv + q0 + hd * N,
+                             dqkv + q0 + 2 * hd * N, false, scratch + (int64_t)t_par_tid() * la_scratch_floats(c->d));
+        }
+        if (dwq) t_sgemm(false, true, 3 * hd, C, N, 1.0f, dqkv, N, n1, N, 1.0f, dwq, C);
+        if (dx || dg1) {
+            t_sgemm(true, false, C, N, 3 * hd, 1.0f, wq, C, dqkv, N, 0.0f, dn1, N);
+            t_cln_image_backward(xb, dn1, in[LB_G1]->data, s->mean1 + b * N, s->rstd1 + b * N, C, N,
+                                 dx ? dx + b * C * N : NULL, true, dg1);
+        }
+    }
+    t_arena_release(mark);
+}
+
+Tensor *linear_attn_block_forward(const LinearAttnBlock *blk, Tensor *x) {
+    if (!x) return NULL;
+    const LinearAttention *at = &blk->attn;
+    const int64_t hd = (int64_t)at->heads * at->dim_head;
+    char sx[96];
+    if (x->ndim != 4 || x->shape[1] != t_numel(blk->norm.g) || at->to_qkv.weight->shape[0] != 3 * hd ||
+        at->to_qkv.weight->shape[1] != x->shape[1] || x->shape[2] * x->shape[3] < 1) {
+        t_error("linear_attention", "input %s must be [B, %lld, H, W]", t_shape_str(x, sx, sizeof sx),
+                (long long)t_numel(blk->norm.g));
+        return NULL;
+    }
+    x = t_contiguous(x);
+    Tensor *in[LB_N] = {x, blk->norm.g, at->to_qkv.weight, at->to_out.weight, at->to_out.bias, at->out_norm.g};
+    bool taped = false;
+    if (t_grad_enabled())
+        for (int i = 0; i < LB_N; i++) taped = taped || t_needs_grad(in[i]);
+    const int64_t B = x->shape[0], C = x->shape[1], N = x->shape[2] * x->shape[3];
+    Tensor *y = t_new(4, x->shape);
+    LaBlock *s = t_arena_alloc(sizeof *s);
+    *s = (LaBlock){.core = {.B = B, .heads = at->heads, .d = at->dim_head, .N = N,
+                            .scale = 1.0f / sqrtf((float)at->dim_head)},
+                   .C = C, .eps1 = blk->norm.eps, .eps2 = at->out_norm.eps};
+    s->core.ctx = t_arena_alloc(sizeof(float) * (size_t)(B * at->heads * at->dim_head * at->dim_head));
+    s->core.kmax = t_arena_alloc(sizeof(float) * (size_t)(B * hd));
+    s->core.krs = t_arena_alloc(sizeof(float) * (size_t)(B * hd));
+    if (taped)
+        for (float **p = &s->mean1; p <= &s->rstd2; p++) *p = t_arena_alloc(sizeof(float) * (size_t)(B * N));
+    size_t mark = t_arena_mark();   /* the rest is workspace */
+    float *n1 = t_arena_alloc(sizeof(float) * (size_t)(C * N)), *qkv = t_arena_alloc(sizeof(float) * (size_t)(3 * hd * N));
+    float *a = t_arena_alloc(sizeof(float) * (size_t)(hd * N)), *o = t_arena_alloc(sizeof(float) * (size_t)(C * N));
+    float *scratch = t_arena_alloc(sizeof(float) * (size_t)(t_par_threads() * la_scratch_floats(at->dim_head)));
+    for (int64_t b = 0; b < B; b++) {
+        lb_image_attention(s, in, b, false, n1, qkv, a, scratch);
+        t_sgemm_bias(false, false, C, N, hd, 1.0f, at->to_out.weight->data, hd, a, N, 0.0f, o, N,
+                     at->to_out.bias ? at->to_out.bias->data : NULL, NULL);
+        t_cln_image_forward(o, y->data + b * C * N, at->out_norm.g->data, C, N, s->eps2, s->mean2 ? s->mean2 + b * N : NULL,
+                            s->rstd2 ? s->rstd2 + b * N : NULL, x->data + b * C * N);
+    }
+    t_arena_release(mark);
+    TNode *node = t_record("linear_attention_block", y, la_block_backward, LB_N, in);
+    if (node) node->saved = s;
+    return y;
 }

@@ -6,6 +6,7 @@
  * and sums the gain/bias gradients through per-thread partials (deterministic for a fixed thread count). */
 #include <math.h>
 
+#include "tensor/channel_norm.h"
 #include "tensor/internal.h"
 #include "tensor/ops.h"
 #include "tensor/par_reduce.h"
@@ -299,7 +300,7 @@ Tensor *t_group_norm(Tensor *x, int groups, Tensor *w, Tensor *b, float eps) {
 #define CLN_TILE 512
 
 T_SIMD static void cln_tile_forward(const float *x, float *y, const float *g, int64_t C, int64_t P, int64_t np,
-                                    float eps, float *mean_out, float *rstd_out) {
+                                    float eps, float *mean_out, float *rstd_out, const float *add) {
     float mean[CLN_TILE], acc[CLN_TILE];
     for (int64_t p = 0; p < np; p++) acc[p] = 0.0f;
     for (int64_t c = 0; c < C; c++)
@@ -313,15 +314,28 @@ T_SIMD static void cln_tile_forward(const float *x, float *y, const float *g, in
     for (int64_t p = 0; p < np; p++) acc[p] = 1.0f / sqrtf(acc[p] / (float)C + eps);   /* rstd */
     for (int64_t c = 0; c < C; c++) {
         float gc = g ? g[c] : 1.0f;
-        for (int64_t p = 0; p < np; p++) y[c * P + p] = (x[c * P + p] - mean[p]) * acc[p] * gc;
+        if (add)
+            for (int64_t p = 0; p < np; p++) y[c * P + p] = (x[c * P + p] - mean[p]) * acc[p] * gc + add[c * P + p];
+        else
+            for (int64_t p = 0; p < np; p++) y[c * P + p] = (x[c * P + p] - mean[p]) * acc[p] * gc;
     }
     if (mean_out)
         for (int64_t p = 0; p < np; p++) mean_out[p] = mean[p], rstd_out[p] = acc[p];
 }
 
-/* dx += ..., dg[c] += sum_p dy * xhat */
+/* y = (x - mean) rstd g from saved statistics */
+T_SIMD static void cln_tile_apply(const float *x, float *y, const float *g, int64_t C, int64_t P, int64_t np,
+                                  const float *mean, const float *rstd) {
+    for (int64_t c = 0; c < C; c++) {
+        float gc = g ? g[c] : 1.0f;
+        for (int64_t p = 0; p < np; p++) y[c * P + p] = (x[c * P + p] - mean[p]) * rstd[p] * gc;
+    }
+}
+
+/* dx (+)= ..., dg[c] += sum_p dy * xhat */
 T_SIMD static void cln_tile_backward(const float *x, const float *dy, const float *g, const float *mean,
-                                     const float *rstd, int64_t C, int64_t P, int64_t np, float *dx, float *dg) {
+                                     const float *rstd, int64_t C, int64_t P, int64_t np, float *dx, bool add,
+                                     float *dg) {
     float ma[CLN_TILE], mc[CLN_TILE];
     for (int64_t p = 0; p < np; p++) ma[p] = 0.0f, mc[p] = 0.0f;
     for (int64_t c = 0; c < C; c++) {
@@ -341,7 +355,8 @@ T_SIMD static void cln_tile_backward(const float *x, const float *dy, const floa
         float gc = g ? g[c] : 1.0f;
         for (int64_t p = 0; p < np; p++) {
             float xh = (x[c * P + p] - mean[p]) * rstd[p];
-            dx[c * P + p] += rstd[p] * (dy[c * P + p] * gc - ma[p] - xh * mc[p]);
+            float v = rstd[p] * (dy[c * P + p] * gc - ma[p] - xh * mc[p]);
+            dx[c * P + p] = add ? dx[c * P + p] + v : v;
         }
     }
 }
@@ -363,7 +378,7 @@ static void channel_layer_norm_backward(TNode *n) {
             int64_t i = it / tiles, p0 = (it % tiles) * CLN_TILE, np = P - p0 < CLN_TILE ? P - p0 : CLN_TILE;
             int64_t off = i * C * P + p0;
             cln_tile_backward(xd + off, dy + off, gd, st->mean + i * P + p0, st->rstd + i * P + p0, C, P, np,
-                              dx ? dx + off : NULL, dg);
+                              dx ? dx + off : NULL, true, dg);
         }
     }
     if (pg) t_partials_reduce(pg, threads, C, t_grad_buf(g));
@@ -391,9 +406,52 @@ Tensor *t_channel_layer_norm(Tensor *x, Tensor *g, float eps) {
         int64_t i = it / tiles, p0 = (it % tiles) * CLN_TILE, np = P - p0 < CLN_TILE ? P - p0 : CLN_TILE;
         int64_t off = i * C * P + p0;
         cln_tile_forward(xd + off, yd + off, gd, C, P, np, eps, st ? st->mean + i * P + p0 : NULL,
-                         st ? st->rstd + i * P + p0 : NULL);
+                         st ? st->rstd + i * P + p0 : NULL, NULL);
     }
     TNode *node = t_record("channel_layer_norm", y, channel_layer_norm_backward, 2, in);
     if (node) node->saved = st;
     return y;
+}
+
+/* ---------------------------------------------------------------- one image, for fused ops (channel_norm.h) */
+
+void t_cln_image_forward(const float *x, float *y, const float *g, int64_t C, int64_t P, float eps, float *mean,
+                         float *rstd, const float *add) {
+    const int64_t tiles = (P + CLN_TILE - 1) / CLN_TILE;
+#pragma omp parallel for schedule(static) if (C * P > T_PAR_MIN)
+    for (int64_t t = 0; t < tiles; t++) {
+        int64_t p0 = t * CLN_TILE, np = P - p0 < CLN_TILE ? P - p0 : CLN_TILE;
+        cln_tile_forward(x + p0, y + p0, g, C, P, np, eps, mean ? mean + p0 : NULL, rstd ? rstd + p0 : NULL,
+                         add ? add + p0 : NULL);
+    }
+}
+
+void t_cln_image_apply(const float *x, float *y, const float *g, int64_t C, int64_t P, const float *mean,
+                       const float *rstd) {
+    const int64_t tiles = (P + CLN_TILE - 1) / CLN_TILE;
+#pragma omp parallel for schedule(static) if (C * P > T_PAR_MIN)
+    for (int64_t t = 0; t < tiles; t++) {
+        int64_t p0 = t * CLN_TILE, np = P - p0 < CLN_TILE ? P - p0 : CLN_TILE;
+        cln_tile_apply(x + p0, y + p0, g, C, P, np, mean + p0, rstd + p0);
+    }
+}
+
+void t_cln_image_backward(const float *x, const float *dy, const float *g, const float *mean, const float *rstd,
+                          int64_t C, int64_t P, float *dx, bool add, float *dg) {
+    const int64_t tiles = (P + CLN_TILE - 1) / CLN_TILE;
+    size_t mark = t_arena_mark();
+    float *part = dg ? t_arena_calloc(sizeof(float) * (size_t)(tiles * C)) : NULL;   /* [tile][C] */
+#pragma omp parallel for schedule(static) if (C * P > T_PAR_MIN)
+    for (int64_t t = 0; t < tiles; t++) {
+        int64_t p0 = t * CLN_TILE, np = P - p0 < CLN_TILE ? P - p0 : CLN_TILE;
+        cln_tile_backward(x + p0, dy + p0, g, mean + p0, rstd + p0, C, P, np, dx ? dx + p0 : NULL, add,
+                          part ? part + t * C : NULL);
+    }
+    if (dg)   /* the tiles' sums in tile order: the same whatever thread computed each */
+        for (int64_t c = 0; c < C; c++) {
+            float s = 0.0f;
+            for (int64_t t = 0; t < tiles; t++) s += part[t * C + c];
+            dg[c] += s;
+        }
+    t_arena_release(mark);
 }

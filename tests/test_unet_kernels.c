@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "irsde/unet.h"
+#include "nn/channel_layernorm.h"
 #include "nn/linear_attention.h"
 #include "nn/resblock.h"
 #include "tensor/conv_fused.h"
@@ -81,6 +82,44 @@ static void test_linear_attention_core_matches_composed(void **state) {
     check_core_against_composed(2, 4, 32, 50, 50, 3.0f);   /* 2500 pixels: two full tiles and a partial one */
     check_core_against_composed(1, 2, 8, 7, 9, 1.0f);      /* one partial tile */
     check_core_against_composed(1, 1, 4, 40, 40, 12.0f);   /* peaked softmaxes */
+}
+
+/* The block as one op against its composed form, x + LinearAttention(LN(x)), with every gradient. */
+static void test_linear_attn_block_matches_composed(void **state) {
+    (void)state;
+    ParamSet ps;
+    params_init(&ps);
+    TRng rng;
+    rng_seed(&rng, 9);
+    LinearAttnBlock blk;
+    linear_attn_block_init(&blk, &ps, "attn", 48, &rng);
+    for (int i = 0; i < ps.n; i++) t_fill_uniform(ps.items[i].t, &rng, -0.3f, 0.3f);   /* gains away from 1 too */
+    Tensor *x = rand_tensor(T_SHAPE(2, 48, 50, 47), 31, -2, 2);   /* 2350 pixels: a full and a partial tile */
+    Tensor *xa = leaf_copy(x), *xb = leaf_copy(x);
+    Tensor *ya = linear_attn_block_forward(&blk, xa);
+    Tensor *r = rand_tensor(4, ya->shape, 32, -1, 1);
+    t_backward(t_sum(t_mul(ya, r), 0, NULL, false));
+    int n = ps.n;
+    float **ga = malloc(sizeof(float *) * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        Tensor *t = ps.items[i].t;
+        ga[i] = malloc(sizeof(float) * (size_t)t_numel(t));
+        memcpy(ga[i], t_grad_buf(t), sizeof(float) * (size_t)t_numel(t));
+    }
+    params_zero_grad(&ps);
+    Tensor *yb = t_add(linear_attention_forward(&blk.attn, channel_layernorm_forward(&blk.norm, xb)), xb);
+    t_backward(t_sum(t_mul(yb, r), 0, NULL, false));
+    check_close(ya->data, yb->data, t_numel(ya), 1e-5, 1e-4, "attention block forward");
+    check_close(xa->grad, xb->grad, t_numel(x), 1e-4, 1e-3, "attention block d x");
+    for (int i = 0; i < n; i++) {
+        Tensor *t = ps.items[i].t;
+        double scale = 0.0;
+        for (int64_t j = 0; j < t_numel(t); j++) scale = fmax(scale, fabs(t->grad[j]));
+        check_close(ga[i], t->grad, t_numel(t), 1e-4 * scale, 1e-3, ps.items[i].name);
+        free(ga[i]);
+    }
+    free(ga);
+    params_free(&ps);
 }
 
 static Tensor *f_la_core(Tensor **in, void *ctx) {
@@ -380,6 +419,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_linear_attention_core_matches_composed, teardown),
         cmocka_unit_test_teardown(test_linear_attention_core_gradcheck, teardown),
         cmocka_unit_test_teardown(test_linear_attention_core_bad_shape, teardown),
+        cmocka_unit_test_teardown(test_linear_attn_block_matches_composed, teardown),
         cmocka_unit_test_teardown(test_conv_fused_matches_composed, teardown),
         cmocka_unit_test_teardown(test_conv_fused_gradcheck, teardown),
         cmocka_unit_test_teardown(test_conv_fused_bad_args, teardown),
