@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -402,7 +403,7 @@ static void phase(const char *name) {
 
 /* Builds the padded header; returns 0 or -1 (errmsg set). */
 static int build_header(JsonBuf *b, const char *path, int n, const char *const *names, Tensor *const *tensors,
-                        const char *metadata_json) {
+                        const char *metadata_json, bool f16) {
     json_buf_str(b, "{");
     if (metadata_json) {
         /* validated and written back compactly: whatever spelling the caller used, the file holds plain JSON */
@@ -429,12 +430,12 @@ static int build_header(JsonBuf *b, const char *path, int n, const char *const *
         const Tensor *t = tensors[i];
         char tmp[160];
         json_buf_string(b, names[i]);
-        json_buf_str(b, ":{\"dtype\":\"F32\",\"shape\":[");
+        json_buf_str(b, f16 ? ":{\"dtype\":\"F16\",\"shape\":[" : ":{\"dtype\":\"F32\",\"shape\":[");
         for (int d = 0; d < t->ndim; d++) {
             snprintf(tmp, sizeof tmp, "%s%lld", d ? "," : "", (long long)t->shape[d]);
             json_buf_str(b, tmp);
         }
-        uint64_t bytes = 4 * (uint64_t)t_numel(t);
+        uint64_t bytes = (f16 ? 2 : 4) * (uint64_t)t_numel(t);
         snprintf(tmp, sizeof tmp, "],\"data_offsets\":[%llu,%llu]}%s", (unsigned long long)off,
                  (unsigned long long)(off + bytes), i + 1 < n ? "," : "");
         json_buf_str(b, tmp);
@@ -449,14 +450,41 @@ static int build_header(JsonBuf *b, const char *path, int n, const char *const *
     return 0;
 }
 
-static int write_tensor(FILE *fp, const Tensor *t) {
+/* Round to nearest even; |x| beyond F16's largest finite value (65504) has been refused before. */
+static uint16_t f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000u, absx = x & 0x7FFFFFFFu;
+    if (absx > 0x7F800000u) return (uint16_t)(sign | 0x7E00u);                 /* nan */
+    if (absx >= 0x47800000u) return (uint16_t)(sign | 0x7C00u);                /* inf */
+    if (absx < 0x38800000u) {                                                  /* F16 subnormal or zero */
+        if (absx < 0x33000000u) return (uint16_t)sign;                         /* below half the smallest */
+        uint32_t e = absx >> 23, man = (absx & 0x7FFFFFu) | 0x800000u;
+        uint32_t shift = 126 - e;                                              /* 14..24 */
+        uint32_t h = man >> shift, rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = ((absx >> 13) - (112u << 10)), rem = absx & 0x1FFFu;
+    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;                     /* may carry into inf */
+    return (uint16_t)(sign | h);
+}
+
+static int write_tensor(FILE *fp, const Tensor *t, bool f16) {
     size_t n = (size_t)t_numel(t);
     if (!n) return 0;
-    if (t_is_contiguous(t)) return fwrite(t->data, sizeof(float), n, fp) == n ? 0 : -1;
+    if (!f16 && t_is_contiguous(t)) return fwrite(t->data, sizeof(float), n, fp) == n ? 0 : -1;
     float *tmp = malloc(sizeof(float) * n);
     if (!tmp) return -1;
     t_copy_to(t, tmp);
-    int rc = fwrite(tmp, sizeof(float), n, fp) == n ? 0 : -1;
+    int rc;
+    if (f16) {
+        uint16_t *h = (uint16_t *)tmp;   /* in place: h[i] is written after tmp[i] is read */
+        for (size_t i = 0; i < n; i++) h[i] = f32_to_f16(tmp[i]);
+        rc = fwrite(h, sizeof(uint16_t), n, fp) == n ? 0 : -1;
+    } else {
+        rc = fwrite(tmp, sizeof(float), n, fp) == n ? 0 : -1;
+    }
     free(tmp);
     return rc;
 }
@@ -532,11 +560,30 @@ static int sync_dir_of(const char *path) {
     return rc;
 }
 
-int st_save(const char *path, int n, const char *const *names, Tensor *const *tensors, const char *metadata_json) {
+static int save(const char *path, int n, const char *const *names, Tensor *const *tensors, const char *metadata_json,
+                bool f16) {
     for (int i = 0; i < n; i++) {
         if (!names[i] || !tensors[i] || !strcmp(names[i], "__metadata__")) {
             t_set_errmsg("%s: tensor %d has no usable name or is NULL", path, i);
             return -1;
+        }
+        if (f16) {   /* F16 keeps finite values up to 65504; larger ones would silently become inf */
+            float *v = malloc(sizeof(float) * (size_t)t_numel(tensors[i]));
+            if (!v && t_numel(tensors[i])) {
+                t_set_errmsg("%s: out of memory", path);
+                return -1;
+            }
+            t_copy_to(tensors[i], v);
+            int64_t bad = -1;
+            for (int64_t k = 0; k < t_numel(tensors[i]) && bad < 0; k++)
+                if (isfinite(v[k]) && fabsf(v[k]) >= 65520.0f) bad = k;
+            float bv = bad >= 0 ? v[bad] : 0.0f;
+            free(v);
+            if (bad >= 0) {
+                t_set_errmsg("%s: tensor '%s' holds %g (element %lld), beyond the F16 range (65504)", path, names[i],
+                             (double)bv, (long long)bad);
+                return -1;
+            }
         }
     }
     const char *dup = first_duplicate(n, names);
@@ -545,7 +592,7 @@ int st_save(const char *path, int n, const char *const *names, Tensor *const *te
         return -1;
     }
     JsonBuf hdr = {0};
-    if (build_header(&hdr, path, n, names, tensors, metadata_json) != 0) {
+    if (build_header(&hdr, path, n, names, tensors, metadata_json, f16) != 0) {
         free(hdr.p);
         return -1;
     }
@@ -582,7 +629,7 @@ int st_save(const char *path, int n, const char *const *names, Tensor *const *te
     }
     phase("header");
     for (int i = 0; i < n; i++) {
-        if (write_tensor(fp, tensors[i]) != 0) {
+        if (write_tensor(fp, tensors[i], f16) != 0) {
             what = "write failed";
             goto fail;
         }
@@ -627,4 +674,12 @@ fail:;
     free(tmp);
     free(hdr.p);
     return -1;
+}
+
+int st_save(const char *path, int n, const char *const *names, Tensor *const *tensors, const char *metadata_json) {
+    return save(path, n, names, tensors, metadata_json, false);
+}
+
+int st_save_f16(const char *path, int n, const char *const *names, Tensor *const *tensors, const char *metadata_json) {
+    return save(path, n, names, tensors, metadata_json, true);
 }

@@ -36,6 +36,9 @@ const StEntry *st_find(const StFile *f, const char *name);
 /* Writes n named tensors (contiguous logical data is taken with t_copy_to) and optional metadata:
  * a flat JSON object of string values, e.g. {"step":"100"} (pass NULL for none). */
 int st_save(const char *path, int n, const char *const *names, Tensor *const *tensors, const char *metadata_json);
+/* The same in F16 (round to nearest even; half the size, ~3 significant digits: for shipping models).
+ * A finite value beyond F16's range (|x| > 65504) is refused, naming the tensor. */
+int st_save_f16(const char *path, int n, const char *const *names, Tensor *const *tensors, const char *metadata_json);
 
 /* Copies the string value of `key` in the file's __metadata__ into buf; -1 when absent or too long. */
 int st_meta_get(const StFile *f, const char *key, char *buf, size_t n);

@@ -115,6 +115,42 @@ static void test_round_trip(void **state) {
     closedir(d);
 }
 
+/* st_save_f16 rounds as numpy's astype(float16) does (bit for bit, ties to even, subnormals, -0), the
+ * file says F16 and is half the size, and a value beyond F16's range is refused with the old file kept. */
+static void test_save_f16_matches_numpy(void **state) {
+    (void)state;
+    Fixture fx;
+    if (!fixture_load(&fx, "f16_rounding.bin")) return;
+    int64_t n, n2;
+    const float *in = fixture_get(&fx, "input", &n), *want = fixture_get(&fx, "numpy_f16", &n2);
+    assert_int_equal(n, n2);
+    Tensor *x = t_new(T_SHAPE(n));
+    memcpy(x->data, in, sizeof(float) * (size_t)n);
+    char path[128];
+    snprintf(path, sizeof path, "%s/half.safetensors", tmpdir);
+    const char *names[] = {"x"};
+    Tensor *ts[] = {x};
+    assert_int_equal(st_save_f16(path, 1, names, ts, "{\"k\":\"v\"}"), 0);
+    StFile *f = st_open(path);
+    assert_non_null(f);
+    assert_int_equal(f->n_owned, 1);   /* converted on reading: it was F16 */
+    assert_true(f->map_len < (size_t)n * 2 + 256);
+    assert_memory_equal(st_find(f, "x")->data, want, sizeof(float) * (size_t)n);
+    char buf[8];
+    assert_int_equal(st_meta_get(f, "k", buf, sizeof buf), 0);
+    st_close(f);
+
+    x->data[n / 2] = 70000.0f;
+    assert_int_equal(st_save_f16(path, 1, names, ts, NULL), -1);
+    assert_non_null(strstr(t_errmsg(), "'x'"));
+    assert_non_null(strstr(t_errmsg(), "F16"));
+    f = st_open(path);   /* the earlier file is intact */
+    assert_non_null(f);
+    assert_memory_equal(st_find(f, "x")->data, want, sizeof(float) * (size_t)n);
+    st_close(f);
+    fixture_free(&fx);
+}
+
 /* Writes 8-byte length `hlen` (or strlen(json) when hlen < 0), the JSON, then `data`. */
 static void write_raw(const char *path, long long hlen, const char *json, const void *data, size_t n) {
     FILE *fp = fopen(path, "wb");
@@ -221,6 +257,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_round_trip, teardown),
         cmocka_unit_test_teardown(test_malformed_files, teardown),
         cmocka_unit_test_teardown(test_save_errors_keep_old_file, teardown),
+        cmocka_unit_test_teardown(test_save_f16_matches_numpy, teardown),
     };
     int rc = cmocka_run_group_tests(tests, setup_dir, remove_dir);
     t_arena_shutdown();

@@ -45,3 +45,15 @@ with open(os.path.join(out, "st_mixed.safetensors"), "wb") as f:
 
 write_fixture(os.path.join(out, "st_mixed_expect.bin"),
               {"half": f16.astype(np.float32), "brain": bf16_val, "weight": f32})
+
+# F32 -> F16 rounding as numpy does it (round to nearest, ties to even), for st_save_f16: values spread over
+# every binade F16 has, its subnormals, exact ties, and the edges of its range.
+rng = np.random.default_rng(0)
+spread = (rng.standard_normal(4000) * np.exp2(rng.uniform(-26, 16, 4000))).astype(np.float32)
+ulp = np.float32(2.0 ** -10)
+ties = np.array([1 + ulp / 2, 1 + 3 * ulp / 2, -(1 + ulp / 2), 2.0 ** -25, 3 * 2.0 ** -25, 2.0 ** -26,
+                 65504.0, 65519.0, -65519.0, 6.1e-5, 2.0 ** -14 - 2.0 ** -25, 0.0, -0.0, 1e-30],
+                dtype=np.float32)
+f16_in = np.concatenate([spread[np.abs(spread) < 65519.0], ties]).astype(np.float32)
+write_fixture(os.path.join(out, "f16_rounding.bin"),
+              {"input": f16_in, "numpy_f16": f16_in.astype(np.float16).astype(np.float32)})
