@@ -104,7 +104,7 @@ FUZZ_BIN   := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 BENCH_SRC  := $(wildcard bench/*.c)
 BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all test san bench fuzz fuzz-build clean deps check-layers
+.PHONY: all test san bench fuzz fuzz-build clean deps check-layers demo
 all: deps $(BUILD)/daclip $(TEST_BIN)
 
 deps:
@@ -149,6 +149,10 @@ bench: deps $(BENCH_BIN) $(BUILD)/daclip
 
 check-layers:
 	@bash scripts/check-layers.sh
+
+# the README's first command: degrade held-out photos, classify and restore them with the shipped models
+demo:
+	@bash scripts/demo.sh
 
 clean:
 	rm -rf build build-san build-fuzz
