@@ -12,6 +12,7 @@
 #include "data/metrics.h"
 #include "train/commands.h"
 #include "train/compare_grid.h"
+#include "train/eval_html.h"
 #include "train/options.h"
 #include "train/paths.h"
 #include "train/restore_pipeline.h"
@@ -25,7 +26,8 @@ static const char usage_head[] =
     "sampling) and written to DIR/<degradation>/<name>.png; images already restored there are not restored\n"
     "again (the run resumes). Prints PSNR/SSIM (RGB and Y, --crop-border px removed, as the official test.py) of\n"
     "the restored images and of the degraded inputs, per type and overall, and writes them to DIR/metrics.csv\n"
-    "and a comparison picture (LQ | restored | GT, with the scores) to DIR/grid.png. Bad pairs (count or size\n"
+    "a comparison picture (LQ | restored | GT, with the scores) to DIR/grid.png, and a page with the table and\n"
+    "every image side by side to DIR/index.html. Bad pairs (count or size\n"
     "mismatch, unreadable images) are reported and skipped; the exit status is then 1.\n";
 
 typedef struct {
@@ -327,8 +329,44 @@ static void grid_text(CompareRow *row, const char *type, const Item *it, const R
     snprintf(row->text[2][0], sizeof row->text[2][0], "GROUND TRUTH");
 }
 
-/* Scores every restored item, prints the table, writes metrics.csv and grid.png. Returns the failures. */
-static int report(EvalSet *s, const RestoreEmbedding *emb, const char *out_dir, int crop, int per_type, bool daclip) {
+static EvalHtmlType html_type(const char *name, const Sums *s, bool daclip) {
+    double n = s->n ? s->n : 1;
+    return (EvalHtmlType){name, s->n, s->lq[0] / n, s->lq[1] / n, s->out[0] / n, s->out[1] / n,
+                          daclip && s->classified ? (double)s->correct / s->classified : -1.0};
+}
+
+/* DIR/index.html: the table and every scored image (eval_html.h). */
+static int write_html(const char *out_dir, const char *subtitle, const EvalSet *s, const RestoreEmbedding *emb,
+                      const Sums *per, const Sums *all, bool daclip, bool with_grid) {
+    EvalHtmlType *types = calloc((size_t)s->ntypes + 1, sizeof *types);
+    EvalHtmlImage *images = calloc((size_t)s->n + 1, sizeof *images);
+    int nt = 0, ni = 0, rc = -1;
+    if (types && images) {
+        for (int t = 0; t < s->ntypes; t++)
+            if (per[t].n) types[nt++] = html_type(s->types[t], &per[t], daclip);
+        types[nt++] = html_type("all", all, daclip);
+        for (int i = 0; i < s->n; i++) {
+            const Item *it = &s->items[i];
+            if (!it->scored) continue;
+            images[ni++] = (EvalHtmlImage){s->types[it->type], it->lq, it->out, it->gt,
+                                           emb[i].type >= 0 ? degrade_name(emb[i].type) : NULL, emb[i].prob,
+                                           it->m_lq.psnr, it->m_lq.ssim, it->m_out.psnr, it->m_out.ssim};
+        }
+        char path[4200], grid[4200];
+        snprintf(path, sizeof path, "%s/index.html", out_dir);
+        snprintf(grid, sizeof grid, "%s/grid.png", out_dir);
+        rc = eval_html_write(path, "DA-CLIP + IR-SDE restoration", subtitle, types, nt, images, ni,
+                             with_grid ? grid : NULL);
+        if (!rc) fprintf(stderr, "wrote %s\n", path);
+    }
+    free(types), free(images);
+    return rc;
+}
+
+/* Scores every restored item, prints the table, writes metrics.csv, grid.png and index.html. Returns the
+ * failures. */
+static int report(EvalSet *s, const RestoreEmbedding *emb, const char *out_dir, int crop, int per_type, bool daclip,
+                  const char *subtitle) {
     Sums *per = calloc((size_t)s->ntypes, sizeof *per), all = {0};
     CompareRow *rows = calloc((size_t)s->ntypes * (per_type > 0 ? per_type : 1), sizeof *rows);
     int nrows = 0, failures = 0, *in_grid = calloc((size_t)s->ntypes, sizeof(int));
@@ -373,6 +411,7 @@ static int report(EvalSet *s, const RestoreEmbedding *emb, const char *out_dir, 
     } else if (nrows > 0) {
         fprintf(stderr, "wrote %s\n", path);
     }
+    if (write_html(out_dir, subtitle, s, emb, per, &all, daclip, nrows > 0)) failures++;
     for (int r = 0; r < nrows; r++) compare_row_free(&rows[r]);
     free(per), free(rows), free(in_grid);
     return failures;
@@ -456,7 +495,10 @@ int cmd_eval_ir(int argc, char **argv) {
         if (restore_items(&r, &s, emb, idx + first, k, &o) < 0) goto done;
         first += k;
     }
-    int report_failures = report(&s, emb, out, crop, per_type, r.has_daclip);
+    char subtitle[1200];
+    snprintf(subtitle, sizeof subtitle, "%s: %d images; DA-CLIP %.400s, U-Net %.400s; %d sampling steps, seed %llu",
+             data, s.n, daclip ? daclip : "(none)", model, steps ? steps : 100, (unsigned long long)seed);
+    int report_failures = report(&s, emb, out, crop, per_type, r.has_daclip, subtitle);
     if (s.problems) fprintf(stderr, "daclip eval-ir: %d problems reported above; those images were skipped\n", s.problems);
     rc = s.problems || report_failures ? 1 : 0;
 done:
