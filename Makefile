@@ -10,7 +10,7 @@
 #                   seconds (default 60; scripts/fuzz.sh)
 #   make clean
 # Options: NATIVE=1 (-march=native instead of the portable x86-64-v2 + runtime-dispatched kernels),
-#          NO_OMP=1, DEBUG=1, SAN=1 (used by `make san`).
+#          NO_OMP=1, DEBUG=1, SAN=1 (used by `make san`), MPI=0 (no MPI: training runs in one process only).
 
 CC      ?= gcc
 BUILD   ?= build
@@ -50,13 +50,13 @@ ifeq ($(NO_OMP),1)
 endif
 
 PKGS     := libpng zlib libjpeg cmocka
-DEP_OK   := $(shell pkg-config --exists $(PKGS) 2>/dev/null && test -e /usr/include/$(ARCH)-linux-gnu/openblas-openmp/cblas.h && echo yes)
+DEP_OK   := $(shell pkg-config --exists $(PKGS) 2>/dev/null && test -e /usr/include/$(ARCH)-linux-gnu/openblas-openmp/cblas.h && { test "$(MPI)" = 0 || command -v mpicc >/dev/null; } && echo yes)
 # Missing dependencies are installed while the Makefile is read, so that the include paths below are
 # computed from what is really there (a fresh Debian 12 machine needs nothing but `make test`).
 ifneq ($(DEP_OK),yes)
   ifeq ($(filter clean,$(MAKECMDGOALS)),)
     $(info daclip: installing missing dependencies with scripts/install-deps.sh)
-    DEP_INSTALL := $(shell bash scripts/install-deps.sh >&2 && echo ok)
+    DEP_INSTALL := $(shell MPI=$(MPI) bash scripts/install-deps.sh >&2 && echo ok)
     ifneq ($(DEP_INSTALL),ok)
       $(error dependency installation failed: run scripts/install-deps.sh as root)
     endif
@@ -64,9 +64,28 @@ ifneq ($(DEP_OK),yes)
 endif
 BLAS_INC := $(firstword $(wildcard /usr/include/$(ARCH)-linux-gnu/openblas-openmp /usr/include/openblas))
 
+# MPI (docs/distributed.md): data-parallel training when OpenMPI's compiler wrapper is there (install-deps
+# installs it); MPI=0 builds the single-process version. Only train/dist.c includes mpi.h; the setting is
+# recorded in a stamp so that switching MPI on or off rebuilds it.
+MPI ?= 1
+MPI_CFLAGS :=
+MPI_LIBS :=
+ifeq ($(MPI)$(FUZZ),1)
+  MPI_LIBS := $(shell mpicc --showme:link 2>/dev/null)
+  ifneq ($(strip $(MPI_LIBS)),)
+    MPI_CFLAGS := -DDACLIP_MPI $(shell mpicc --showme:compile 2>/dev/null)
+  endif
+endif
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+  MPI_STAMP := $(BUILD)/obj/train/dist.mpi
+  $(shell mkdir -p $(BUILD)/obj/train && (echo '$(MPI_CFLAGS)' | cmp -s - $(MPI_STAMP) || echo '$(MPI_CFLAGS)' > $(MPI_STAMP)))
+  $(BUILD)/obj/train/dist.o: $(MPI_STAMP)
+endif
+$(BUILD)/obj/train/dist.o: CFLAGS += $(MPI_CFLAGS)
+
 CFLAGS  += -std=c11 $(OPT) $(MARCH) $(OMPFLAG) -Wall -Wextra -Wshadow -Wno-unused-parameter \
            -D_GNU_SOURCE -I. $(if $(BLAS_INC),-I$(BLAS_INC)) -MMD -MP
-LDLIBS  += $(OMPFLAG) -lopenblas -lpng -ljpeg -lz -lpthread -lm
+LDLIBS  += $(OMPFLAG) -lopenblas -lpng -ljpeg -lz -lpthread -lm $(MPI_LIBS)
 ifeq ($(SAN),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
@@ -108,7 +127,7 @@ BENCH_BIN  := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 all: deps $(BUILD)/daclip $(TEST_BIN)
 
 deps:
-	@bash scripts/install-deps.sh
+	@MPI=$(MPI) bash scripts/install-deps.sh
 
 $(BUILD)/obj/%.o: %.c | deps
 	@mkdir -p $(@D)

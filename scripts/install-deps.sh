@@ -2,8 +2,10 @@
 # Installs what daclip needs on Debian 12, and does nothing when everything is present.
 #   OpenBLAS, OpenMP build (so OpenBLAS and our OpenMP share one libgomp thread pool;
 #   plain libopenblas-dev would pick the pthread build), libpng, zlib, libjpeg-turbo, cmocka, pkg-config.
+#   OpenMPI (compiler wrapper, headers, mpirun) for data-parallel training, unless MPI=0 (docs/distributed.md).
 set -euo pipefail
 PKGS=(gcc make pkg-config libopenblas-openmp-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev libcmocka-dev)
+if [ "${MPI:-1}" != 0 ]; then PKGS+=(libopenmpi-dev openmpi-bin); fi
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -15,6 +15,8 @@
 #include "nn/optim.h"
 #include "nn/schedule.h"
 #include "tensor/ops.h"
+#include "train/dist.h"
+#include "train/dist_train.h"
 #include "train/paths.h"
 #include "train/plot.h"
 #include "train/progress.h"
@@ -130,27 +132,46 @@ static int32_t *batch_ids(const ClipSamples *s, const int64_t *idx, int B) {
 }
 
 int clip_evaluate(Clip *m, const ClipSamples *val, int batch, double *loss, double *top1) {
-    int64_t n = val->n, E = m->cfg.vision.embed_dim;
+    int64_t n = val->n, E = m->cfg.vision.embed_dim, lo, hi;
+    /* data-parallel: each rank encodes its slice of the rows, then every rank has every embedding */
+    dist_shard(n, &lo, &hi);
+    int64_t *rows_of = malloc(sizeof(int64_t) * (size_t)dist_size());
+    float *ri = malloc(sizeof(float) * (size_t)(n * E)), *rt = malloc(sizeof(float) * (size_t)(n * E));
     float *fi = malloc(sizeof(float) * (size_t)(n * E)), *ft = malloc(sizeof(float) * (size_t)(n * E));
     int64_t *idx = malloc(sizeof(int64_t) * (size_t)batch);
-    if (!fi || !ft || !idx) {
-        free(fi), free(ft), free(idx);
+    int rc = rows_of && ri && rt && fi && ft && idx ? 0 : -1;
+    bool prev = t_set_grad_enabled(false);
+    for (int64_t start = lo; start < hi && !rc; start += batch) {   /* raw embeddings of this rank's rows */
+        int B = (int)(hi - start < batch ? hi - start : batch);
+        size_t mark = t_arena_mark();
+        for (int b = 0; b < B; b++) idx[b] = start + b;
+        Tensor *ei = clip_encode_image(m, batch_images(val, idx, B), NULL, NULL);   /* [B, E] */
+        Tensor *et = clip_encode_text(m, batch_ids(val, idx, B), B);                 /* [B, E] */
+        if (ei && et) {
+            memcpy(fi + start * E, ei->data, sizeof(float) * (size_t)(B * E));
+            memcpy(ft + start * E, et->data, sizeof(float) * (size_t)(B * E));
+        } else {
+            rc = -1;
+        }
+        t_arena_release(mark);
+    }
+    double failed = rc ? 1 : 0;   /* every rank must reach the gathers, or leave together */
+    dist_sum_f64(&failed, 1, "validation");
+    if (failed > 0) {
+        t_set_grad_enabled(prev);
+        free(rows_of), free(ri), free(rt), free(fi), free(ft), free(idx);
         return -1;
     }
-    bool prev = t_set_grad_enabled(false);
+    dist_shard_sizes(n, rows_of);
+    dist_gather_rows_f32(fi + lo * E, rows_of, E, ri, "validation image embeddings");
+    dist_gather_rows_f32(ft + lo * E, rows_of, E, rt, "validation text embeddings");
+    /* the loss over batches of `batch` rows, as training sees them; then the normalised embeddings */
     double loss_sum = 0;
     int n_batches = 0;
     for (int64_t start = 0; start < n; start += batch) {
         int B = (int)(n - start < batch ? n - start : batch);
         size_t mark = t_arena_mark();
-        for (int b = 0; b < B; b++) idx[b] = start + b;
-        Tensor *ei = clip_encode_image(m, batch_images(val, idx, B), NULL, NULL);   /* [B, E] */
-        Tensor *et = clip_encode_text(m, batch_ids(val, idx, B), B);                 /* [B, E] */
-        if (!ei || !et) {
-            t_set_grad_enabled(prev);
-            free(fi), free(ft), free(idx);
-            return -1;
-        }
+        Tensor *ei = t_from(T_SHAPE(B, E), ri + start * E), *et = t_from(T_SHAPE(B, E), rt + start * E);
         if (B > 1) {
             loss_sum += nn_clip_loss(ei, et, m->logit_scale, NULL)->data[0];
             n_batches++;
@@ -174,20 +195,33 @@ int clip_evaluate(Clip *m, const ClipSamples *val, int batch, double *loss, doub
     }
     *loss = n_batches ? loss_sum / n_batches : NAN;
     *top1 = n ? (double)hits / (double)n : 0;
-    free(fi), free(ft), free(idx);
+    free(rows_of), free(ri), free(rt), free(fi), free(ft), free(idx);
     return 0;
 }
 
-int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSamples *val, const ClipTrainOptions *o,
+int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSamples *val, const ClipTrainOptions *o_in,
                ClipTrainResult *res) {
     memset(res, 0, sizeof *res);
     res->val_loss = res->val_top1 = NAN;
+    /* data-parallel (docs/distributed.md): every rank encodes its rows [lo, hi) of every global batch; rank 0
+     * alone writes files and reports */
+    ClipTrainOptions oo = *o_in;
+    const ClipTrainOptions *o = &oo;
+    bool files_wanted = o_in->out_dir != NULL;
+    if (!dist_is_root()) oo.out_dir = NULL, oo.quiet = true;
     int B = o->batch;
     if (B < 2 || train->n < 2) {
         fprintf(stderr, "daclip: train-clip: need a batch of at least 2 and at least 2 samples\n");
         return -1;
     }
     if (B > train->n) B = (int)train->n;
+    int64_t lo, hi;
+    dist_shard(B, &lo, &hi);
+    if (B < dist_size()) {
+        fprintf(stderr, "daclip: train-clip: a batch of %d is smaller than the %d ranks: every rank needs a sample\n", B,
+                dist_size());
+        return -1;
+    }
     OptConfig oc = optim_adamw_config(o->lr, o->weight_decay);
     oc.beta2 = 0.98;
     oc.eps = 1e-6;
@@ -219,6 +253,10 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
         }
         if (!o->quiet) fprintf(stderr, "resumed from %s at step %lld\n", o->resume, (long long)st.step);
     }
+    if (dist_check_in_sync(ps, st.step, "train-clip")) {
+        optim_free(opt);
+        return -1;
+    }
     char err[1024] = "";
     if (o->out_dir && !(log = train_log_open(log_path, LOG_HEADER, o->resume != NULL, st.step, err, sizeof err))) {
         /* a resumed run keeps the log rows up to the checkpoint's step and drops the ones after it */
@@ -242,9 +280,13 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
         t_arena_reset();
         params_zero_grad_lazy(ps);
         for (int b = 0; b < B; b++) idx[b] = sample_order_at(&order, st.step * B + b);
-        Tensor *ei = clip_encode_image(m, batch_images(train, idx, B), NULL, NULL);   /* [B, E] */
-        Tensor *et = clip_encode_text(m, batch_ids(train, idx, B), B);                 /* [B, E] */
-        Tensor *loss = nn_clip_loss(ei, et, m->logit_scale, NULL);                     /* [] */
+        /* this rank's rows, then the whole batch's embeddings: the contrastive loss needs every pair */
+        int Bl = (int)(hi - lo);
+        Tensor *ei = clip_encode_image(m, batch_images(train, idx + lo, Bl), NULL, NULL);   /* [Bl, E] */
+        Tensor *et = clip_encode_text(m, batch_ids(train, idx + lo, Bl), Bl);               /* [Bl, E] */
+        ei = dist_gather_rows(ei, B, "image embeddings");                                   /* [B, E] */
+        et = dist_gather_rows(et, B, "text embeddings");                                    /* [B, E] */
+        Tensor *loss = nn_clip_loss(ei, et, m->logit_scale, NULL);                          /* [] */
         if (!loss) {
             rc = -1;
             break;
@@ -256,6 +298,7 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
             break;
         }
         t_backward(loss);
+        dist_sum_grads(ps, &m->logit_scale, 1);   /* every rank computed the temperature's gradient in full */
         st.lr = lr_warmup_cosine(o->lr, o->warmup, o->steps, st.step);
         opt->cfg.lr = st.lr;
         optim_step(opt);
@@ -279,7 +322,12 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
         if (log)
             fprintf(log, "%lld,%.6g,%.6f,%.4f,%.6f,%.4f,%.2f\n", (long long)st.step, st.lr, lv, exp(ls[0]), vl, vt,
                     res->images_per_s);
-        if (o->out_dir && ((o->ckpt_every > 0 && st.step % o->ckpt_every == 0) || st.step == end)) {
+        bool ckpt_now = files_wanted && ((o->ckpt_every > 0 && st.step % o->ckpt_every == 0) || st.step == end);
+        if (ckpt_now && dist_check_in_sync(ps, st.step, "train-clip")) {
+            rc = -1;
+            break;
+        }
+        if (ckpt_now && o->out_dir) {
             if (log) fflush(log);
             if (ckpt_save(ckpt, &st) || params_save_file(ps, model_path, o->model_meta)) {
                 fprintf(stderr, "\ndaclip: train-clip: %s\n", t_errmsg());
@@ -290,6 +338,9 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
         if (!o->quiet) progress_update(&bar, st.step, "loss %.4f  scale %.1f", lv, exp(ls[0]));
     }
     if (!o->quiet) progress_end(&bar);
+    if (!o->quiet && dist_size() > 1 && st.step > first_step)
+        fprintf(stderr, "data-parallel over %d ranks: %.2f ms per step summing gradients\n", dist_size(),
+                1e3 * dist_reduce_seconds() / (double)(st.step - first_step));
     /* resumed at or past the end: nothing to train, but the model file is still what the user asked for */
     if (!rc && o->out_dir && first_step >= end) {
         if (params_save_file(ps, model_path, o->model_meta)) {

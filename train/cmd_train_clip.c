@@ -9,6 +9,7 @@
 #include "train/clip_io.h"
 #include "train/clip_train.h"
 #include "train/commands.h"
+#include "train/dist.h"
 #include "train/options.h"
 #include "train/paths.h"
 
@@ -58,12 +59,17 @@ int cmd_train_clip(int argc, char **argv) {
         return 1;
     }
     cfg.vocab_size = tokenizer_vocab_size(tok);
+    if (dist_init()) {   /* under mpirun: one rank of a data-parallel job (docs/distributed.md) */
+        tokenizer_free(tok);
+        return 1;
+    }
     t_init();
+    bool rank0 = dist_is_root();   /* rank 0 reports; every rank reports its errors */
     char *troot = path_root_for(root, train_csv);
     char *vroot = val_csv ? path_root_for(root, val_csv) : NULL;
     ClipSamples train = {0}, val = {0};
     int rc = 1;
-    fprintf(stderr, "loading %s ...\n", train_csv);
+    if (rank0) fprintf(stderr, "loading %s ...\n", train_csv);
     if (clip_samples_from_csv(train_csv, troot, tok, cfg.vision.image_size, cfg.context_length, &train, err, sizeof err)) {
         fprintf(stderr, "daclip train-clip: %s\n", err);
         goto done;
@@ -86,11 +92,12 @@ int cmd_train_clip(int argc, char **argv) {
     rng_seed(&rng, o.seed);
     Clip m;
     if (clip_init(&m, &ps, "", &cfg, &rng) == 0) {
-        fprintf(stderr, "model %s: %lld parameters; %lld training and %lld validation samples\n", cfg.name,
-                (long long)params_count(&ps, "", true), (long long)train.n, (long long)val.n);
+        if (rank0)
+            fprintf(stderr, "model %s: %lld parameters; %lld training and %lld validation samples\n", cfg.name,
+                    (long long)params_count(&ps, "", true), (long long)train.n, (long long)val.n);
         ClipTrainResult r;
         rc = clip_train(&m, &ps, &train, val_csv ? &val : NULL, &o, &r) ? 1 : 0;
-        if (!rc) {
+        if (!rc && rank0) {
             printf("final train loss %.4f (first %.4f)", r.train_loss, r.first_loss);
             if (val_csv) printf(", val loss %.4f, val image->text top-1 %.2f%%", r.val_loss, 100 * r.val_top1);
             printf(", %.1f images/s\nwrote %s/model.safetensors\n", r.images_per_s, out);
@@ -105,5 +112,5 @@ done:
     free(vroot);
     tokenizer_free(tok);
     t_arena_shutdown();
-    return rc;
+    return dist_finish("train-clip", rc);
 }

@@ -7,6 +7,7 @@
 #include "train/commands.h"
 #include "train/daclip_model.h"
 #include "train/daclip_train.h"
+#include "train/dist.h"
 #include "train/options.h"
 #include "train/paths.h"
 
@@ -49,12 +50,14 @@ int cmd_train_daclip(int argc, char **argv) {
         {0}};
     int parsed = opts_parse("train-daclip", usage_head, specs, argc, argv, NULL, NULL);
     if (parsed != OPTS_OK) return opts_exit_code(parsed);
+    if (dist_init()) return 1;   /* under mpirun: one rank of a data-parallel job (docs/distributed.md) */
     t_init();
+    bool rank0 = dist_is_root();   /* rank 0 reports; every rank reports its errors */
     char err[2048] = "";
     DaclipModel m;
     if (daclip_model_from_clip(clip, vocab, official_init, &m, err, sizeof err)) {
         fprintf(stderr, "daclip train-daclip: %s\n", err);
-        return 1;
+        return dist_finish("train-daclip", 1);
     }
     char *troot = path_root_for(root, train_csv);
     char *vroot = val_csv ? path_root_for(root, val_csv) : NULL;
@@ -64,25 +67,27 @@ int cmd_train_daclip(int argc, char **argv) {
         fprintf(stderr, "daclip train-daclip: out of memory\n");
         goto done;
     }
-    fprintf(stderr, "loading %s ...\n", train_csv);
+    if (rank0) fprintf(stderr, "loading %s ...\n", train_csv);
     if (daclip_samples_from_csv(&m, train_csv, troot, &train, err, sizeof err) ||
         (val_csv && daclip_samples_from_csv(&m, val_csv, vroot, &val, err, sizeof err))) {
         fprintf(stderr, "daclip train-daclip: %s\n", err);
         goto done;
     }
     o.out_dir = out;
-    fprintf(stderr, "DA-CLIP on %s (%s): %lld trainable and %lld frozen parameters; %lld training and %lld validation rows\n",
-            clip, m.clip.cfg.name, (long long)params_count(&m.ps, "", true),
-            (long long)(params_count(&m.ps, "", false) - params_count(&m.ps, "", true)), (long long)train.n,
-            (long long)val.n);
+    if (rank0)
+        fprintf(stderr, "DA-CLIP on %s (%s): %lld trainable and %lld frozen parameters; %lld training and %lld "
+                "validation rows\n", clip, m.clip.cfg.name, (long long)params_count(&m.ps, "", true),
+                (long long)(params_count(&m.ps, "", false) - params_count(&m.ps, "", true)), (long long)train.n,
+                (long long)val.n);
     DaclipTrainResult r;
     if (daclip_train(&m, &train, val_csv ? &val : NULL, &o, &r) == 0) {
-        rc = 0;
-        printf("final train loss %.4f (first %.4f)", r.train_loss, r.first_loss);
-        if (val_csv)
-            printf(", val loss content %.4f degradation %.4f, degradation accuracy %.2f%%", r.val_loss_clip,
-                   r.val_loss_degra, 100 * r.val_acc);
-        printf(", %.1f images/s\nwrote %s/model.safetensors\n", r.images_per_s, out);
+        if (rank0) {
+            printf("final train loss %.4f (first %.4f)", r.train_loss, r.first_loss);
+            if (val_csv)
+                printf(", val loss content %.4f degradation %.4f, degradation accuracy %.2f%%", r.val_loss_clip,
+                       r.val_loss_degra, 100 * r.val_acc);
+            printf(", %.1f images/s\nwrote %s/model.safetensors\n", r.images_per_s, out);
+        }
         rc = out_close_stdout("train-daclip");
     }
 done:
@@ -92,5 +97,5 @@ done:
     free(vroot);
     daclip_model_free(&m);
     t_arena_shutdown();
-    return rc;
+    return dist_finish("train-daclip", rc);
 }

@@ -5,6 +5,7 @@
 
 #include "tensor/tensor.h"
 #include "train/commands.h"
+#include "train/dist.h"
 #include "train/ir_train.h"
 #include "train/options.h"
 
@@ -76,8 +77,10 @@ int cmd_train_ir(int argc, char **argv) {
         fprintf(stderr, "daclip train-ir: %s\n", err);
         return 1;
     }
+    if (dist_init()) return 1;   /* under mpirun: one rank of a data-parallel job (docs/distributed.md) */
     t_init();
     int rc = 1;
+    bool root = dist_is_root();   /* rank 0 reports; every rank reports its errors */
     DaclipModel dm;
     bool have_daclip = false;
     Dataset train = {0}, vds = {0};
@@ -95,8 +98,9 @@ int cmd_train_ir(int argc, char **argv) {
     UNetConfig preset;
     if (have_daclip && !init && unet_config_preset(model ? model : "small", &preset) == 0 && ir_model_uses_context(&cfg) &&
         cfg.context_dim != dm.clip.cfg.vision.embed_dim) {   /* a preset is a family: fit it to this DA-CLIP */
-        fprintf(stderr, "note: --model %s with context_dim %d, the embedding size of %s (the preset has %d)\n",
-                model ? model : "small", dm.clip.cfg.vision.embed_dim, daclip, cfg.context_dim);
+        if (root)
+            fprintf(stderr, "note: --model %s with context_dim %d, the embedding size of %s (the preset has %d)\n",
+                    model ? model : "small", dm.clip.cfg.vision.embed_dim, daclip, cfg.context_dim);
         cfg.context_dim = dm.clip.cfg.vision.embed_dim;
     }
     char model_name[300];
@@ -106,7 +110,7 @@ int cmd_train_ir(int argc, char **argv) {
         goto done;
     }
     have_model = true;
-    if (have_daclip && !m.daclip)
+    if (root && have_daclip && !m.daclip)
         fprintf(stderr, "note: the U-Net uses no DA-CLIP embedding (no prompt, no context): %s is not used\n", daclip);
     if (ir_dataset_open(data, "train", mask, &train, err, sizeof err)) {
         fprintf(stderr, "daclip train-ir: %s\n", err);
@@ -123,25 +127,28 @@ int cmd_train_ir(int argc, char **argv) {
                 fprintf(stderr, "daclip train-ir: %s\n", err);
                 goto done;
             }
-            fprintf(stderr, "note: no validation (%s)\n", err);
+            if (root) fprintf(stderr, "note: no validation (%s)\n", err);
             val_images = 0;
         }
     }
     int counts = 0;
     for (int t = 0; t < DEGRADE_N; t++) counts += dataset_type_count(&train, t) > 0;
-    fprintf(stderr, "U-Net %s (nf %d, %d levels, context %s): %lld parameters; %d training pairs of %d degradation%s; "
-            "%d validation images\n", init ? init : model ? model : "small", m.cfg.nf, m.cfg.depth,
-            m.daclip ? "DA-CLIP" : "none", (long long)params_count(&m.ps, "", true), train.n, counts,
-            counts == 1 ? "" : "s", val_images > 0 ? val.n : 0);
+    if (root)
+        fprintf(stderr, "U-Net %s (nf %d, %d levels, context %s): %lld parameters; %d training pairs of %d degradation%s; "
+                "%d validation images\n", init ? init : model ? model : "small", m.cfg.nf, m.cfg.depth,
+                m.daclip ? "DA-CLIP" : "none", (long long)params_count(&m.ps, "", true), train.n, counts,
+                counts == 1 ? "" : "s", val_images > 0 ? val.n : 0);
     o.out_dir = out;
     IrTrainResult r;
     if (ir_train(&m, &train, val_images > 0 ? &val : NULL, &o, &r) == 0) {
-        printf("final train loss %.5f (first %.5f)", r.last_loss, r.first_loss);
-        if (val_images > 0)
-            printf(", val PSNR %.2f dB SSIM %.4f (degraded input %.2f dB %.4f)", r.val_psnr, r.val_ssim, r.lq_psnr,
-                   r.lq_ssim);
-        printf(", %.2f images/s\nwrote %s/model.safetensors (EMA) and %s/model_raw.safetensors\n", r.images_per_s,
-               out, out);
+        if (root) {
+            printf("final train loss %.5f (first %.5f)", r.last_loss, r.first_loss);
+            if (val_images > 0)
+                printf(", val PSNR %.2f dB SSIM %.4f (degraded input %.2f dB %.4f)", r.val_psnr, r.val_ssim, r.lq_psnr,
+                       r.lq_ssim);
+            printf(", %.2f images/s\nwrote %s/model.safetensors (EMA) and %s/model_raw.safetensors\n", r.images_per_s,
+                   out, out);
+        }
         rc = out_close_stdout("train-ir");
     }
 done:
@@ -151,5 +158,5 @@ done:
     if (have_model) ir_model_free(&m);
     if (have_daclip) daclip_model_free(&dm);
     t_arena_shutdown();
-    return rc;
+    return dist_finish("train-ir", rc);
 }

@@ -16,6 +16,8 @@
 #include "nn/optim.h"
 #include "nn/schedule.h"
 #include "tensor/ops.h"
+#include "train/dist.h"
+#include "train/dist_train.h"
 #include "train/paths.h"
 #include "train/plot.h"
 #include "train/progress.h"
@@ -107,16 +109,17 @@ int daclip_samples_from_csv(DaclipModel *m, const char *csv, const char *root, D
 /* ------------------------------------------------------------------ batches */
 
 /* CLIP views of samples idx[0..B) into out [B, 3, S, S]: the random training crop (seeded by the sample's
- * position in the run, so resumed runs see the same views) or the centre view. Decoding runs in parallel. */
-static int load_views(const DaclipSamples *s, const int64_t *idx, int B, int S, double scale_min, uint64_t seed,
-                      float *out, char *err, size_t errlen) {
+ * position in the run, so resumed runs see the same views; idx[0] is row `first` of its batch, so a rank's
+ * shard gets the crops the whole batch would) or the centre view. Decoding runs in parallel. */
+static int load_views(const DaclipSamples *s, const int64_t *idx, int B, int64_t first, int S, double scale_min,
+                      uint64_t seed, float *out, char *err, size_t errlen) {
     int failed = 0;
     size_t per = (size_t)3 * S * S;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int b = 0; b < B; b++) {
         Image im = {0};
         int rc = image_load(s->paths[idx[b]], &im);
-        if (!rc) rc = scale_min > 0 ? clip_preprocess_train(&im, S, scale_min, sample_mix64(seed + (uint64_t)b), out + per * b)
+        if (!rc) rc = scale_min > 0 ? clip_preprocess_train(&im, S, scale_min, sample_mix64(seed + (uint64_t)(first + b)), out + per * b)
                                     : clip_preprocess(&im, S, out + per * b);
         if (rc) {
 #pragma omp critical
@@ -145,31 +148,48 @@ static Tensor *name_rows(const DaclipModel *m, const DaclipSamples *s, const int
 
 /* ------------------------------------------------------------------ evaluation */
 
+/* The degradation class of each row of degra [B, E]: argmax of cos(degradation embedding, name embedding). */
+static void classify_rows(const DaclipModel *m, Tensor *degra, int64_t E, float *pred) {
+    Tensor *dn = nn_l2_normalize(degra);                                                           /* [B, E] */
+    Tensor *tn = nn_l2_normalize(t_from(T_SHAPE(DEGRADE_N, E), m->names));                         /* [10, E] */
+    Tensor *sim = t_matmul(dn, t_transpose(tn, 0, 1));                                             /* [B, 10] */
+    for (int64_t b = 0; b < degra->shape[0]; b++) {
+        int best = 0;
+        for (int k = 1; k < DEGRADE_N; k++)
+            if (sim->data[b * DEGRADE_N + k] > sim->data[b * DEGRADE_N + best]) best = k;
+        pred[b] = (float)best;
+    }
+}
+
 int daclip_evaluate(DaclipModel *m, const DaclipSamples *val, int batch, DaclipEval *ev, bool progress) {
     memset(ev, 0, sizeof *ev);
     if (daclip_name_embeddings(m)) return -1;
     int S = m->clip.cfg.vision.image_size;
+    int64_t n = val->n, E = val->E, lo, hi;
+    /* data-parallel: each rank encodes its slice of the rows; then every rank has every embedding */
+    dist_shard(n, &lo, &hi);
     size_t per = (size_t)3 * S * S;
     float *views = malloc(sizeof(float) * per * (size_t)batch);
-    float *probs = malloc(sizeof(float) * DEGRADE_N * (size_t)batch);
-    int64_t *idx = malloc(sizeof(int64_t) * (size_t)batch);
-    if (!views || !probs || !idx) {
-        free(views), free(probs), free(idx);
+    float *emb = malloc(sizeof(float) * (size_t)(4 * n * E + 2 * n));   /* content, degra: mine, then everyone's */
+    int64_t *idx = malloc(sizeof(int64_t) * (size_t)batch), *shard_rows = malloc(sizeof(int64_t) * (size_t)dist_size());
+    if (!views || !emb || !idx || !shard_rows) {
+        free(views), free(emb), free(idx), free(shard_rows);
         t_error("eval", "out of memory");
         return -1;
     }
+    float *mc = emb, *md = mc + n * E, *ac = md + n * E, *ad = ac + n * E, *mp = ad + n * E, *ap = mp + n;
     bool prev = t_set_grad_enabled(false);
-    double lc = 0, ld = 0;
-    int nb = 0, rc = 0;
+    int rc = 0;
     int64_t hits = 0;
     Progress bar;
-    if (progress) progress_begin(&bar, "evaluating", val->n, "img");
-    for (int64_t start = 0; start < val->n && !rc; start += batch) {
-        int B = (int)(val->n - start < batch ? val->n - start : batch);
+    bool show = progress && dist_is_root();
+    if (show) progress_begin(&bar, "evaluating", hi - lo, "img");
+    for (int64_t start = lo; start < hi && !rc; start += batch) {
+        int B = (int)(hi - start < batch ? hi - start : batch);
         size_t mark = t_arena_mark();
         for (int b = 0; b < B; b++) idx[b] = start + b;
         char err[1024];
-        if (load_views(val, idx, B, S, 0, 0, views, err, sizeof err)) {
+        if (load_views(val, idx, B, 0, S, 0, 0, views, err, sizeof err)) {
             t_error("eval", "%s", err);
             rc = -1;
             break;
@@ -177,33 +197,53 @@ int daclip_evaluate(DaclipModel *m, const DaclipSamples *val, int batch, DaclipE
         Tensor *content, *degra;
         rc = daclip_encode_image(&m->ctl, &m->clip.visual, t_from(T_SHAPE(B, 3, S, S), views), &content, &degra);
         if (rc) break;
-        if (B > 1) {
-            lc += nn_clip_loss(content, rows_of(val->text, val->E, idx, B), m->ctl.logit_scale, NULL)->data[0];
-            ld += nn_clip_loss(degra, name_rows(m, val, idx, B), m->ctl.logit_scale, NULL)->data[0];
-            nb++;
-        }
-        /* the class: argmax of cos(degradation embedding, name embedding) */
-        Tensor *dn = nn_l2_normalize(degra);                                                       /* [B, E] */
-        Tensor *tn = nn_l2_normalize(t_from(T_SHAPE(DEGRADE_N, val->E), m->names));                /* [10, E] */
-        Tensor *sim = t_matmul(dn, t_transpose(tn, 0, 1));                                         /* [B, 10] */
-        for (int b = 0; b < B; b++) {
-            int best = 0;
-            for (int k = 1; k < DEGRADE_N; k++)
-                if (sim->data[b * DEGRADE_N + k] > sim->data[b * DEGRADE_N + best]) best = k;
-            int truth = val->type[idx[b]];
+        memcpy(mc + start * E, content->data, sizeof(float) * (size_t)(B * E));
+        memcpy(md + start * E, degra->data, sizeof(float) * (size_t)(B * E));
+        classify_rows(m, degra, E, mp + start);
+        for (int b = 0; b < B; b++) hits += (int)mp[start + b] == val->type[start + b];
+        t_arena_release(mark);
+        if (show) progress_update(&bar, start + B - lo, "accuracy %.1f%%", 100.0 * hits / (double)(start + B - lo));
+    }
+    if (show) progress_end(&bar);
+    double failed = rc ? 1 : 0;   /* every rank must reach the gathers, or leave together */
+    dist_sum_f64(&failed, 1, "evaluation");
+    if (failed > 0 && !rc) {
+        t_error("eval", "evaluation failed on another rank (its message is above)");
+        rc = -1;
+    }
+    double lc = 0, ld = 0;
+    int nb = 0;
+    if (!rc) {
+        dist_shard_sizes(n, shard_rows);
+        dist_gather_rows_f32(mc + lo * E, shard_rows, E, ac, "content embeddings");
+        dist_gather_rows_f32(md + lo * E, shard_rows, E, ad, "degradation embeddings");
+        dist_gather_rows_f32(mp + lo, shard_rows, 1, ap, "degradation classes");
+        hits = 0;
+        for (int64_t i = 0; i < n; i++) {
+            int truth = val->type[i], best = (int)ap[i];
             ev->confusion[truth][best]++;
             hits += best == truth;
         }
-        t_arena_release(mark);
-        if (progress) progress_update(&bar, start + B, "accuracy %.1f%%", 100.0 * hits / (double)(start + B));
+        /* the losses over batches of `batch` rows, as training sees them */
+        for (int64_t start = 0; start < n; start += batch) {
+            int B = (int)(n - start < batch ? n - start : batch);
+            if (B < 2) continue;
+            size_t mark = t_arena_mark();
+            for (int b = 0; b < B; b++) idx[b] = start + b;
+            lc += nn_clip_loss(t_from(T_SHAPE(B, E), ac + start * E), rows_of(val->text, E, idx, B), m->ctl.logit_scale,
+                               NULL)->data[0];
+            ld += nn_clip_loss(t_from(T_SHAPE(B, E), ad + start * E), name_rows(m, val, idx, B), m->ctl.logit_scale,
+                               NULL)->data[0];
+            nb++;
+            t_arena_release(mark);
+        }
     }
-    if (progress) progress_end(&bar);
     t_set_grad_enabled(prev);
-    ev->n = val->n;
+    ev->n = n;
     ev->loss_clip = nb ? lc / nb : NAN;
     ev->loss_degra = nb ? ld / nb : NAN;
-    ev->acc = val->n ? (double)hits / (double)val->n : 0;
-    free(views), free(probs), free(idx);
+    ev->acc = n ? (double)hits / (double)n : 0;
+    free(views), free(emb), free(idx), free(shard_rows);
     return rc;
 }
 
@@ -228,16 +268,29 @@ int daclip_decay_group(const char *name, const Tensor *t, void *ctx) {
 
 #define LOG_HEADER "step,lr,loss,loss_clip,loss_degra,logit_scale,val_loss,val_loss_clip,val_loss_degra,val_top1,images_per_s"
 
-int daclip_train(DaclipModel *m, const DaclipSamples *train, const DaclipSamples *val, const DaclipTrainOptions *o,
+int daclip_train(DaclipModel *m, const DaclipSamples *train, const DaclipSamples *val, const DaclipTrainOptions *o_in,
                  DaclipTrainResult *res) {
     memset(res, 0, sizeof *res);
     res->val_loss_clip = res->val_loss_degra = res->val_acc = NAN;
+    /* data-parallel (docs/distributed.md): every rank encodes its rows [lo, hi) of every global batch; rank 0
+     * alone writes files and reports */
+    DaclipTrainOptions oo = *o_in;
+    const DaclipTrainOptions *o = &oo;
+    bool files_wanted = o_in->out_dir != NULL;
+    if (!dist_is_root()) oo.out_dir = NULL, oo.quiet = true;
     int B = o->batch;
     if (B < 2 || train->n < 2) {
         fprintf(stderr, "daclip: train-daclip: need a batch of at least 2 and at least 2 samples\n");
         return -1;
     }
     if (B > train->n) B = (int)train->n;
+    int64_t lo, hi;
+    dist_shard(B, &lo, &hi);
+    if (B < dist_size()) {
+        fprintf(stderr, "daclip: train-daclip: a batch of %d is smaller than the %d ranks: every rank needs a sample\n",
+                B, dist_size());
+        return -1;
+    }
     if (daclip_name_embeddings(m)) return -1;
     OptConfig oc = optim_adamw_config(o->lr, o->weight_decay);
     oc.beta2 = 0.98;
@@ -272,6 +325,10 @@ int daclip_train(DaclipModel *m, const DaclipSamples *train, const DaclipSamples
         }
         if (!o->quiet) fprintf(stderr, "resumed from %s at step %lld\n", o->resume, (long long)st.step);
     }
+    if (dist_check_in_sync(&m->ps, st.step, "train-daclip")) {
+        optim_free(opt);
+        return -1;
+    }
     if (o->out_dir && !(log = train_log_open(log_path, LOG_HEADER, o->resume != NULL, st.step, err, sizeof err))) {
         fprintf(stderr, "daclip: train-daclip: %s\n", err);
         optim_free(opt);
@@ -300,17 +357,21 @@ int daclip_train(DaclipModel *m, const DaclipSamples *train, const DaclipSamples
         t_arena_reset();
         params_zero_grad_lazy(&m->ps);
         for (int b = 0; b < B; b++) idx[b] = sample_order_at(&order, st.step * B + b);
-        if (load_views(train, idx, B, S, o->scale_min, sample_mix64(o->seed ^ (uint64_t)st.step * 0x2545F4914F6CDD1Dull),
-                       views, err, sizeof err)) {
+        int Bl = (int)(hi - lo);   /* this rank's rows */
+        if (load_views(train, idx + lo, Bl, lo, S, o->scale_min,
+                       sample_mix64(o->seed ^ (uint64_t)st.step * 0x2545F4914F6CDD1Dull), views, err, sizeof err)) {
             fprintf(stderr, "\ndaclip: train-daclip: %s\n", err);
             rc = -1;
             break;
         }
         Tensor *content, *degra;
-        if (daclip_encode_image(&m->ctl, &m->clip.visual, t_from(T_SHAPE(B, 3, S, S), views), &content, &degra)) {
+        if (daclip_encode_image(&m->ctl, &m->clip.visual, t_from(T_SHAPE(Bl, 3, S, S), views), &content, &degra)) {
             rc = -1;
             break;
         }
+        /* the contrastive losses need the whole batch's embeddings */
+        content = dist_gather_rows(content, B, "content embeddings");                     /* [B, E] */
+        degra = dist_gather_rows(degra, B, "degradation embeddings");                     /* [B, E] */
         Tensor *l_clip = nn_clip_loss(content, rows_of(train->text, train->E, idx, B), m->ctl.logit_scale, NULL);
         Tensor *l_degra = nn_clip_loss(degra, name_rows(m, train, idx, B), m->ctl.logit_scale, NULL);
         Tensor *loss = t_add(l_clip, l_degra);                                             /* [] */
@@ -325,6 +386,7 @@ int daclip_train(DaclipModel *m, const DaclipSamples *train, const DaclipSamples
             break;
         }
         t_backward(loss);
+        dist_sum_grads(&m->ps, &m->ctl.logit_scale, 1);   /* every rank computed the temperature's gradient in full */
         st.lr = lr_warmup_cosine(o->lr, o->warmup, o->steps, st.step);
         opt->cfg.lr = st.lr;
         optim_step(opt);
@@ -349,7 +411,12 @@ int daclip_train(DaclipModel *m, const DaclipSamples *train, const DaclipSamples
         if (log)
             fprintf(log, "%lld,%.6g,%.6f,%.6f,%.6f,%.4f,%.6f,%.6f,%.6f,%.4f,%.2f\n", (long long)st.step, st.lr, lv, lc, ld,
                     exp(ls[0]), ev.loss_clip + ev.loss_degra, ev.loss_clip, ev.loss_degra, ev.acc, res->images_per_s);
-        if (o->out_dir && ((o->ckpt_every > 0 && st.step % o->ckpt_every == 0) || st.step == end)) {
+        bool ckpt_now = files_wanted && ((o->ckpt_every > 0 && st.step % o->ckpt_every == 0) || st.step == end);
+        if (ckpt_now && dist_check_in_sync(&m->ps, st.step, "train-daclip")) {
+            rc = -1;
+            break;
+        }
+        if (ckpt_now && o->out_dir) {
             if (log) fflush(log);
             if (ckpt_save(ckpt, &st) || daclip_model_save(m, model_path)) {
                 fprintf(stderr, "\ndaclip: train-daclip: %s\n", t_errmsg());
@@ -360,6 +427,9 @@ int daclip_train(DaclipModel *m, const DaclipSamples *train, const DaclipSamples
         if (!o->quiet) progress_update(&bar, st.step, "loss %.4f (content %.3f, degra %.3f) scale %.1f", lv, lc, ld, exp(ls[0]));
     }
     if (!o->quiet) progress_end(&bar);
+    if (!o->quiet && dist_size() > 1 && st.step > first_step)
+        fprintf(stderr, "data-parallel over %d ranks: %.2f ms per step summing gradients\n", dist_size(),
+                1e3 * dist_reduce_seconds() / (double)(st.step - first_step));
     res->steps_done = st.step;
     /* resumed at or past the end: nothing to train, but the model file is still what the user asked for */
     if (!rc && o->out_dir && first_step >= end) {

@@ -17,6 +17,9 @@
 #include "nn/optim.h"
 #include "nn/schedule.h"
 #include "tensor/ops.h"
+#include "train/batch_shard.h"
+#include "train/dist.h"
+#include "train/dist_train.h"
 #include "train/paths.h"
 #include "train/plot.h"
 #include "train/progress.h"
@@ -362,7 +365,9 @@ int ir_validate(IrModel *m, const IrValSet *v, uint64_t seed, IrValResult *r) {
     memset(r, 0, sizeof *r);
     r->lq_psnr = v->lq_psnr, r->lq_ssim = v->lq_ssim;
     int rc = 0;
-    for (int i = 0; i < v->n && !rc; i++) {
+    int64_t lo, hi;   /* data-parallel: each rank restores its slice of the images; the sums are reduced */
+    dist_shard(v->n, &lo, &hi);
+    for (int i = (int)lo; i < hi && !rc; i++) {
         int w = v->gt[i].w, h = v->gt[i].h;
         size_t mark = t_arena_mark();
         Tensor *lq = t_from(T_SHAPE(1, 3, h, w), v->lq[i]);
@@ -390,6 +395,13 @@ int ir_validate(IrModel *m, const IrValSet *v, uint64_t seed, IrValResult *r) {
         }
         image_free(&out);
         t_arena_release(mark);
+    }
+    double sums[3] = {r->psnr, r->ssim, rc ? 1 : 0};
+    dist_sum_f64(sums, 3, "validation");
+    r->psnr = sums[0], r->ssim = sums[1];
+    if (sums[2] > 0 && !rc) {
+        t_set_errmsg("validation failed on another rank (its message is above)");
+        rc = -1;
     }
     return rc;
 }
@@ -424,20 +436,27 @@ static uint64_t step_seed(uint64_t seed, int64_t step) {
 
 /* The loss of `step` on batch b (§4.4): per sample t ~ U{1..T} and x_t from the marginal with GT as x_0, both
  * from a generator seeded by (seed, step); ε̂ = U-Net(x_t, LQ, t, DA-CLIP embeddings of the LQ's CLIP view).
- * On the tape when gradients are enabled. NULL with t_last_error() on failure. */
-static Tensor *step_loss(IrModel *m, const Batch *b, uint64_t seed, int64_t step) {
+ * b holds rows [first, first + b->n) of a global batch of `global` rows (data-parallel: a rank's shard; else
+ * first 0, global b->n): the generator draws the t of every global row, then the noise row after row, so a row
+ * gets the same t and noise whichever rank computes it. On the tape when gradients are enabled. NULL with
+ * t_last_error() on failure. */
+static Tensor *step_loss(IrModel *m, const Batch *b, uint64_t seed, int64_t step, int global, int first) {
     int B = b->n, P = b->patch;
     int64_t n = (int64_t)3 * P * P;
     Tensor *lq = t_from(T_SHAPE(B, 3, P, P), b->lq), *gt = t_from(T_SHAPE(B, 3, P, P), b->gt);
     Tensor *content = NULL, *degra = NULL;
     if (m->daclip && daclip_embed(m->daclip, b->clip, B, m->clip_size, &content, &degra)) return NULL;
-    int *t = t_arena_alloc(sizeof(int) * (size_t)B);
+    int *t_all = t_arena_alloc(sizeof(int) * (size_t)global), *t = t_all + first;
     float *time = t_arena_alloc(sizeof(float) * (size_t)B);
     TRng rng;
     rng_seed(&rng, step_seed(seed, step));
-    for (int i = 0; i < B; i++) t[i] = irsde_random_t(&m->sde, &rng), time[i] = irsde_time_input(&m->sde, t[i]);
+    for (int i = 0; i < global; i++) t_all[i] = irsde_random_t(&m->sde, &rng);
+    for (int i = 0; i < B; i++) time[i] = irsde_time_input(&m->sde, t[i]);
+    for (int64_t i = 0; i < (int64_t)first * n; i++) rng_normal(&rng);   /* the rows before this shard */
+    float *noise = t_arena_alloc(sizeof(float) * (size_t)(B * n));
+    for (int64_t i = 0; i < B * n; i++) noise[i] = rng_normal(&rng);
     Tensor *xt = t_new(T_SHAPE(B, 3, P, P));
-    if (irsde_marginal(&m->sde, xt->data, gt->data, lq->data, t, B, n, NULL, &rng)) {
+    if (irsde_marginal(&m->sde, xt->data, gt->data, lq->data, t, B, n, noise, NULL)) {
         t_error("train-ir", "%s", t_errmsg());
         return NULL;
     }
@@ -449,7 +468,7 @@ int ir_batch_loss(IrModel *m, const Batch *batch, uint64_t seed, int64_t step, d
     bool prev = t_set_grad_enabled(false);
     TErrorHandler prev_handler = t_set_error_handler(keep_going);
     size_t mark = t_arena_mark();
-    Tensor *l = step_loss(m, batch, seed, step);
+    Tensor *l = step_loss(m, batch, seed, step, batch->n, 0);
     if (l) *loss = l->data[0];
     else t_set_errmsg("%s", t_last_error());
     t_arena_release(mark);
@@ -574,9 +593,23 @@ static void run_files(const char *dir, RunFiles *f) {
     snprintf(f->png, sizeof f->png, "%s/loss.png", dir);
 }
 
-int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrainOptions *o, IrTrainResult *res) {
+int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrainOptions *o_in, IrTrainResult *res) {
     memset(res, 0, sizeof *res);
     res->val_psnr = res->val_ssim = res->lq_psnr = res->lq_ssim = NAN;
+    /* data-parallel (docs/distributed.md): every rank runs this loop on its rows [lo, hi) of every global batch;
+     * rank 0 alone writes files and draws the progress bar */
+    IrTrainOptions oo = *o_in;
+    const IrTrainOptions *o = &oo;
+    bool files_wanted = o_in->out_dir != NULL;
+    if (!dist_is_root()) oo.out_dir = NULL, oo.quiet = true;
+    int ranks = dist_size();
+    int64_t lo, hi;
+    dist_shard(o->batch, &lo, &hi);
+    if (o->batch < ranks) {
+        fprintf(stderr, "daclip: train-ir: --batch %d is smaller than the %d ranks: every rank needs a sample\n",
+                o->batch, ranks);
+        return -1;
+    }
     int pad = unet_pad_multiple(&m->cfg), P = o->patch;
     if ((P + pad - 1) / pad * pad - P >= P) {
         fprintf(stderr, "daclip: train-ir: --patch %d is smaller than the U-Net's padding to a multiple of %d\n", P, pad);
@@ -597,6 +630,7 @@ int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrai
     char err[1024] = "";
     FILE *log = NULL;
     Loader *loader = NULL;
+    BatchShard shard = {0};
     int rc = -1;
     if (o->out_dir) {
         run_files(o->out_dir, &files);
@@ -612,6 +646,7 @@ int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrai
         }
         if (!o->quiet) fprintf(stderr, "resumed from %s at step %lld\n", o->resume, (long long)st.step);
     }
+    if (dist_check_in_sync(&m->ps, st.step, "train-ir")) goto done;
     if (o->out_dir && !(log = train_log_open(files.log, LOG_HEADER, o->resume != NULL, st.step, err, sizeof err))) {
         fprintf(stderr, "daclip: train-ir: %s\n", err);
         goto done;
@@ -620,7 +655,7 @@ int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrai
     LoaderConfig lc;
     ir_loader_config(m, train, o, &lc);
     lc.start_batch = st.step;   /* batch s of the run, whatever step it resumes at */
-    if (st.step < end && !(loader = loader_create(train, &lc))) {
+    if (st.step < end && (ranks > 1 ? batch_shard_init(&shard, train, &lc, lo, hi) : !(loader = loader_create(train, &lc)))) {
         fprintf(stderr, "daclip: train-ir: %s\n", data_error());
         goto done;
     }
@@ -634,25 +669,32 @@ int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrai
         double t0 = progress_now();
         t_arena_reset();
         params_zero_grad_lazy(&m->ps);
-        const Batch *b = loader_next(loader);
+        const Batch *b = ranks > 1 ? batch_shard_get(&shard, st.step) : loader_next(loader);
         if (!b) {
             fprintf(stderr, "\ndaclip: train-ir: %s\n", data_error());
             rc = -1;
             break;
         }
-        Tensor *loss = step_loss(m, b, o->seed, st.step);
+        Tensor *loss = step_loss(m, b, o->seed, st.step, o->batch, (int)lo);
         if (!loss) {
             fprintf(stderr, "\ndaclip: train-ir: step %lld: %s\n", (long long)st.step, t_last_error());
             rc = -1;
             break;
         }
         double lv = loss->data[0];
+        if (ranks > 1) {   /* the batch mean is the sum of the shards' means weighted by their share of the rows */
+            double share = (double)b->n / o->batch;
+            loss = t_mul_scalar(loss, (float)share);
+            lv *= share;
+            dist_sum_f64(&lv, 1, "loss");
+        }
         if (!isfinite(lv)) {
             fprintf(stderr, "\ndaclip: train-ir: loss is %g at step %lld; stopping\n", lv, (long long)st.step);
             rc = -1;
             break;
         }
         t_backward(loss);
+        dist_sum_grads(&m->ps, NULL, 0);
         st.lr = lr_cosine_anneal(o->lr, o->eta_min, o->steps, st.step);   /* CosineAnnealingLR(T_max = steps) */
         opt->cfg.lr = st.lr;
         optim_step(opt);
@@ -661,14 +703,19 @@ int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrai
         recent[n_recent++ % LOSS_WINDOW] = lv;
         st.step++;
         train_time += progress_now() - t0;
-        res->images_per_s = train_time > 0 ? (double)(st.step - first_step) * b->n / train_time : 0;
+        res->images_per_s = train_time > 0 ? (double)(st.step - first_step) * o->batch / train_time : 0;
         IrValResult vr = {NAN, NAN, NAN, NAN};
         if (val && ((o->val_every > 0 && st.step % o->val_every == 0) || st.step == end))
             run_validation(m, &ema, val, o, st.step, !o->quiet && bar.is_tty, &vr, res);
         if (log)
             fprintf(log, "%lld,%.6g,%.6f,%.4f,%.5f,%.4f,%.5f,%.6f,%.3f\n", (long long)st.step, st.lr, lv, vr.psnr,
                     vr.ssim, vr.lq_psnr, vr.lq_ssim, ema_current_decay(&ema), res->images_per_s);
-        if (o->out_dir && ((o->ckpt_every > 0 && st.step % o->ckpt_every == 0) || st.step == end)) {
+        bool ckpt_now = files_wanted && ((o->ckpt_every > 0 && st.step % o->ckpt_every == 0) || st.step == end);
+        if (ckpt_now && dist_check_in_sync(&m->ps, st.step, "train-ir")) {
+            rc = -1;
+            break;
+        }
+        if (ckpt_now && o->out_dir) {
             if (log) fflush(log);
             if (save_models(m, &ema, files.raw, files.model) || ckpt_save(files.ckpt, &st)) {
                 fprintf(stderr, "\ndaclip: train-ir: %s\n", t_errmsg());
@@ -685,6 +732,9 @@ int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrai
         }
     }
     if (!o->quiet && first_step < end) progress_end(&bar);
+    if (!o->quiet && ranks > 1 && st.step > first_step)
+        fprintf(stderr, "data-parallel over %d ranks: %.2f ms per step summing gradients (%.1f%% of the step)\n", ranks,
+                1e3 * dist_reduce_seconds() / (double)(st.step - first_step), 100 * dist_reduce_seconds() / train_time);
     t_set_error_handler(prev_handler);
     res->steps_done = st.step;
     int k = n_recent < LOSS_WINDOW ? n_recent : LOSS_WINDOW;
@@ -702,6 +752,7 @@ int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrai
     }
 done:
     loader_destroy(loader);
+    batch_shard_free(&shard);
     if (log) {
         if (train_log_close(log, files.log, err, sizeof err)) {
             fprintf(stderr, "daclip: train-ir: %s\n", err);
