@@ -338,9 +338,7 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
         if (!o->quiet) progress_update(&bar, st.step, "loss %.4f  scale %.1f", lv, exp(ls[0]));
     }
     if (!o->quiet) progress_end(&bar);
-    if (!o->quiet && dist_size() > 1 && st.step > first_step)
-        fprintf(stderr, "data-parallel over %d ranks: %.2f ms per step summing gradients\n", dist_size(),
-                1e3 * dist_reduce_seconds() / (double)(st.step - first_step));
+    if (!o->quiet) dist_report("train-clip", st.step - first_step, progress_now() - t0);
     /* resumed at or past the end: nothing to train, but the model file is still what the user asked for */
     if (!rc && o->out_dir && first_step >= end) {
         if (params_save_file(ps, model_path, o->model_meta)) {

@@ -12,7 +12,7 @@
 #endif
 
 static int g_rank = 0, g_size = 1;
-static double g_reduce_s = 0;
+static double g_reduce_s = 0, g_wait_s = 0;
 
 /* The world size mpirun/mpiexec announces (OpenMPI, MPICH/Hydra, PMIx launchers), 0 when not launched by one. */
 static int launcher_size(void) {
@@ -32,6 +32,7 @@ bool dist_built_with_mpi(void) { return false; }
 #endif
 int dist_size(void) { return g_size; }
 double dist_reduce_seconds(void) { return g_reduce_s; }
+double dist_wait_seconds(void) { return g_wait_s; }
 
 void dist_shard_of(int64_t n, int r, int64_t *lo, int64_t *hi) {
     *lo = n * r / g_size;
@@ -107,6 +108,13 @@ void dist_sum_f32(float *buf, int64_t n, const char *what) {
     g_reduce_s += now() - t0;
 }
 
+void dist_wait_all(const char *what) {
+    if (g_size == 1) return;
+    double t0 = now();
+    check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier", what);
+    g_wait_s += now() - t0;
+}
+
 void dist_sum_f64(double *buf, int n, const char *what) {
     if (g_size == 1) return;
     check(MPI_Allreduce(MPI_IN_PLACE, buf, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce", what);
@@ -164,6 +172,7 @@ int dist_finish(const char *cmd, int rc) {
 }
 
 void dist_sum_f32(float *buf, int64_t n, const char *what) { (void)buf, (void)n, (void)what; }
+void dist_wait_all(const char *what) { (void)what; }
 void dist_sum_f64(double *buf, int n, const char *what) { (void)buf, (void)n, (void)what; }
 
 void dist_minmax_u64(uint64_t v, uint64_t *min, uint64_t *max, const char *what) {

@@ -39,7 +39,11 @@ void dist_minmax_u64(uint64_t v, uint64_t *min, uint64_t *max, const char *what)
  * same array on every rank) into all. */
 void dist_gather_rows_f32(const float *mine, const int64_t *rows_of, int64_t cols, float *all, const char *what);
 
-/* Wall time spent in dist_sum_f32 since the start (the gradient reduction's cost). */
+/* Waits until every rank is here (MPI_Barrier), timed apart: before the gradient sum it separates the wait
+ * for the slowest rank (load imbalance) from the reduction's own cost. */
+void dist_wait_all(const char *what);
+/* Wall time since the start spent in dist_sum_f32 (the gradient reduction) and in dist_wait_all. */
 double dist_reduce_seconds(void);
+double dist_wait_seconds(void);
 
 #endif

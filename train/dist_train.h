@@ -25,6 +25,10 @@ void dist_sum_grads(ParamSet *ps, Tensor *const *replicated, int n_replicated);
  * gradient (open_clip's gather without gradient, with the sum in place of DDP's mean). One rank: x. */
 Tensor *dist_gather_rows(Tensor *x, int64_t total, const char *what);
 
+/* Rank 0, several ranks, steps > 0: prints the gradient reduction's cost per step and its share of
+ * step_seconds (the training loop's wall time over those steps; 0 if unknown). */
+void dist_report(const char *cmd, int64_t steps, double step_seconds);
+
 /* 0 when every rank holds the same weights and step (compared through a hash), else -1 after printing it. */
 int dist_check_in_sync(const ParamSet *ps, int64_t step, const char *cmd);
 

@@ -732,9 +732,7 @@ int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrai
         }
     }
     if (!o->quiet && first_step < end) progress_end(&bar);
-    if (!o->quiet && ranks > 1 && st.step > first_step)
-        fprintf(stderr, "data-parallel over %d ranks: %.2f ms per step summing gradients (%.1f%% of the step)\n", ranks,
-                1e3 * dist_reduce_seconds() / (double)(st.step - first_step), 100 * dist_reduce_seconds() / train_time);
+    if (!o->quiet) dist_report("train-ir", st.step - first_step, train_time);
     t_set_error_handler(prev_handler);
     res->steps_done = st.step;
     int k = n_recent < LOSS_WINDOW ? n_recent : LOSS_WINDOW;
