@@ -17,7 +17,9 @@ static const char usage_head[] =
     "usage: daclip train-clip --train CSV --out DIR [options]\n\n"
     "Trains a CLIP (image + text towers) from scratch with the symmetric contrastive loss on a dataset\n"
     "CSV as written by `daclip make-dataset` (tab-separated filepath, title). Writes DIR/model.safetensors\n"
-    "(open_clip names + config), DIR/checkpoint.safetensors (full training state, atomic) and DIR/log.csv.\n";
+    "(open_clip names + config), DIR/checkpoint.safetensors (full training state, atomic) and DIR/log.csv.\n\n"
+    "Data-parallel: `mpirun -np N daclip train-clip ...` splits every batch of --batch rows over N ranks and\n"
+    "trains what one process would (the contrastive loss sees the whole batch; docs/distributed.md).\n";
 
 int cmd_train_clip(int argc, char **argv) {
     const char *train_csv = NULL, *val_csv = NULL, *root = NULL, *out = NULL, *model = "tiny", *vocab = NULL;

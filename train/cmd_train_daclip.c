@@ -18,7 +18,9 @@ static const char usage_head[] =
     "degradation embedding that matches the degradation's name (joint contrastive loss). The CLIP stays frozen.\n"
     "Input: the CSVs written by `daclip make-dataset` (filepath<TAB>\"caption: degradation\"; paths relative to\n"
     "the CSV's folder). Writes DIR/model.safetensors (the DA-CLIP, official names), DIR/checkpoint.safetensors\n"
-    "(the full training state, atomic), DIR/log.csv and DIR/loss.png.\n";
+    "(the full training state, atomic), DIR/log.csv and DIR/loss.png.\n\n"
+    "Data-parallel: `mpirun -np N daclip train-daclip ...` splits every batch of --batch rows over N ranks and\n"
+    "trains what one process would (the contrastive loss sees the whole batch; docs/distributed.md).\n";
 
 int cmd_train_daclip(int argc, char **argv) {
     const char *clip = NULL, *train_csv = NULL, *val_csv = NULL, *out = NULL, *vocab = NULL, *root = NULL;

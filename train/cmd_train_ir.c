@@ -24,7 +24,9 @@ static const char usage_head[] =
     "cross-attention): a preset's contexts are switched off.\n\n"
     "Writes DIR/model.safetensors (the EMA weights: the model to restore with), DIR/model_raw.safetensors (the\n"
     "raw weights), DIR/checkpoint.safetensors (weights, AdamW state, EMA, step; atomic), DIR/log.csv and\n"
-    "DIR/loss.png (loss and validation PSNR). --resume continues a run bit-identically (give the same options).\n";
+    "DIR/loss.png (loss and validation PSNR). --resume continues a run bit-identically (give the same options).\n\n"
+    "Data-parallel: `mpirun -np N daclip train-ir ...` splits every batch of --batch rows over N ranks (one machine\n"
+    "or several) and trains what one process would (docs/distributed.md).\n";
 
 int cmd_train_ir(int argc, char **argv) {
     const char *daclip = NULL, *data = NULL, *out = NULL, *val_data = NULL, *val_split = "val", *model = NULL,
