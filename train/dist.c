@@ -1,6 +1,7 @@
 #include "train/dist.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +82,23 @@ int dist_init(void) {
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    /* Without a thread count, t_init would give every rank all the cores it can see: ranks sharing a machine
+     * would oversubscribe it. Default: this rank's cores (its affinity mask, which mpirun's binding sets),
+     * shared out among the ranks on the machine. */
+    MPI_Comm local;
+    int local_size = 1;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &local) == MPI_SUCCESS) {
+        MPI_Comm_size(local, &local_size);
+        MPI_Comm_free(&local);
+    }
+    const char *t = getenv("DACLIP_THREADS"), *o = getenv("OMP_NUM_THREADS");
+    cpu_set_t cpus;
+    if ((!t || !*t) && (!o || !*o) && sched_getaffinity(0, sizeof cpus, &cpus) == 0) {
+        int mine = CPU_COUNT(&cpus), online = (int)sysconf(_SC_NPROCESSORS_ONLN) / (local_size > 0 ? local_size : 1);
+        char n[16];
+        snprintf(n, sizeof n, "%d", mine < online ? mine : online > 0 ? online : 1);
+        setenv("DACLIP_THREADS", n, 1);
+    }
     return 0;
 }
 

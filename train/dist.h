@@ -11,8 +11,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Starts MPI when launched by mpirun (MPI_THREAD_FUNNELED: only the main thread communicates). 0, or -1
- * after printing why (e.g. a build without MPI launched as several ranks). */
+/* Starts MPI when launched by mpirun (MPI_THREAD_FUNNELED: only the main thread communicates). When neither
+ * DACLIP_THREADS nor OMP_NUM_THREADS is set, it sets DACLIP_THREADS to this rank's share of its machine's
+ * cores, for t_init (call it before). 0, or -1 after printing why (e.g. a build without MPI launched as
+ * several ranks). */
 int dist_init(void);
 /* true when this build has MPI (DACLIP_MPI). */
 bool dist_built_with_mpi(void);

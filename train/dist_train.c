@@ -82,8 +82,9 @@ Tensor *dist_gather_rows(Tensor *x, int64_t total, const char *what) {
 void dist_report(const char *cmd, int64_t steps, double step_seconds) {
     if (dist_size() == 1 || !dist_is_root() || steps <= 0) return;
     double r = dist_reduce_seconds(), w = dist_wait_seconds();
-    fprintf(stderr, "%s: data-parallel over %d ranks: %.2f ms per step summing gradients, %.2f ms waiting for the "
-            "slowest rank", cmd, dist_size(), 1e3 * r / (double)steps, 1e3 * w / (double)steps);
+    fprintf(stderr, "%s: data-parallel over %d ranks (%d thread%s each here): %.2f ms per step summing gradients, "
+            "%.2f ms waiting for the slowest rank", cmd, dist_size(), t_threads(), t_threads() == 1 ? "" : "s",
+            1e3 * r / (double)steps, 1e3 * w / (double)steps);
     if (step_seconds > 0) fprintf(stderr, " (%.1f%% and %.1f%% of the step)", 100 * r / step_seconds, 100 * w / step_seconds);
     fputc('\n', stderr);
 }
