@@ -15,6 +15,7 @@
 #include "tests/util_cli.h"
 
 char cli_out[16384], cli_err[16384];
+unsigned cli_timeout_s = 120;
 static char daclip[PATH_MAX];
 
 static void read_all(int fd, char *buf, size_t n) {
@@ -45,7 +46,7 @@ int cli_run(const char *stdout_path, const char *const *args) {
         dup2(o, 1);
         dup2(err_pipe[1], 2);
         close(err_pipe[0]);
-        alarm(120);   /* survives exec: a hanging command dies with SIGALRM */
+        alarm(cli_timeout_s);   /* survives exec: a hanging command dies with SIGALRM */
         execv(daclip, argv);
         _exit(96);
     }
