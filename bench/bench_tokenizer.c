@@ -47,7 +47,7 @@ static void run(Tokenizer *tok, char **texts, int n, int reps, const char *what)
 }
 
 int main(int argc, char **argv) {
-    const char *vocab = argc > 1 ? argv[1] : "../shared/data/clip/bpe_simple_vocab_16e6.txt.gz";
+    const char *vocab = argc > 1 ? argv[1] : "data/assets/clip/bpe_simple_vocab_16e6.txt.gz";
     char err[512];
     double t0 = now();
     Tokenizer *tok = tokenizer_load(vocab, err, sizeof err);

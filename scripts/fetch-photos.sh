@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Extracts real photographs from Debian packages into ./data-photos/ (git-ignored), without installing the
 # packages: `apt-get download` fetches each .deb, `dpkg-deb -x` unpacks it into a temporary folder, and only
-# the photos plus the licence files are kept. The sources were checked by hand (docs: ../shared/docs/
-# photo-sources.md): camera photographs, no drawings, renders or paintings.
+# the photos plus the licence files are kept. The sources were checked by hand (the project's reference
+# list of photo sources): camera photographs, no drawings, renders or paintings.
 #
 #   scripts/fetch-photos.sh [DEST]        (default DEST = ./data-photos)
 #   PACKAGES="tuxpaint-data jigzo-data" scripts/fetch-photos.sh     only these packages

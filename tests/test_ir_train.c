@@ -25,6 +25,7 @@
 #include "tests/util_tiny_daclip.h"
 #include "tests/util_tmpdir.h"
 #include "train/ir_train.h"
+#include "train/paths.h"
 
 #define NOISY 4          /* degrade_name(4) == "noisy" */
 #define IMG 48           /* synthetic image side */
@@ -63,25 +64,13 @@ static void synth_scene(Image *im, uint64_t seed) {
             }
 }
 
-static void make_dirs(const char *path) {
-    char buf[1400];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    mkdir(buf, 0755);
-}
-
 /* ROOT/<split>/noisy/{LQ,GT}/NNNN.png: n scenes and their official "noisy" degradation at σ = 25/255. */
 static void write_noisy_split(const char *droot, const char *split, int n, uint64_t seed) {
     char lqdir[1400], gtdir[1400], path[1500];
     snprintf(lqdir, sizeof lqdir, "%s/%s/noisy/LQ", droot, split);
     snprintf(gtdir, sizeof gtdir, "%s/%s/noisy/GT", droot, split);
-    make_dirs(lqdir);
-    make_dirs(gtdir);
+    assert_int_equal(path_mkdir_p(lqdir), 0);
+    assert_int_equal(path_mkdir_p(gtdir), 0);
     DegradeParams p;
     degrade_default_params(NOISY, &p);
     p.noise_sigma = 25.0f / 255.0f;
@@ -439,14 +428,14 @@ static void test_bad_inputs(void **state) {
     Dataset ds;
     snprintf(broot, sizeof broot, "%s/bad_gt_only", dir);
     snprintf(sub, sizeof sub, "%s/train/noisy/GT", broot);
-    make_dirs(sub);
+    assert_int_equal(path_mkdir_p(sub), 0);
     assert_int_equal(ir_dataset_open(broot, "train", all, &ds, err, sizeof err), -1);
     print_message("%s\n", err);
     assert_non_null(strstr(err, "bad_gt_only/train/noisy"));
     assert_non_null(strstr(err, "no LQ/"));
     snprintf(broot, sizeof broot, "%s/bad_lq_only", dir);
     snprintf(sub, sizeof sub, "%s/train/hazy/LQ", broot);
-    make_dirs(sub);
+    assert_int_equal(path_mkdir_p(sub), 0);
     assert_int_equal(ir_dataset_open(broot, "train", all, &ds, err, sizeof err), -1);
     assert_non_null(strstr(err, "bad_lq_only/train/hazy"));
     assert_non_null(strstr(err, "no GT/"));
@@ -531,7 +520,7 @@ static void test_cli(void **state) {
     assert_int_equal(run_cli(args, text, sizeof text), 2);
     assert_non_null(strstr(text, "foggy"));
     snprintf(file, sizeof file, "%s/cli_bad/train/rainy/GT", dir);
-    make_dirs(file);
+    assert_int_equal(path_mkdir_p(file), 0);
     snprintf(args, sizeof args, "train-ir --no-daclip --data '%s/cli_bad' --out '%s'", dir, out);
     assert_int_equal(run_cli(args, text, sizeof text), 1);
     assert_non_null(strstr(text, "cli_bad/train/rainy"));

@@ -33,6 +33,7 @@
 #include "tests/util_tiny_daclip.h"
 #include "tests/util_tmpdir.h"
 #include "train/dist.h"
+#include "train/paths.h"
 
 #define STEPS 20
 /* The 2-rank gradients differ from the 1-process ones by float rounding (other GEMM shapes, sums split in
@@ -62,18 +63,6 @@ static bool find_in_path(const char *name, char *out, size_t n) {
     return false;
 }
 
-static void make_dirs(const char *path) {
-    char buf[1400];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(buf, 0755);
-            *p = '/';
-        }
-    mkdir(buf, 0755);
-}
-
 /* A smooth random picture: coloured blobs over a gradient. */
 static void synth(Image *im, int S, uint64_t seed) {
     assert_int_equal(image_alloc(im, S, S, 3), 0);
@@ -101,8 +90,8 @@ static void write_ir_split(const char *split, int n, uint64_t seed) {
     char lq[1400], gt[1400], path[1500];
     snprintf(lq, sizeof lq, "%s/%s/noisy/LQ", ir_root, split);
     snprintf(gt, sizeof gt, "%s/%s/noisy/GT", ir_root, split);
-    make_dirs(lq);
-    make_dirs(gt);
+    assert_int_equal(path_mkdir_p(lq), 0);
+    assert_int_equal(path_mkdir_p(gt), 0);
     for (int i = 0; i < n; i++) {
         Image clean, bad;
         synth(&clean, 32, seed + (uint64_t)i);
