@@ -17,6 +17,11 @@ int clip_config_preset(const char *name, ClipConfig *c) {
     } else if (!strcmp(name, "tiny")) {
         c->vision = (VisionConfig){64, 8, 128, 4, 4, 128};
         c->context_length = 32, c->vocab_size = 49408, c->text_width = 128, c->text_heads = 4, c->text_layers = 4;
+    } else if (!strcmp(name, "tiny-128")) {
+        /* tiny's transformer (64 tokens) on a 128-px view: 16-px patches cover 2×2 JPEG blocks, which a
+         * 64-px view of a 128-px crop averages away */
+        c->vision = (VisionConfig){128, 16, 128, 4, 4, 128};
+        c->context_length = 32, c->vocab_size = 49408, c->text_width = 128, c->text_heads = 4, c->text_layers = 4;
     } else if (!strcmp(name, "small")) {
         c->vision = (VisionConfig){96, 16, 256, 6, 4, 256};
         c->context_length = 77, c->vocab_size = 49408, c->text_width = 256, c->text_heads = 4, c->text_layers = 6;
