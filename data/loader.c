@@ -1,6 +1,7 @@
-/* Background batch preparation. Batch g (counted across epochs) is built by whichever worker claims it, into
- * ring slot g % prefetch; the consumer takes batches strictly in order. Every random choice of a sample comes
- * from a generator seeded by (seed, epoch, index), so the content never depends on thread timing. */
+/* Background batch preparation: the prefetch ring (batch g is built by whichever worker claims it, into slot
+ * g % depth; the consumer takes batches strictly in order) and, on it, the DA-CLIP / universal IR loader, where
+ * every random choice of a sample comes from a generator seeded by (seed, epoch, index), so the content never
+ * depends on thread timing. */
 #include "data/loader.h"
 #include "data/clip_preprocess.h"
 #include "data/image_io.h"
@@ -11,6 +12,140 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* ------------------------------------------------------------------ the prefetch ring */
+
+typedef struct {
+    int64_t g;          /* batch the slot last finished (-1: none yet); the consumer waits for its own number */
+    int failed;
+    char err[1024];     /* the worker's data_error(), handed to the consumer's thread */
+} RingState;
+
+typedef struct {
+    Prefetch *p;
+    int index;
+} RingWorker;
+
+struct Prefetch {
+    PrefetchConfig c;
+    RingState *state;
+    RingWorker *args;
+    pthread_mutex_t mu;
+    pthread_cond_t ready, space;
+    pthread_t *th;
+    int n_th;
+    int64_t next_claim, released;   /* batches < released are handed back */
+    int has_current, stop, peak;
+};
+
+static void *ring_worker(void *arg) {
+    RingWorker *w = arg;
+    Prefetch *p = w->p;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && (p->next_claim >= p->released + p->c.depth || (p->c.end >= 0 && p->next_claim >= p->c.end)))
+            pthread_cond_wait(&p->space, &p->mu);
+        if (p->stop) break;
+        int64_t g = p->next_claim++;
+        int held = (int)(p->next_claim - p->released);
+        if (held > p->peak) p->peak = held;
+        RingState *s = &p->state[g % p->c.depth];
+        pthread_mutex_unlock(&p->mu);
+        int rc = p->c.fill(p->c.ctx, w->index, g, p->c.slots[g % p->c.depth]);
+        pthread_mutex_lock(&p->mu);
+        s->failed = rc != 0;
+        if (rc) snprintf(s->err, sizeof s->err, "%s", data_error()[0] ? data_error() : "loader: a batch failed");
+        s->g = g;
+        pthread_cond_broadcast(&p->ready);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+Prefetch *prefetch_create(const PrefetchConfig *c) {
+    if (c->threads <= 0 || c->depth <= 0 || c->first < 0 || !c->slots || !c->fill) {
+        data_set_error("loader: threads and prefetch depth must be positive");
+        return NULL;
+    }
+    Prefetch *p = calloc(1, sizeof *p);
+    if (p) {
+        p->state = calloc((size_t)c->depth, sizeof *p->state);
+        p->args = calloc((size_t)c->threads, sizeof *p->args);
+        p->th = calloc((size_t)c->threads, sizeof *p->th);
+    }
+    if (!p || !p->state || !p->args || !p->th) {
+        if (p) free(p->state), free(p->args), free(p->th);
+        free(p);
+        data_set_error("loader: out of memory");
+        return NULL;
+    }
+    p->c = *c;
+    for (int i = 0; i < c->depth; i++) p->state[i].g = -1;
+    p->next_claim = p->released = c->first;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->ready, NULL);
+    pthread_cond_init(&p->space, NULL);
+    for (int i = 0; i < c->threads; i++) {
+        p->args[i] = (RingWorker){p, i};
+        if (pthread_create(&p->th[i], NULL, ring_worker, &p->args[i])) break;
+        p->n_th++;
+    }
+    if (p->n_th < c->threads) {
+        prefetch_destroy(p);
+        data_set_error("loader: cannot start a thread");
+        return NULL;
+    }
+    return p;
+}
+
+void *prefetch_next(Prefetch *p) {
+    pthread_mutex_lock(&p->mu);
+    if (p->has_current) {
+        p->released++;
+        p->has_current = 0;
+        pthread_cond_broadcast(&p->space);
+    }
+    void *slot = NULL;
+    if (p->c.end >= 0 && p->released >= p->c.end) {
+        data_set_error("loader: no batch after the last one (%lld)", (long long)p->c.end - 1);
+    } else {
+        RingState *s = &p->state[p->released % p->c.depth];
+        while (s->g != p->released) pthread_cond_wait(&p->ready, &p->mu);
+        if (s->failed) {
+            data_set_error("%s", s->err);
+        } else {
+            p->has_current = 1;
+            slot = p->c.slots[p->released % p->c.depth];
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return slot;
+}
+
+int prefetch_peak_slots(const Prefetch *p) {
+    pthread_mutex_lock((pthread_mutex_t *)&p->mu);
+    int peak = p->peak;
+    pthread_mutex_unlock((pthread_mutex_t *)&p->mu);
+    return peak;
+}
+
+void prefetch_destroy(Prefetch *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->space);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n_th; i++) pthread_join(p->th[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->ready);
+    pthread_cond_destroy(&p->space);
+    free(p->state);
+    free(p->args);
+    free(p->th);
+    free(p);
+}
+
+/* ------------------------------------------------------------------ DA-CLIP / universal IR batches */
 
 typedef struct { uint64_t s; } SampleRng;
 
@@ -43,26 +178,17 @@ typedef struct {
     int state;   /* 0 empty, 1 loading, 2 ready */
 } CacheEntry;
 
-typedef struct {
-    Batch b;
-    int64_t g;      /* batch number held, -1 if none */
-    int failed;
-} Slot;
-
 struct Loader {
     const Dataset *ds;
     LoaderConfig cfg;
     int types[DEGRADE_N], n_types;
     int64_t batches_per_epoch;
     CacheEntry *cache;
-    pthread_mutex_t mu;
-    pthread_cond_t ready, space, cache_cv;
-    pthread_t *th;
-    int n_th;
-    Slot *slots;
-    int64_t next_claim, released;   /* batches < released are handed back */
-    int has_current, stop;
-    char err[1024];
+    pthread_mutex_t cache_mu;
+    pthread_cond_t cache_cv;
+    Batch *batches;     /* the ring's slots */
+    void **slot_ptrs;
+    Prefetch *ring;
 };
 
 void loader_default_config(LoaderConfig *c) {
@@ -90,20 +216,20 @@ static int get_images(Loader *l, const Dataset *ds, int k, Image *lq, Image *gt,
         return 0;
     }
     CacheEntry *e = &l->cache[k];
-    pthread_mutex_lock(&l->mu);
-    while (e->state == 1) pthread_cond_wait(&l->cache_cv, &l->mu);
+    pthread_mutex_lock(&l->cache_mu);
+    while (e->state == 1) pthread_cond_wait(&l->cache_cv, &l->cache_mu);
     if (e->state == 0) {
         e->state = 1;
-        pthread_mutex_unlock(&l->mu);
+        pthread_mutex_unlock(&l->cache_mu);
         Image a = { 0 }, b = { 0 };
         int own, rc = get_images(NULL, ds, k, &a, &b, &own);
-        pthread_mutex_lock(&l->mu);
+        pthread_mutex_lock(&l->cache_mu);
         if (rc == 0) { e->lq = a; e->gt = b; e->state = 2; }
         else e->state = 0;
         pthread_cond_broadcast(&l->cache_cv);
-        if (rc) { pthread_mutex_unlock(&l->mu); return -1; }
+        if (rc) { pthread_mutex_unlock(&l->cache_mu); return -1; }
     }
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&l->cache_mu);
     *lq = e->lq;
     *gt = e->gt;
     *owned = 0;
@@ -220,7 +346,10 @@ int loader_make_sample(const Dataset *ds, const LoaderConfig *cfg, int64_t epoch
     return make_sample(NULL, ds, cfg, types, n_types, len, epoch, index, lq, gt, clip, type);
 }
 
-static int fill_batch(Loader *l, Batch *b, int64_t g) {
+static int fill_batch(void *ctx, int worker, int64_t g, void *slot) {
+    (void)worker;
+    Loader *l = ctx;
+    Batch *b = slot;
     const LoaderConfig *c = &l->cfg;
     b->epoch = g / l->batches_per_epoch;
     b->first = (g % l->batches_per_epoch) * c->batch;
@@ -233,32 +362,13 @@ static int fill_batch(Loader *l, Batch *b, int64_t g) {
     return 0;
 }
 
-static void *worker(void *arg) {
-    Loader *l = arg;
-    pthread_mutex_lock(&l->mu);
-    for (;;) {
-        while (!l->stop && l->next_claim >= l->released + l->cfg.prefetch) pthread_cond_wait(&l->space, &l->mu);
-        if (l->stop) break;
-        int64_t g = l->next_claim++;
-        Slot *s = &l->slots[g % l->cfg.prefetch];
-        pthread_mutex_unlock(&l->mu);
-        int rc = fill_batch(l, &s->b, g);
-        pthread_mutex_lock(&l->mu);
-        s->g = g;
-        s->failed = rc != 0;
-        if (rc && !l->err[0]) snprintf(l->err, sizeof l->err, "%s", data_error());
-        pthread_cond_broadcast(&l->ready);
-    }
-    pthread_mutex_unlock(&l->mu);
-    return NULL;
-}
-
-static void free_slots(Loader *l) {
-    if (!l->slots) return;
+static void free_batches(Loader *l) {
+    if (!l->batches) return;
     for (int i = 0; i < l->cfg.prefetch; i++) {
-        free(l->slots[i].b.lq); free(l->slots[i].b.gt); free(l->slots[i].b.clip); free(l->slots[i].b.type);
+        Batch *b = &l->batches[i];
+        free(b->lq), free(b->gt), free(b->clip), free(b->type);
     }
-    free(l->slots);
+    free(l->batches);
 }
 
 Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg) {
@@ -280,11 +390,12 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg) {
         return NULL;
     }
     size_t np = (size_t)cfg->batch * 3 * cfg->patch * cfg->patch, nc = (size_t)cfg->batch * 3 * cfg->clip_size * cfg->clip_size;
-    l->slots = calloc((size_t)cfg->prefetch, sizeof(Slot));
-    int ok = l->slots != NULL;
+    l->batches = calloc((size_t)cfg->prefetch, sizeof(Batch));
+    l->slot_ptrs = calloc((size_t)cfg->prefetch, sizeof(void *));
+    int ok = l->batches && l->slot_ptrs;
     for (int i = 0; ok && i < cfg->prefetch; i++) {
-        Batch *b = &l->slots[i].b;
-        l->slots[i].g = -1;
+        Batch *b = &l->batches[i];
+        l->slot_ptrs[i] = b;
         b->n = cfg->batch; b->patch = cfg->patch; b->clip_size = cfg->clip_size;
         b->lq = malloc(np * sizeof(float));
         b->gt = malloc(np * sizeof(float));
@@ -293,56 +404,29 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg) {
         ok = b->lq && b->gt && b->type && (!nc || b->clip);
     }
     if (ok && cfg->cache) ok = (l->cache = calloc((size_t)ds->n, sizeof(CacheEntry))) != NULL;
-    if (ok) ok = (l->th = calloc((size_t)cfg->threads, sizeof(pthread_t))) != NULL;
-    if (!ok) { free_slots(l); free(l->cache); free(l); data_set_error("loader: out of memory"); return NULL; }
-    l->next_claim = l->released = cfg->start_batch;
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->ready, NULL);
-    pthread_cond_init(&l->space, NULL);
-    pthread_cond_init(&l->cache_cv, NULL);
-    for (int i = 0; i < cfg->threads; i++) {
-        if (pthread_create(&l->th[i], NULL, worker, l)) { data_set_error("loader: cannot start a thread"); break; }
-        l->n_th++;
+    if (!ok) {
+        free_batches(l); free(l->slot_ptrs); free(l->cache); free(l);
+        data_set_error("loader: out of memory");
+        return NULL;
     }
-    if (l->n_th < cfg->threads) { loader_destroy(l); return NULL; }
+    pthread_mutex_init(&l->cache_mu, NULL);
+    pthread_cond_init(&l->cache_cv, NULL);
+    PrefetchConfig pc = {cfg->threads, cfg->prefetch, cfg->start_batch, -1, l->slot_ptrs, fill_batch, l};
+    if (!(l->ring = prefetch_create(&pc))) { loader_destroy(l); return NULL; }
     return l;
 }
 
-const Batch *loader_next(Loader *l) {
-    pthread_mutex_lock(&l->mu);
-    if (l->has_current) {
-        l->released++;
-        l->has_current = 0;
-        pthread_cond_broadcast(&l->space);
-    }
-    Slot *s = &l->slots[l->released % l->cfg.prefetch];
-    while (s->g != l->released && !l->err[0]) pthread_cond_wait(&l->ready, &l->mu);
-    const Batch *b = NULL;
-    if (s->g == l->released && !s->failed) {
-        l->has_current = 1;
-        b = &s->b;
-    } else {
-        data_set_error("%s", l->err);
-    }
-    pthread_mutex_unlock(&l->mu);
-    return b;
-}
+const Batch *loader_next(Loader *l) { return prefetch_next(l->ring); }
 
 void loader_destroy(Loader *l) {
     if (!l) return;
-    pthread_mutex_lock(&l->mu);
-    l->stop = 1;
-    pthread_cond_broadcast(&l->space);
-    pthread_mutex_unlock(&l->mu);
-    for (int i = 0; i < l->n_th; i++) pthread_join(l->th[i], NULL);
-    pthread_mutex_destroy(&l->mu);
-    pthread_cond_destroy(&l->ready);
-    pthread_cond_destroy(&l->space);
+    prefetch_destroy(l->ring);   /* first: the workers may be reading the cache */
+    pthread_mutex_destroy(&l->cache_mu);
     pthread_cond_destroy(&l->cache_cv);
     if (l->cache)
         for (int i = 0; i < l->ds->n; i++) { image_free(&l->cache[i].lq); image_free(&l->cache[i].gt); }
     free(l->cache);
-    free(l->th);
-    free_slots(l);
+    free_batches(l);
+    free(l->slot_ptrs);
     free(l);
 }

@@ -15,6 +15,41 @@
 #include <stdint.h>
 #include "data/dataset.h"
 
+/* ------------------------------------------------------------------ the prefetch ring
+ * What every training loader shares: `threads` background workers fill batches g = first, first+1, ... into a
+ * ring of `depth` caller-owned slots (batch g goes to slot g % depth), at most `depth` batches ahead of the
+ * consumer, who takes them strictly in order. Memory is therefore bounded by the slots (plus what each worker
+ * holds while it fills one), whatever the dataset size. A batch's content must depend only on g (and the
+ * worker-independent state in ctx), never on which worker or when: then the stream is deterministic. */
+
+/* Fills batch g into `slot` on worker `worker` (0..threads-1, for per-worker scratch). 0, or -1 with
+ * data_error() set: that message is handed to the consumer when it reaches batch g. */
+typedef int (*PrefetchFill)(void *ctx, int worker, int64_t g, void *slot);
+
+typedef struct {
+    int threads, depth;     /* both > 0 */
+    int64_t first, end;     /* batches [first, end) are filled; end < 0: endless */
+    void **slots;           /* depth slots, owned by the caller, which outlive the ring */
+    PrefetchFill fill;
+    void *ctx;
+} PrefetchConfig;
+
+typedef struct Prefetch Prefetch;
+
+/* Starts the workers. NULL on error (data_error set). */
+Prefetch *prefetch_create(const PrefetchConfig *c);
+/* Blocks until the next batch in order is filled and returns its slot; it stays the consumer's until the next
+ * call of prefetch_next or prefetch_destroy. NULL if its fill failed (data_error: the worker's message, on this
+ * thread) or after the last batch. */
+void *prefetch_next(Prefetch *p);
+/* The most slots that were ever taken at once: being filled, filled and waiting, or held by the consumer
+ * (never above depth; tests check it). */
+int prefetch_peak_slots(const Prefetch *p);
+/* Stops the workers (each finishes the batch it is filling) and frees the ring; not the slots. */
+void prefetch_destroy(Prefetch *p);
+
+/* ------------------------------------------------------------------ DA-CLIP / universal IR batches */
+
 typedef struct {
     int batch;           /* samples per batch, default 16 */
     int patch;           /* crop side, default 256 */
@@ -40,11 +75,12 @@ typedef struct {
 typedef struct Loader Loader;
 
 void loader_default_config(LoaderConfig *c);
-/* Starts the workers. `ds` must outlive the loader. NULL on error (data_error set). */
+/* Starts the workers (a Prefetch ring of `prefetch` batches). `ds` must outlive the loader. NULL on error
+ * (data_error set). */
 Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg);
 /* Blocks until the next batch (in order) is ready and returns it; it stays valid until the next call of
  * loader_next or loader_destroy. Batches run epoch after epoch (the last batch of an epoch is dropped if
- * incomplete, like drop_last). NULL if a worker failed (data_error names the file). */
+ * incomplete, like drop_last). NULL if this batch failed (data_error names the file). */
 const Batch *loader_next(Loader *l);
 /* Stops the workers and frees everything. */
 void loader_destroy(Loader *l);

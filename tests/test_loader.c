@@ -1,4 +1,5 @@
-/* Loader: LQ/GT alignment, CLIP view, balanced types, determinism across thread counts and the cache,
+/* Loader: the prefetch ring (order, bounded slots, a failed batch's message on the consumer's thread, finite
+ * runs); LQ/GT alignment, CLIP view, balanced types, determinism across thread counts and the cache,
  * on-the-fly degradation, errors. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "data/clip_preprocess.h"
 #include "data/image_io.h"
 #include "data/loader.h"
@@ -64,6 +66,61 @@ static LoaderConfig small_config(void) {
     c.seed = 42;
     c.epoch_len = 8;
     return c;
+}
+
+/* A fill that writes g into its slot, fails on batch `bad` with a message, and is slow enough that the
+ * workers run ahead of the consumer. */
+typedef struct { int64_t bad; } RingCtx;
+
+static int ring_fill(void *ctx, int worker, int64_t g, void *slot) {
+    (void)worker;
+    usleep(200);
+    if (g == ((RingCtx *)ctx)->bad) {
+        data_set_error("batch %lld: broken.png: truncated", (long long)g);
+        return -1;
+    }
+    *(int64_t *)slot = g;
+    return 0;
+}
+
+static void test_prefetch_ring(void **state) {
+    (void)state;
+    int64_t store[3];
+    void *slots[3] = {&store[0], &store[1], &store[2]};
+    RingCtx ctx = {-1};
+    /* endless, from batch 5: batches come in order; never more than `depth` slots taken */
+    PrefetchConfig c = {3, 3, 5, -1, slots, ring_fill, &ctx};
+    Prefetch *p = prefetch_create(&c);
+    assert_non_null(p);
+    for (int64_t g = 5; g < 40; g++) {
+        int64_t *b = prefetch_next(p);
+        assert_non_null(b);
+        assert_int_equal(*b, g);
+        usleep(300);   /* the consumer is slower: the workers fill the ring and wait */
+    }
+    assert_true(prefetch_peak_slots(p) >= 1 && prefetch_peak_slots(p) <= 3);
+    prefetch_destroy(p);
+    /* finite: batches [0, 4), then NULL; a failed batch is reported when the consumer reaches it */
+    ctx.bad = 2;
+    c = (PrefetchConfig){2, 2, 0, 4, slots, ring_fill, &ctx};
+    p = prefetch_create(&c);
+    assert_non_null(p);
+    for (int64_t g = 0; g < 2; g++) {
+        int64_t *b = prefetch_next(p);
+        assert_non_null(b);
+        assert_int_equal(*b, g);
+    }
+    data_set_error("stale");
+    assert_null(prefetch_next(p));
+    assert_string_equal(data_error(), "batch 2: broken.png: truncated");
+    prefetch_destroy(p);
+    ctx.bad = -1;
+    p = prefetch_create(&c);
+    for (int64_t g = 0; g < 4; g++) assert_non_null(prefetch_next(p));
+    assert_null(prefetch_next(p));
+    prefetch_destroy(p);
+    c.depth = 0;
+    assert_null(prefetch_create(&c));
 }
 
 static void test_alignment_clip_and_balance(void **state) {
@@ -217,6 +274,7 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prefetch_ring),
         cmocka_unit_test(test_alignment_clip_and_balance),
         cmocka_unit_test(test_determinism_threads_and_cache),
         cmocka_unit_test(test_on_the_fly),
