@@ -4,8 +4,9 @@
  *   prefix.in_proj_weight [3C, C]  (q, k, v rows in that order)   prefix.in_proj_bias [3C]
  *   prefix.out_proj.weight [C, C]                                 prefix.out_proj.bias [C]
  * out = out_proj(concat_h softmax(q_h k_h^T / sqrt(D) + mask) v_h), D = C / heads.
- * The whole thing is three tape nodes: the fused input projection, one t_attention over all heads, and
- * the output projection (which merges the heads itself, and can add a residual). */
+ * The whole thing is three tape nodes (tensor/ops_fused.h): the fused input projection t_mha_in_proj, one
+ * t_attention over all heads, and the output projection t_mha_out_proj (which merges the heads itself, and
+ * can add a residual). */
 #include <stdint.h>
 
 #include "nn/linear.h"

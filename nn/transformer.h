@@ -39,8 +39,9 @@ Tensor *res_attn_block_forward(const ResidualAttentionBlock *blk, Tensor *x, Ten
  * nq >= L is the whole block. */
 Tensor *res_attn_block_forward_first(const ResidualAttentionBlock *blk, Tensor *x, Tensor *mask, int64_t nq);
 
-/* res + c_proj(gelu(c_fc(x))) as one tape node (res may be NULL). Saves only the pre-activation
- * c_fc(x); the GELU output is recomputed in backward, so the 4C-wide activations cost one buffer. */
+/* res + c_proj(gelu(c_fc(x))) as one tape node (t_mlp_gelu_add; res may be NULL). Saves only the
+ * pre-activation c_fc(x); the GELU output is recomputed in backward, so the 4C-wide activations cost one
+ * buffer. */
 Tensor *mlp_gelu_forward_add(const Linear *c_fc, const Linear *c_proj, Tensor *x, Tensor *res);
 
 int transformer_init(Transformer *tf, ParamSet *ps, const char *prefix, int64_t width, int layers, int heads,

@@ -8,7 +8,6 @@
 typedef struct {
     TNode *node;
     size_t arena_pos;   /* arena offset when recorded, so t_arena_release can drop later nodes */
-    bool done;          /* its backward ran in an earlier t_backward call */
 } TapeEntry;
 
 static TapeEntry *tape;
@@ -70,7 +69,6 @@ TNode *t_record(const char *op, Tensor *out, TBackwardFn backward, int n_in, Ten
     }
     tape[tape_len].node = n;
     tape[tape_len].arena_pos = pos;
-    tape[tape_len].done = false;
     tape_len++;
     return n;
 }
@@ -169,10 +167,11 @@ static bool live_has(const TNode *n) {
     return false;
 }
 
-/* Runs a node when it leads to root, or when it holds a gradient and has never run. A node that ran in
- * an earlier backward of the same step still holds its gradients: replaying it would add them into
- * shared inputs (parameters) again. The second rule keeps ops working whose outputs feed later ops
- * through a gradient buffer they set up front rather than through a recorded input. */
+/* Runs exactly the nodes that lead to root and whose output holds a gradient: root's node, then, walking
+ * the tape backwards, the nodes of the inputs of every node that runs. Graph edges are only ever recorded
+ * inputs (an op with several outputs gives each of them its node, tensor/tensor.h), so nothing else can
+ * lead to root. A node that ran in an earlier backward of the same step and does not lead to this root is
+ * left alone: replaying it would add its gradients into shared inputs (parameters) again. */
 static void run_backward(Tensor *root) {
     size_t need = 16;
     while (need < 2 * tape_len + 2) need *= 2;
@@ -189,11 +188,10 @@ static void run_backward(Tensor *root) {
     if (root->node) live_add(root->node);
     for (size_t i = tape_len; i-- > 0;) {
         TNode *n = tape[i].node;
-        if (!n->out->grad || (tape[i].done && !live_has(n))) continue;
+        if (!n->out->grad || !live_has(n)) continue;
         for (int j = 0; j < n->n_in; j++)
             if (n->in[j] && n->in[j]->node) live_add(n->in[j]->node);
         n->backward(n);
-        tape[i].done = true;
     }
     clear_stale();
 }
