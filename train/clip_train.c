@@ -20,21 +20,41 @@
 #include "train/paths.h"
 #include "train/plot.h"
 #include "train/progress.h"
-#include "train/sample_order.h"
+#include "train/clip_train_stream.h"
 #include "train/train_log.h"
 
 #define LOG_HEADER "step,lr,loss,logit_scale,val_loss,val_top1,images_per_s"
+/* Validation streams its images like training; it runs between steps, while training's workers wait. */
+#define CLIP_EVAL_THREADS 2
+#define CLIP_EVAL_DEPTH 2
 
 /* ------------------------------------------------------------------ samples */
 
 void clip_samples_free(ClipSamples *s) {
     if (!s) return;
-    if (s->titles)
-        for (int64_t i = 0; i < s->n; i++) free(s->titles[i]);
+    for (int64_t i = 0; i < s->n; i++) {
+        if (s->titles) free(s->titles[i]);
+        if (s->paths) free(s->paths[i]);
+    }
     free(s->titles);
-    free(s->images);
+    free(s->paths);
+    free(s->csv);
     free(s->ids);
     memset(s, 0, sizeof *s);
+}
+
+/* A missing file is found now, not when its batch comes hours into a run; a corrupt one only when decoded. */
+static int check_image_file(const char *csv, int line, const char *path, char *err, size_t errlen) {
+    struct stat sb;
+    if (stat(path, &sb)) {
+        snprintf(err, errlen, "%s: line %d: %s: %s", csv, line, path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "%s: line %d: %s: not a regular file", csv, line, path);
+        return -1;
+    }
+    return 0;
 }
 
 int clip_samples_from_csv(const char *csv, const char *root, Tokenizer *tok, int size, int ctx, ClipSamples *out,
@@ -54,55 +74,32 @@ int clip_samples_from_csv(const char *csv, const char *root, Tokenizer *tok, int
     out->n = n;
     out->size = size;
     out->ctx = ctx;
-    size_t per = (size_t)3 * size * size;
-    out->images = malloc(sizeof(float) * per * (size_t)n);
+    out->csv = strdup(csv);
+    out->paths = calloc((size_t)n, sizeof(char *));
     out->ids = calloc((size_t)n * (size_t)ctx, sizeof(int32_t));
     out->titles = calloc((size_t)n, sizeof(char *));
-    if (!out->images || !out->ids || !out->titles) {
-        snprintf(err, errlen, "out of memory for %d samples", n);
-        caption_rows_free(rows, n);
-        clip_samples_free(out);
-        return -1;
-    }
-    int failed = -1;
-    char fail_msg[4400] = "";
-    /* decoding and resizing dominate: spread over threads; the tokenizer is not thread-safe */
-#pragma omp parallel for schedule(dynamic, 4)
-    for (int i = 0; i < n; i++) {
-        char path[4096];
+    int rc = out->csv && out->paths && out->ids && out->titles ? 0 : -1;
+    if (rc) snprintf(err, errlen, "out of memory for %d samples", n);
+    for (int i = 0; !rc && i < n; i++) {
         const char *fp = rows[i].filepath;
-        if (root && fp[0] != '/')
-            snprintf(path, sizeof path, "%s/%s", root, fp);
-        else
-            snprintf(path, sizeof path, "%s", fp);
-        Image im = {0};
-        int rc = image_load(path, &im), loaded = !rc;
-        if (!rc) rc = clip_preprocess(&im, size, out->images + per * (size_t)i);
-        if (rc) {
-#pragma omp critical
-            if (failed < 0) {
-                failed = i;
-                /* image_load names the file; clip_preprocess does not */
-                snprintf(fail_msg, sizeof fail_msg, "%.1500s%s%.1500s (row %d of %.1000s)", loaded ? path : "", loaded ? ": " : "",
-                         data_error(), i + 2, csv);
-            }
+        bool rel = root && fp[0] != '/';
+        size_t plen = strlen(fp) + (rel ? strlen(root) + 1 : 0) + 1;
+        size_t tlen = strlen(rows[i].caption) + strlen(rows[i].degradation) + 3;
+        out->paths[i] = malloc(plen);
+        out->titles[i] = malloc(tlen);
+        if (!out->paths[i] || !out->titles[i]) {
+            snprintf(err, errlen, "out of memory for %d samples", n);
+            rc = -1;
+            break;
         }
-        image_free(&im);
-    }
-    if (failed >= 0) {
-        snprintf(err, errlen, "%s", fail_msg);
-        caption_rows_free(rows, n);
-        clip_samples_free(out);
-        return -1;
-    }
-    for (int i = 0; i < n; i++) {
-        size_t len = strlen(rows[i].caption) + strlen(rows[i].degradation) + 3;
-        out->titles[i] = malloc(len);
-        snprintf(out->titles[i], len, "%s: %s", rows[i].caption, rows[i].degradation);
+        snprintf(out->paths[i], plen, "%s%s%s", rel ? root : "", rel ? "/" : "", fp);
+        rc = check_image_file(csv, i + 2, out->paths[i], err, errlen);
+        snprintf(out->titles[i], tlen, "%s: %s", rows[i].caption, rows[i].degradation);
         tokenizer_tokenize_n(tok, out->titles[i], out->ids + (size_t)i * ctx, ctx);
     }
     caption_rows_free(rows, n);
-    return 0;
+    if (rc) clip_samples_free(out);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ training */
@@ -115,20 +112,21 @@ void clip_train_default_options(ClipTrainOptions *o) {
     o->weight_decay = 0.05;
     o->warmup = 100;
     o->seed = 0;
+    o->loader_threads = 2;
+    o->prefetch = 3;
 }
 
-/* Batch tensors for samples idx[0..B): images [B,3,S,S] and ids (arena). */
-static Tensor *batch_images(const ClipSamples *s, const int64_t *idx, int B) {
-    size_t per = (size_t)3 * s->size * s->size;
-    Tensor *img = t_new(T_SHAPE(B, 3, s->size, s->size));
-    for (int b = 0; b < B; b++) memcpy(img->data + per * (size_t)b, s->images + per * (size_t)idx[b], sizeof(float) * per);
-    return img;
-}
-
+/* Token ids of samples idx[0..B) (arena). */
 static int32_t *batch_ids(const ClipSamples *s, const int64_t *idx, int B) {
     int32_t *ids = t_arena_alloc(sizeof(int32_t) * (size_t)B * (size_t)s->ctx);
     for (int b = 0; b < B; b++) memcpy(ids + (size_t)b * s->ctx, s->ids + (size_t)idx[b] * s->ctx, sizeof(int32_t) * (size_t)s->ctx);
     return ids;
+}
+
+/* A streamed batch's images as a tensor: a copy in the arena, since the slot goes back to the workers at the
+ * next clip_stream_next. */
+static Tensor *batch_images(const ClipSamples *s, const ClipBatch *b) {
+    return t_from(T_SHAPE(b->n, 3, s->size, s->size), b->images);                       /* [n, 3, S, S] */
 }
 
 int clip_evaluate(Clip *m, const ClipSamples *val, int batch, double *loss, double *top1) {
@@ -138,15 +136,27 @@ int clip_evaluate(Clip *m, const ClipSamples *val, int batch, double *loss, doub
     int64_t *rows_of = malloc(sizeof(int64_t) * (size_t)dist_size());
     float *ri = malloc(sizeof(float) * (size_t)(n * E)), *rt = malloc(sizeof(float) * (size_t)(n * E));
     float *fi = malloc(sizeof(float) * (size_t)(n * E)), *ft = malloc(sizeof(float) * (size_t)(n * E));
-    int64_t *idx = malloc(sizeof(int64_t) * (size_t)batch);
-    int rc = rows_of && ri && rt && fi && ft && idx ? 0 : -1;
+    int rc = rows_of && ri && rt && fi && ft ? 0 : -1;
+    ClipStream *stream = NULL;
+    if (!rc && hi > lo) {   /* this rank's rows, decoded in the background batch by batch */
+        ClipStreamConfig sc = {batch, lo, hi, false, 0, 0, CLIP_EVAL_THREADS, CLIP_EVAL_DEPTH};
+        if (!(stream = clip_stream_open(val, &sc))) {
+            fprintf(stderr, "daclip: validation: %s\n", data_error());
+            rc = -1;
+        }
+    }
     bool prev = t_set_grad_enabled(false);
     for (int64_t start = lo; start < hi && !rc; start += batch) {   /* raw embeddings of this rank's rows */
-        int B = (int)(hi - start < batch ? hi - start : batch);
+        const ClipBatch *b = clip_stream_next(stream);
+        if (!b) {
+            fprintf(stderr, "daclip: validation: %s\n", data_error());
+            rc = -1;
+            break;
+        }
+        int B = b->n;
         size_t mark = t_arena_mark();
-        for (int b = 0; b < B; b++) idx[b] = start + b;
-        Tensor *ei = clip_encode_image(m, batch_images(val, idx, B), NULL, NULL);   /* [B, E] */
-        Tensor *et = clip_encode_text(m, batch_ids(val, idx, B), B);                 /* [B, E] */
+        Tensor *ei = clip_encode_image(m, batch_images(val, b), NULL, NULL);   /* [B, E] */
+        Tensor *et = clip_encode_text(m, batch_ids(val, b->rows, B), B);       /* [B, E] */
         if (ei && et) {
             memcpy(fi + start * E, ei->data, sizeof(float) * (size_t)(B * E));
             memcpy(ft + start * E, et->data, sizeof(float) * (size_t)(B * E));
@@ -155,11 +165,12 @@ int clip_evaluate(Clip *m, const ClipSamples *val, int batch, double *loss, doub
         }
         t_arena_release(mark);
     }
+    clip_stream_close(stream);
     double failed = rc ? 1 : 0;   /* every rank must reach the gathers, or leave together */
     dist_sum_f64(&failed, 1, "validation");
     if (failed > 0) {
         t_set_grad_enabled(prev);
-        free(rows_of), free(ri), free(rt), free(fi), free(ft), free(idx);
+        free(rows_of), free(ri), free(rt), free(fi), free(ft);
         return -1;
     }
     dist_shard_sizes(n, rows_of);
@@ -195,7 +206,7 @@ int clip_evaluate(Clip *m, const ClipSamples *val, int batch, double *loss, doub
     }
     *loss = n_batches ? loss_sum / n_batches : NAN;
     *top1 = n ? (double)hits / (double)n : 0;
-    free(rows_of), free(ri), free(rt), free(fi), free(ft), free(idx);
+    free(rows_of), free(ri), free(rt), free(fi), free(ft);
     return 0;
 }
 
@@ -257,16 +268,23 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
         optim_free(opt);
         return -1;
     }
+    int64_t end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
+    /* this rank's rows of every batch, decoded ahead by the workers; batch g is step g's */
+    ClipStream *stream = NULL;
+    ClipStreamConfig sc = {B, lo, hi, true, o->seed, st.step, o->loader_threads, o->prefetch};
+    if (st.step < end && !(stream = clip_stream_open(train, &sc))) {
+        fprintf(stderr, "daclip: train-clip: %s\n", data_error());
+        optim_free(opt);
+        return -1;
+    }
     char err[1024] = "";
     if (o->out_dir && !(log = train_log_open(log_path, LOG_HEADER, o->resume != NULL, st.step, err, sizeof err))) {
         /* a resumed run keeps the log rows up to the checkpoint's step and drops the ones after it */
         fprintf(stderr, "daclip: train-clip: %s\n", err);
+        clip_stream_close(stream);
         optim_free(opt);
         return -1;
     }
-    SampleOrder order;
-    sample_order_init(&order, train->n, o->seed);
-    int64_t *idx = malloc(sizeof(int64_t) * (size_t)B);
     double recent[20] = {0};
     int n_recent = 0, rc = 0;
     Progress bar;
@@ -275,15 +293,20 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
     double t0 = progress_now();
     int64_t first_step = st.step;
     const float max_scale = logf(100.0f);
-    int64_t end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
     while (st.step < end) {
+        const ClipBatch *batch = clip_stream_next(stream);
+        if (!batch) {
+            fprintf(stderr, "%sdaclip: train-clip: %s (step %lld)\n", !o->quiet && bar.is_tty ? "\n" : "",
+                    data_error(), (long long)st.step + 1);
+            rc = -1;
+            break;
+        }
         t_arena_reset();
         params_zero_grad_lazy(ps);
-        for (int b = 0; b < B; b++) idx[b] = sample_order_at(&order, st.step * B + b);
         /* this rank's rows, then the whole batch's embeddings: the contrastive loss needs every pair */
-        int Bl = (int)(hi - lo);
-        Tensor *ei = clip_encode_image(m, batch_images(train, idx + lo, Bl), NULL, NULL);   /* [Bl, E] */
-        Tensor *et = clip_encode_text(m, batch_ids(train, idx + lo, Bl), Bl);               /* [Bl, E] */
+        int Bl = batch->n;
+        Tensor *ei = clip_encode_image(m, batch_images(train, batch), NULL, NULL);          /* [Bl, E] */
+        Tensor *et = clip_encode_text(m, batch_ids(train, batch->rows, Bl), Bl);            /* [Bl, E] */
         ei = dist_gather_rows(ei, B, "image embeddings");                                   /* [B, E] */
         et = dist_gather_rows(et, B, "text embeddings");                                    /* [B, E] */
         Tensor *loss = nn_clip_loss(ei, et, m->logit_scale, NULL);                          /* [] */
@@ -314,7 +337,11 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
         double vl = NAN, vt = NAN;
         if (do_val) {
             t_arena_reset();
-            if (clip_evaluate(m, val, B, &vl, &vt) == 0) res->val_loss = vl, res->val_top1 = vt;
+            if (clip_evaluate(m, val, B, &vl, &vt)) {
+                rc = -1;   /* an unreadable validation image: named on stderr */
+                break;
+            }
+            res->val_loss = vl, res->val_top1 = vt;
             if (!o->quiet)
                 fprintf(stderr, "%sstep %lld: val loss %.4f, image->text top-1 %.1f%%\n", bar.is_tty ? "\n" : "",
                         (long long)st.step, vl, 100 * vt);
@@ -360,8 +387,11 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
         snprintf(png, sizeof png, "%s/loss.png", o->out_dir);
         if (plot_training_log(log_path, png) == 0 && !o->quiet) fprintf(stderr, "loss curves: %s\n", png);
     }
-    sample_order_free(&order);
-    free(idx);
+    if (stream) {
+        ClipStreamStats ss = clip_stream_stats(stream);
+        res->loader_peak_batches = ss.peak_batches, res->loader_peak_decoded = ss.peak_decoded;
+    }
+    clip_stream_close(stream);
     optim_free(opt);
     return rc;
 }

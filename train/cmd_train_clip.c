@@ -17,7 +17,10 @@ static const char usage_head[] =
     "usage: daclip train-clip --train CSV --out DIR [options]\n\n"
     "Trains a CLIP (image + text towers) from scratch with the symmetric contrastive loss on a dataset\n"
     "CSV as written by `daclip make-dataset` (tab-separated filepath, title). Writes DIR/model.safetensors\n"
-    "(open_clip names + config), DIR/checkpoint.safetensors (full training state, atomic) and DIR/log.csv.\n\n"
+    "(open_clip names + config), DIR/checkpoint.safetensors (full training state, atomic) and DIR/log.csv.\n"
+    "Images are decoded batch by batch in the background while training runs, so memory holds --prefetch\n"
+    "batches of images whatever the dataset size; every file must exist at the start, and one that cannot be\n"
+    "decoded stops the run naming the CSV line and the file (the last checkpoint stays).\n\n"
     "Data-parallel: `mpirun -np N daclip train-clip ...` splits every batch of --batch rows over N ranks and\n"
     "trains what one process would (the contrastive loss sees the whole batch; docs/distributed.md).\n";
 
@@ -41,6 +44,8 @@ int cmd_train_clip(int argc, char **argv) {
         {"--val-every", OPT_I64, &o.val_every, 0, 1e12, "N", "validate every N steps (default 0: at the end)"},
         {"--ckpt-every", OPT_I64, &o.ckpt_every, 0, 1e12, "N", "checkpoint every N steps (default 0: at the end)"},
         {"--resume", OPT_STR, &o.resume, 0, 0, "FILE", "continue from a checkpoint.safetensors (same options)"},
+        {"--loader-threads", OPT_INT, &o.loader_threads, 1, 64, "N", "image decoding threads (default 2)"},
+        {"--prefetch", OPT_INT, &o.prefetch, 1, 64, "N", "batches of images held in memory, decoded ahead\n(default 3)"},
         {0}};
     int parsed = opts_parse("train-clip", usage_head, specs, argc, argv, NULL, NULL);
     if (parsed != OPTS_OK) return opts_exit_code(parsed);
@@ -71,7 +76,7 @@ int cmd_train_clip(int argc, char **argv) {
     char *vroot = val_csv ? path_root_for(root, val_csv) : NULL;
     ClipSamples train = {0}, val = {0};
     int rc = 1;
-    if (rank0) fprintf(stderr, "loading %s ...\n", train_csv);
+    if (rank0) fprintf(stderr, "reading %s ...\n", train_csv);
     if (clip_samples_from_csv(train_csv, troot, tok, cfg.vision.image_size, cfg.context_length, &train, err, sizeof err)) {
         fprintf(stderr, "daclip train-clip: %s\n", err);
         goto done;
