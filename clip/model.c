@@ -201,6 +201,7 @@ int clip_init(Clip *m, ParamSet *ps, const char *prefix, const ClipConfig *cfg, 
     t->text_projection = params_new(ps, prefix, "text_projection", T_SHAPE(Wt, cfg->vision.embed_dim));
     init_normal(t->text_projection, rng, attn_std);
     m->logit_scale = params_new(ps, prefix, "logit_scale", 0, NULL);
+    if (ps->failed) return -1;   /* out of memory or a name clash: the message is in t_errmsg() */
     m->logit_scale->data[0] = logf(1.0f / 0.07f);
     return 0;
 }
@@ -224,6 +225,7 @@ Tensor *clip_encode_text(const Clip *m, const int32_t *ids, int64_t B) {
     if (!x) return NULL;
     /* pool at the EOT position = argmax of the ids (the largest id in any sequence) */
     int32_t *rows = t_arena_alloc(sizeof(int32_t) * (size_t)B);
+    if (!rows) return NULL;
     for (int64_t b = 0; b < B; b++) {
         int64_t best = 0;
         for (int64_t k = 1; k < L; k++)

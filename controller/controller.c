@@ -32,6 +32,7 @@ int controller_init(DaclipController *c, ParamSet *ps, const VisionConfig *cfg, 
         init_const(c->zero_modules[i].bias, 0.0f);
     }
     c->logit_scale = params_new(ps, "", "logit_scale", 0, NULL);
+    if (ps->failed) return -1;   /* out of memory or a name clash: the message is in t_errmsg() */
     c->logit_scale->data[0] = logf(1.0f / 0.07f);
     return 0;
 }
@@ -113,6 +114,7 @@ int controller_start_from(DaclipController *c, const VisionTransformer *frozen, 
 Tensor *controller_forward(const DaclipController *c, Tensor *img, Tensor **controls, bool cls_only_last) {
     int L = c->visual.cfg.layers;
     Tensor **h = t_arena_alloc(sizeof(Tensor *) * (size_t)L);
+    if (!h) return NULL;
     Tensor *x = vit_embed(&c->visual, img);                                        /* [B, T, W] */
     /* every block's full output is needed: each one feeds a control added to all tokens of the encoder */
     x = transformer_forward(&c->visual.transformer, x, NULL, NULL, h);             /* [B, T, W] */
@@ -134,6 +136,7 @@ int daclip_encode_image(const DaclipController *c, const VisionTransformer *froz
         return -1;
     }
     Tensor **controls = t_arena_alloc(sizeof(Tensor *) * (size_t)c->visual.cfg.layers);
+    if (!controls) return -1;
     *degradation = controller_forward(c, img, controls, true);                      /* [B, E] */
     if (!*degradation) return -1;
     /* vit_forward without hidden keeps only the class token in the last block: c_0 was made for it alone */

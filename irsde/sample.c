@@ -15,6 +15,7 @@ int irsde_sample(const IrSde *s, const ConditionalUNet *u, Tensor *lq, Tensor *d
         return -1;
     }
     lq = t_contiguous(lq);
+    if (!lq) return -1;   /* out of memory: the message is in t_errmsg() */
     int64_t B = lq->shape[0], n = t_numel(lq) / (B ? B : 1);
     int *t = malloc(sizeof(int) * (size_t)(B ? B : 1));
     float *time = malloc(sizeof(float) * (size_t)(B ? B : 1));

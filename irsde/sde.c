@@ -300,9 +300,11 @@ Tensor *irsde_loss(const IrSde *s, Tensor *eps_hat, Tensor *xt, Tensor *mu, Tens
     /* x_t − pred = (θ_t(μ − x_t) + k·ε̂)·dt with k = σ_t²/σ̄_t, so pred − target = a − k·dt·ε̂ with the
      * constant a = x_t − θ_t(μ − x_t)dt − posterior_mean(x_t, x0): the loss is mean|kdt·ε̂ − a|. */
     Tensor *ac = t_new(eps_hat->ndim, eps_hat->shape);
+    if (!ac) return NULL;
     int64_t kshape[T_MAX_DIMS];
     for (int d = 0; d < eps_hat->ndim; d++) kshape[d] = d ? 1 : B;
     Tensor *k = t_new(eps_hat->ndim, kshape);
+    if (!k) return NULL;
     const float *X = t_contiguous(xt)->data, *M = t_contiguous(mu)->data, *G = t_contiguous(x0)->data;
     float dt = s->dt;
     for (int64_t bi = 0; bi < B; bi++) {

@@ -84,7 +84,7 @@ int unet_init(ConditionalUNet *u, ParamSet *ps, const char *prefix, const UNetCo
     resblock_init(&u->mid_block2, ps, nn_join(p, sizeof p, prefix, "mid_block2"), mid, mid, tdim, rng);
     resblock_init(&u->final_res_block, ps, nn_join(p, sizeof p, prefix, "final_res_block"), 2 * nf, nf, tdim, rng);
     conv2d_init(&u->final_conv, ps, nn_join(p, sizeof p, prefix, "final_conv"), nf, c->out_nc, 3, 1, 1, true, rng);
-    return 0;
+    return ps->failed ? -1 : 0;   /* out of memory or a name clash: the message is in t_errmsg() */
 }
 
 /* Shapes of the forward's inputs; false after t_error. */
@@ -139,11 +139,13 @@ static Tensor *settle(const Compactor *k, Tensor *y, size_t mark) {
     int nd = y->ndim;
     memcpy(shape, y->shape, sizeof shape);
     y = t_contiguous(y);
+    if (!y) return NULL;
     size_t bytes = sizeof(float) * (size_t)t_numel(y);
     const float *src = y->data;
     t_arena_release(mark);
     /* the new block lies at or below src (the first fit above mark), so memmove may run over it */
     float *dst = t_arena_alloc(bytes);
+    if (!dst) return NULL;
     memmove(dst, src, bytes);
     return t_wrap(dst, nd, shape);
 }

@@ -19,6 +19,7 @@ Tensor *nn_clip_loss(Tensor *img, Tensor *txt, Tensor *logit_scale, Tensor **log
     Tensor *logits = t_mul(t_matmul(i, t_transpose(t, 0, 1)), s);     /* [N, N] image -> text */
     if (!logits) return NULL;
     int32_t *labels = t_arena_alloc(sizeof(int32_t) * (size_t)n);
+    if (!labels) return NULL;
     for (int64_t k = 0; k < n; k++) labels[k] = (int32_t)k;
     Tensor *li = t_cross_entropy(logits, labels);
     Tensor *lt = t_cross_entropy(t_contiguous(t_transpose(logits, 0, 1)), labels);

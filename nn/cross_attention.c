@@ -50,6 +50,7 @@ Tensor *cross_attention_forward(const CrossAttention *a, Tensor *x, Tensor *cont
     Tensor *o = t_attention_auto(q, k, v, 1.0f / sqrtf((float)a->dim_head));   /* [B, h, N, d] */
     if (!o) return NULL;
     o = t_contiguous(t_permute(o, (int[]){0, 2, 1, 3}));                  /* [B, N, h, d] */
+    if (!o) return NULL;
     o = t_reshape(o, T_SHAPE(x->shape[0], x->shape[1], (int64_t)a->heads * a->dim_head));
     return linear_forward(&a->to_out, o);
 }

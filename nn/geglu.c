@@ -54,11 +54,13 @@ Tensor *nn_geglu(Tensor *x) {
         return NULL;
     }
     x = t_contiguous(x);
+    if (!x) return NULL;
     int64_t shape[T_MAX_DIMS];
     memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
     int64_t D = shape[x->ndim - 1] / 2;
     shape[x->ndim - 1] = D;
     Tensor *y = t_new(x->ndim, shape);
+    if (!y) return NULL;
     int64_t R = t_numel(y) / (D ? D : 1);
 #pragma omp parallel for schedule(static) if (R * D > 32768)
     for (int64_t r = 0; r < R; r++) geglu_row_forward(x->data + r * 2 * D, y->data + r * D, D);

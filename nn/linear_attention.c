@@ -187,6 +187,7 @@ static void la_core_backward(TNode *n) {
     const int64_t hd = c->heads * c->d, BH = c->B * c->heads;
     int threads = t_par_threads();
     float *scratch = t_arena_alloc(sizeof(float) * (size_t)(threads * la_scratch_floats(c->d)));
+    if (!scratch || !g) return;   /* out of memory: t_backward reports it */
     const float *x = qkv->data, *dy = y->grad;
     /* every pair in one parallel loop, never with `if`: a GEMM then always runs on its own thread, so the
      * results do not depend on the thread count */
@@ -210,16 +211,20 @@ Tensor *nn_linear_attention_core(Tensor *qkv, int heads, int dim_head) {
         return NULL;
     }
     qkv = t_contiguous(qkv);
-    LaCore *c = t_arena_alloc(sizeof *c);
+    if (!qkv) return NULL;
+    LaCore *c = qkv ? t_arena_alloc(sizeof *c) : NULL;
+    if (!c) return NULL;
     *c = (LaCore){.B = qkv->shape[0], .heads = heads, .d = dim_head, .N = qkv->shape[2] * qkv->shape[3],
                   .scale = 1.0f / sqrtf((float)dim_head)};
     const int64_t hd = (int64_t)heads * dim_head, BH = c->B * heads;
     Tensor *y = t_new(T_SHAPE(c->B, hd, qkv->shape[2], qkv->shape[3]));
+    if (!y) return NULL;
     c->ctx = t_arena_alloc(sizeof(float) * (size_t)(BH * c->d * c->d));
     c->kmax = t_arena_alloc(sizeof(float) * (size_t)(BH * c->d));
     c->krs = t_arena_alloc(sizeof(float) * (size_t)(BH * c->d));
     int threads = t_par_threads();
     float *scratch = t_arena_alloc(sizeof(float) * (size_t)(threads * la_scratch_floats(c->d)));
+    if (!y || !c->ctx || !c->kmax || !c->krs || !scratch) return NULL;
     const float *x = qkv->data;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t bh = 0; bh < BH; bh++) {
@@ -299,6 +304,10 @@ static void la_block_backward(TNode *node) {
     float *dout = t_arena_alloc(sizeof(float) * (size_t)(C * N)), *da = t_arena_alloc(sizeof(float) * (size_t)(hd * N));
     float *dqkv = t_arena_alloc(sizeof(float) * (size_t)(3 * hd * N)), *dn1 = t_arena_alloc(sizeof(float) * (size_t)(C * N));
     float *scratch = t_arena_alloc(sizeof(float) * (size_t)(t_par_threads() * la_scratch_floats(s->core.d)));
+    if (!n1 || !qkv || !a || !o || !dout || !da || !dqkv || !dn1 || !scratch) {   /* out of memory: reported */
+        t_arena_release(mark);
+        return;
+    }
     for (int64_t b = 0; b < B; b++) {
         const float *dy = y->grad + b * C * N, *xb = in[LB_X]->data + b * C * N;
         lb_image_attention(s, in, b, true, n1, qkv, a, scratch);
@@ -349,13 +358,16 @@ Tensor *linear_attn_block_forward(const LinearAttnBlock *blk, Tensor *x) {
         return NULL;
     }
     x = t_contiguous(x);
+    if (!x) return NULL;
     Tensor *in[LB_N] = {x, blk->norm.g, at->to_qkv.weight, at->to_out.weight, at->to_out.bias, at->out_norm.g};
     bool taped = false;
     if (t_grad_enabled())
         for (int i = 0; i < LB_N; i++) taped = taped || t_needs_grad(in[i]);
     const int64_t B = x->shape[0], C = x->shape[1], N = x->shape[2] * x->shape[3];
     Tensor *y = t_new(4, x->shape);
+    if (!y) return NULL;
     LaBlock *s = t_arena_alloc(sizeof *s);
+    if (!y || !s) return NULL;
     *s = (LaBlock){.core = {.B = B, .heads = at->heads, .d = at->dim_head, .N = N,
                             .scale = 1.0f / sqrtf((float)at->dim_head)},
                    .C = C, .eps1 = blk->norm.eps, .eps2 = at->out_norm.eps};
@@ -368,6 +380,8 @@ Tensor *linear_attn_block_forward(const LinearAttnBlock *blk, Tensor *x) {
     float *n1 = t_arena_alloc(sizeof(float) * (size_t)(C * N)), *qkv = t_arena_alloc(sizeof(float) * (size_t)(3 * hd * N));
     float *a = t_arena_alloc(sizeof(float) * (size_t)(hd * N)), *o = t_arena_alloc(sizeof(float) * (size_t)(C * N));
     float *scratch = t_arena_alloc(sizeof(float) * (size_t)(t_par_threads() * la_scratch_floats(at->dim_head)));
+    if (!s->core.ctx || !s->core.kmax || !s->core.krs || (taped && !s->rstd2) || !n1 || !qkv || !a || !o || !scratch)
+        return NULL;   /* out of memory (reported) */
     for (int64_t b = 0; b < B; b++) {
         lb_image_attention(s, in, b, false, n1, qkv, a, scratch);
         t_sgemm_bias(false, false, C, N, hd, 1.0f, at->to_out.weight->data, hd, a, N, 0.0f, o, N,

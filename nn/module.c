@@ -9,6 +9,7 @@
 void params_init(ParamSet *ps) {
     ps->items = NULL;
     ps->n = ps->cap = 0;
+    ps->failed = false;
 }
 
 void params_free(ParamSet *ps) {
@@ -26,36 +27,49 @@ char *nn_join(char *buf, size_t n, const char *prefix, const char *name) {
     return buf;
 }
 
-static void die_oom(const char *what) {
-    fprintf(stderr, "daclip: out of memory (%s)\n", what);
-    exit(1);
-}
-
-void params_add(ParamSet *ps, const char *full_name, Tensor *t) {
+bool params_add(ParamSet *ps, const char *full_name, Tensor *t) {
+    if (!t) {   /* its maker has reported why */
+        ps->failed = true;
+        return false;
+    }
     if (params_find(ps, full_name)) {
         /* two layers registering one key is a programming error in a model definition */
         t_error("params_add", "duplicate parameter name '%s'", full_name);
-        return;
+        ps->failed = true;
+        t_free(t);
+        return false;
     }
     if (ps->n == ps->cap) {
         int cap = ps->cap ? 2 * ps->cap : 32;
         Param *np = realloc(ps->items, sizeof(Param) * (size_t)cap);
-        if (!np) die_oom("params_add");
+        if (!np) {
+            t_error("params_add", "out of memory registering '%s'", full_name);
+            ps->failed = true;
+            t_free(t);
+            return false;
+        }
         ps->items = np, ps->cap = cap;
     }
+    char *name = strdup(full_name);
+    if (!name) {
+        t_error("params_add", "out of memory registering '%s'", full_name);
+        ps->failed = true;
+        t_free(t);
+        return false;
+    }
     Param *p = &ps->items[ps->n++];
-    if (!(p->name = strdup(full_name))) die_oom("params_add");
+    p->name = name;
     p->t = t;
     p->frozen = false;
     t->name = p->name;
+    return true;
 }
 
 Tensor *params_new(ParamSet *ps, const char *prefix, const char *name, int ndim, const int64_t *shape) {
     char full[512];
     nn_join(full, sizeof full, prefix, name);
     Tensor *t = t_param_new(ndim, shape, true);
-    params_add(ps, full, t);
-    return t;
+    return params_add(ps, full, t) ? t : NULL;
 }
 
 Param *params_find(const ParamSet *ps, const char *name) {

@@ -19,14 +19,18 @@ typedef struct {
 typedef struct {
     Param *items;
     int n, cap;
+    bool failed;            /* a parameter could not be made (out of memory; message in t_errmsg) */
 } ParamSet;
 
 void params_init(ParamSet *ps);
 void params_free(ParamSet *ps);               /* frees every tensor and name */
-/* Creates a zero-filled parameter "prefix.name" (or "name" when prefix is "" or NULL) and registers it. */
+/* Creates a zero-filled parameter "prefix.name" (or "name" when prefix is "" or NULL) and registers it.
+ * Out of memory: NULL, ps->failed set and the message in t_errmsg; layer inits go on (fills of NULL do
+ * nothing) and the model's init returns -1 at its end. */
 Tensor *params_new(ParamSet *ps, const char *prefix, const char *name, int ndim, const int64_t *shape);
-/* Registers an existing persistent tensor under a name (takes ownership). */
-void params_add(ParamSet *ps, const char *full_name, Tensor *t);
+/* Registers an existing persistent tensor under a name (takes ownership; frees it and sets ps->failed
+ * when it cannot: a duplicate name, out of memory, or t NULL). */
+bool params_add(ParamSet *ps, const char *full_name, Tensor *t);
 Param *params_find(const ParamSet *ps, const char *name);
 /* Joins prefix and name into buf ("a.b" or "b"); returns buf. */
 char *nn_join(char *buf, size_t n, const char *prefix, const char *name);

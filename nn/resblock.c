@@ -76,9 +76,12 @@ Tensor *nn_scale_shift_silu(Tensor *h, Tensor *ss) {
         return NULL;
     }
     h = t_contiguous(h);
+    if (!h) return NULL;
     ss = t_contiguous(ss);
+    if (!ss) return NULL;
     int64_t N = h->shape[0], C = h->shape[1], P = t_numel(h) / (N * C);
     Tensor *y = t_new_like(h);
+    if (!y) return NULL;
 #pragma omp parallel for schedule(static) if (N * C * P > 32768)
     for (int64_t nc = 0; nc < N * C; nc++) {
         int64_t b = nc / C, c = nc % C;
@@ -118,8 +121,11 @@ Tensor *nn_silu_add(Tensor *a, Tensor *r) {
         return NULL;
     }
     a = t_contiguous(a);
+    if (!a) return NULL;
     r = t_contiguous(r);
+    if (!r) return NULL;
     Tensor *y = t_new_like(a);
+    if (!y) return NULL;
     int64_t total = t_numel(y);
 #pragma omp parallel for schedule(static) if (total > 32768)
     for (int64_t c = 0; c < total; c += SILU_CHUNK)

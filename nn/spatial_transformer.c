@@ -57,6 +57,7 @@ Tensor *spatial_transformer_forward(const SpatialTransformer *st, Tensor *x, Ten
     if (!h) return NULL;
     int64_t inner = h->shape[1];
     h = t_contiguous(t_permute(h, (int[]){0, 2, 3, 1}));                        /* [B, H, W, inner] */
+    if (!h) return NULL;
     h = t_reshape(h, T_SHAPE(B, H * W, inner));                                  /* tokens */
     for (int i = 0; i < st->depth; i++) h = basic_transformer_block_forward(&st->blocks[i], h, context);
     if (!h) return NULL;

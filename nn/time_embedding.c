@@ -12,6 +12,7 @@ Tensor *sinusoidal_embedding(const float *t, int64_t n, int dim) {
     }
     int half = dim / 2;
     Tensor *e = t_new(T_SHAPE(n, dim));
+    if (!e) return NULL;
     /* float32 throughout, as torch computes it: f = exp(k * -(ln 1e4 / (half-1))), arg = t * f */
     float step = -(float)(log(10000.0) / (half - 1));
     for (int64_t i = 0; i < n; i++)

@@ -19,6 +19,7 @@ typedef struct {
 static Block blocks[ARENA_MAX_BLOCKS];
 static int n_blocks, cur;          /* blocks in use: 0..cur */
 static size_t high_water;
+static bool failed;                /* an allocation failed since the last reset */
 
 static size_t used_total(void) {
     size_t s = 0;
@@ -27,11 +28,20 @@ static size_t used_total(void) {
     return s;
 }
 
+static size_t limit;               /* 0: none; else the most the arena may hold (t_arena_set_limit) */
+
+void t_arena_set_limit(size_t bytes) { limit = bytes; }
+
 static int add_block(size_t min_size) {
     if (n_blocks == ARENA_MAX_BLOCKS) return -1;
     size_t sz = ARENA_MIN_BLOCK;
     if (n_blocks > 0 && blocks[n_blocks - 1].size * 2 > sz) sz = blocks[n_blocks - 1].size * 2;
     if (sz < min_size) sz = min_size;
+    if (limit) {
+        size_t have = t_arena_capacity();
+        if (have >= limit || limit - have < min_size) return -1;
+        if (sz > limit - have) sz = limit - have;
+    }
     char *p = aligned_alloc(ARENA_ALIGN, (sz + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
     if (!p) return -1;
     t_advise_huge_pages(p, sz);   /* activations stream through the GEMM like weights do */
@@ -51,9 +61,10 @@ void *t_arena_alloc(size_t bytes) {
         cur++;
     }
     if (cur == n_blocks && add_block(need) != 0) {
-        fprintf(stderr, "daclip: out of memory: activation arena cannot grow by %zu bytes (in use %zu)\n",
-                bytes, used_total());
-        exit(1);
+        failed = true;
+        t_error("arena", "out of memory: the activation arena cannot grow by %zu bytes (%zu in use)", bytes,
+                used_total());
+        return NULL;
     }
     char *p = blocks[cur].base + blocks[cur].used;
     blocks[cur].used += need;
@@ -64,7 +75,7 @@ void *t_arena_alloc(size_t bytes) {
 
 void *t_arena_calloc(size_t bytes) {
     void *p = t_arena_alloc(bytes);
-    memset(p, 0, bytes);
+    if (p) memset(p, 0, bytes);
     return p;
 }
 
@@ -84,16 +95,22 @@ void t_arena_release(size_t mark) {
     }
 }
 
+bool t_arena_failed(void) { return failed; }
+
 void t_arena_reset(void) {
     t_tape_clear();
+    failed = false;
     if (n_blocks > 1) {
-        /* coalesce: one block as large as the most any step has needed */
+        /* coalesce: one block as large as the most any step has needed (the old blocks stay when it
+         * cannot be had: they hold as much) */
         size_t want = high_water + high_water / 16;
-        for (int i = 0; i < n_blocks; i++) free(blocks[i].base);
-        n_blocks = 0;
-        if (add_block(want) != 0) {
-            fprintf(stderr, "daclip: out of memory: cannot allocate a %zu-byte activation arena\n", want);
-            exit(1);
+        if (limit && want > limit) want = limit > high_water ? limit : high_water;
+        char *p = aligned_alloc(ARENA_ALIGN, (want + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+        if (p) {
+            for (int i = 0; i < n_blocks; i++) free(blocks[i].base);
+            t_advise_huge_pages(p, want);
+            blocks[0] = (Block){.base = p, .size = want, .used = 0};
+            n_blocks = 1;
         }
     }
     for (int i = 0; i < n_blocks; i++) blocks[i].used = 0;
@@ -116,4 +133,5 @@ void t_arena_shutdown(void) {
     n_blocks = 0;
     cur = 0;
     high_water = 0;
+    failed = false;
 }

@@ -88,14 +88,15 @@ static void chunked_backward(TNode *n) {
     const float *dout = n->out->grad, *out = n->out->data;
     /* Δ_i = Σ_d dO_id O_id, the row term of the softmax backward */
     float *delta = t_arena_alloc(sizeof(float) * (size_t)(BH * Lq));
+    size_t per = (size_t)2 * s->bq * s->bk;
+    float *work = t_arena_alloc(sizeof(float) * per * (size_t)t_par_threads());
+    if (!delta || !work || (gq && !dq) || (gk && !dk) || (gv && !dv)) return;   /* out of memory: reported */
 #pragma omp parallel for if (BH * Lq * Dv > T_PAR_MIN) schedule(static)
     for (int64_t r = 0; r < BH * Lq; r++) {
         float acc = 0.0f;
         for (int64_t d = 0; d < Dv; d++) acc += dout[r * Dv + d] * out[r * Dv + d];
         delta[r] = acc;
     }
-    size_t per = (size_t)2 * s->bq * s->bk;
-    float *work = t_arena_alloc(sizeof(float) * per * (size_t)t_par_threads());
     int64_t nqb = (Lq + s->bq - 1) / s->bq, nkb = (Lk + s->bk - 1) / s->bk;
     if (gq) {
 #pragma omp parallel for if (BH * nqb > 1) schedule(dynamic, 1)
@@ -149,6 +150,7 @@ Tensor *t_attention_chunked(Tensor *q, Tensor *k, Tensor *v, float scale, int bl
         return NULL;
     }
     q = t_contiguous(q), k = t_contiguous(k), v = t_contiguous(v);
+    T_NONNULL(q);
     ChunkSaved s = {.B = q->shape[0], .H = q->shape[1], .Lq = q->shape[2], .Lk = k->shape[2], .D = q->shape[3],
                     .Dv = v->shape[3], .scale = scale};
     s.bq = block_q > 0 ? block_q : T_ATTN_BLOCK_Q;
@@ -157,9 +159,11 @@ Tensor *t_attention_chunked(Tensor *q, Tensor *k, Tensor *v, float scale, int bl
     if (s.Lk > 0 && s.bk > s.Lk) s.bk = (int)s.Lk;
     int64_t BH = s.B * s.H, nqb = (s.Lq + s.bq - 1) / s.bq;
     Tensor *out = t_new(T_SHAPE(s.B, s.H, s.Lq, s.Dv));
+    T_NONNULL(out);
     s.lse = t_arena_alloc(sizeof(float) * (size_t)(BH * s.Lq > 0 ? BH * s.Lq : 1));
     size_t per = (size_t)s.bq * s.bk + (size_t)2 * s.bq;
     float *work = t_arena_alloc(sizeof(float) * per * (size_t)t_par_threads());
+    if (!s.lse || !work) return NULL;
 #pragma omp parallel for if (BH * nqb > 1) schedule(dynamic, 1)
     for (int64_t task = 0; task < BH * nqb; task++) {
         int64_t bh = task / nqb, q0 = (task % nqb) * s.bq, nq = min64(s.bq, s.Lq - q0);
@@ -171,7 +175,7 @@ Tensor *t_attention_chunked(Tensor *q, Tensor *k, Tensor *v, float scale, int bl
     TNode *n = t_record("attention_chunked", out, chunked_backward, 3, in);
     if (n) {
         ChunkSaved *sp = t_arena_alloc(sizeof *sp);
-        *sp = s;
+        if (sp) *sp = s;   /* else t_arena_failed(): the backward does not run */
         n->saved = sp;
     }
     return out;

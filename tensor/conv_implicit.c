@@ -94,6 +94,10 @@ void conv_implicit_forward(const ConvGeom *g, const float *x1, const float *x2, 
     float *xp = t_arena_alloc(sizeof(float) * (size_t)(g->Cin * NB * Hp * Wp + slack));  /* [Cin, nb, Hp, Wp] */
     float *tmp = t_arena_alloc(sizeof(float) * (size_t)(g->Cout * NB * Hp * Wp));       /* [Cout, nb, Hp, Wp] */
     int64_t *off = t_arena_alloc(sizeof(int64_t) * (size_t)g->K);
+    if (!xp || !tmp || !off) {   /* out of memory (reported): the caller sees t_arena_failed() */
+        t_arena_release(mark);
+        return;
+    }
     for (int64_t n0 = 0; n0 < g->N; n0 += NB) {
         int64_t nb = g->N - n0 < NB ? g->N - n0 : NB, plane = nb * Hp * Wp;
         /* output positions q = (n·Hp + oy)·Wp + ox; the last image needs only its Ho rows */
@@ -124,12 +128,20 @@ void conv_implicit_backward(const ConvGeom *g, const float *x1, const float *x2,
         xp = t_arena_alloc(sizeof(float) * (size_t)(Cin * NB * Hp * Wp + slack));   /* [Cin, nb, Hp, Wp] */
         dyw = t_arena_alloc(sizeof(float) * (size_t)(Cout * NB * Hp * Wp));         /* [Cout, nb, Hp, Wp] */
         off = t_arena_alloc(sizeof(int64_t) * (size_t)g->K);
+        if (!xp || !dyw || !off) {   /* out of memory (reported): the caller sees t_arena_failed() */
+            t_arena_release(mark);
+            return;
+        }
     }
     if (want_dx) {
         dyp = t_arena_alloc(sizeof(float) * (size_t)(Cout * NB * Hq * Wq + slack));  /* [Cout, nb, Hq, Wq] */
         wt = t_arena_alloc(sizeof(float) * (size_t)(Cin * Kx));                     /* [Cin, Cout, kh, kw] */
         tmpx = t_arena_alloc(sizeof(float) * (size_t)(Cin * NB * Hq * Wq));         /* [Cin, nb, Hq, Wq] */
         offx = t_arena_alloc(sizeof(int64_t) * (size_t)Kx);
+        if (!dyp || !wt || !tmpx || !offx) {   /* out of memory (reported): the caller sees t_arena_failed() */
+            t_arena_release(mark);
+            return;
+        }
         for (int64_t co = 0; co < Cout; co++)
             for (int64_t ci = 0; ci < Cin; ci++)
                 for (int64_t i = 0; i < kh; i++)

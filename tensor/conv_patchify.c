@@ -51,6 +51,10 @@ void conv_patchify_forward(const ConvGeom *g, const float *x, const float *w, co
     size_t mark = t_arena_mark();
     float *P = t_arena_alloc(sizeof(float) * (size_t)(R * g->K));        /* [R, K] */
     float *T = t_arena_alloc(sizeof(float) * (size_t)(R * g->Cout));     /* [N, HoWo, Cout] */
+    if (!P || !T) {   /* out of memory (reported): the caller sees t_arena_failed() */
+        t_arena_release(mark);
+        return;
+    }
     patches(g, (float *)x, P, false);
     t_sgemm_bias(false, true, R, g->Cout, g->K, 1.0f, P, g->K, w, g->K, 0.0f, T, g->Cout, NULL, b);
     swap_last_two(T, y, g->N, HoWo, g->Cout);
@@ -62,9 +66,13 @@ void conv_patchify_backward(const ConvGeom *g, const float *x, const float *w, c
     const int64_t HoWo = g->Ho * g->Wo, R = g->N * HoWo;
     size_t mark = t_arena_mark();
     float *dT = t_arena_alloc(sizeof(float) * (size_t)(R * g->Cout));    /* [N, HoWo, Cout] */
+    float *P = t_arena_alloc(sizeof(float) * (size_t)(R * g->K));        /* [R, K] */
+    if (!dT || !P) {   /* out of memory (reported): t_backward reports it */
+        t_arena_release(mark);
+        return;
+    }
     swap_last_two(dy, dT, g->N, g->Cout, HoWo);
     if (db) conv_bias_grad(g, dy, db);
-    float *P = t_arena_alloc(sizeof(float) * (size_t)(R * g->K));        /* [R, K] */
     if (dw) {
         patches(g, (float *)x, P, false);
         t_sgemm(true, false, g->Cout, g->K, R, 1.0f, dT, g->Cout, P, g->K, 1.0f, dw, g->K);

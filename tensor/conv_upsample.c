@@ -59,6 +59,10 @@ void conv_up2x_forward(const ConvGeom *g, const float *x, const float *w, const 
     int64_t *off = t_arena_alloc(sizeof(int64_t) * (size_t)K);
     int threads = t_par_threads();
     float *rows = t_arena_alloc(sizeof(float) * (size_t)(threads * g->W));
+    if (!wph || !xp || !tmp || !off || !rows) {   /* out of memory (reported): the caller sees t_arena_failed() */
+        t_arena_release(mark);
+        return;
+    }
     phase_weights(w, Cout, Cin, wph);
     for (int64_t n0 = 0; n0 < g->N; n0 += NB) {
         int64_t nb = g->N - n0 < NB ? g->N - n0 : NB, plane = nb * Hp * Wp, Nq = plane - 2 * Wp;
@@ -94,6 +98,7 @@ void conv_up2x_backward(const ConvGeom *g, const float *x, const float *w, const
     const ConvDst dxd = {dx, NULL, Cin, Cin, h * wd};
     size_t mark = t_arena_mark();
     float *wph = t_arena_alloc(sizeof(float) * (size_t)(4 * Cout * K));
+    if (!wph) return;   /* out of memory (reported) */
     phase_weights(w, Cout, Cin, wph);
     /* dY's phases on the padded input grid, [4][Cout, nb, Hp, Wp], the phase at (1, 1): the dX GEMM reads
      * them padded by one; the dW GEMM reads them shifted back to (0, 0) through its offsets */
@@ -103,6 +108,10 @@ void conv_up2x_backward(const ConvGeom *g, const float *x, const float *w, const
     float *wt = dx ? t_arena_alloc(sizeof(float) * (size_t)(Cin * Kx)) : NULL;
     float *tmpx = dx ? t_arena_alloc(sizeof(float) * (size_t)(Cin * NB * Hp * Wp)) : NULL;
     int64_t *off = t_arena_alloc(sizeof(int64_t) * (size_t)(K > Kx ? K : Kx));
+    if (!dyp || !off || (dw && (!xp || !dwph)) || (dx && (!wt || !tmpx))) {   /* out of memory (reported): the caller sees t_arena_failed() */
+        t_arena_release(mark);
+        return;
+    }
     if (dx) /* wt [Cin][(ab·Cout + co)·4 + t·2 + u] = W_ab[co][ci][t][u] */
         for (int64_t ci = 0; ci < Cin; ci++)
             for (int ab = 0; ab < 4; ab++)

@@ -166,6 +166,7 @@ static void input_transform(const Tiles *tl, const ConvSrc *src, float *V) {
     const int64_t C = src->C, items = tl->N * C * tl->th, n = tl->tw + 1;
     int threads = t_par_threads();
     float *scratch = t_arena_alloc(sizeof(float) * (size_t)(threads * 8 * n));
+    if (!scratch) return;   /* out of memory (reported): the caller sees t_arena_failed() */
 #pragma omp parallel for schedule(static) if (items * tl->tw * 16 > T_PAR_MIN)
     for (int64_t it = 0; it < items; it++) {
         int64_t img = it / (C * tl->th), c = (it / tl->th) % C, ty = it % tl->th;
@@ -191,10 +192,13 @@ static void wino_conv(const Tiles *tl, const ConvSrc *src, const float *U, int64
     size_t mark = t_arena_mark();
     float *V = t_arena_alloc(sizeof(float) * (size_t)(16 * Cin * T));
     float *M = t_arena_alloc(sizeof(float) * (size_t)(16 * Cout * T));
+    float *rows = t_arena_alloc(sizeof(float) * (size_t)(t_par_threads() * 4 * (tl->tw + 1)));
+    if (!V || !M || !rows) {   /* out of memory (reported): the caller sees t_arena_failed() */
+        t_arena_release(mark);
+        return;
+    }
     input_transform(tl, src, V);
     products16(Cout, T, Cin, U, Cout * Cin, false, V, Cin * T, M, Cout * T);
-    int threads = t_par_threads();
-    float *rows = t_arena_alloc(sizeof(float) * (size_t)(threads * 4 * (tl->tw + 1)));
     const int64_t items = tl->N * Cout * tl->th;
 #pragma omp parallel for schedule(static) if (items * tl->tw * 16 > T_PAR_MIN)
     for (int64_t it = 0; it < items; it++) {
@@ -218,6 +222,7 @@ void conv_wino_forward(const ConvGeom *g, const float *x1, const float *x2, cons
     const ConvDst dst = {y, NULL, g->Cout, g->Cout, g->H * g->W};
     size_t mark = t_arena_mark();
     float *U = t_arena_alloc(sizeof(float) * (size_t)(16 * g->Cout * g->Cin));
+    if (!U) return;   /* out of memory (reported): the caller sees t_arena_failed() */
     weight_transform(w, g->Cout, g->Cin, false, U);
     wino_conv(&tl, &src, U, g->Cout, b, &dst, false, epi);
     t_arena_release(mark);
@@ -231,6 +236,7 @@ void conv_wino_backward(const ConvGeom *g, const float *x1, const float *x2, con
     if (db) conv_bias_grad(g, dy, db);
     if (dx1 || dx2) {   /* dX: dY through the flipped, transposed filters */
         float *U = t_arena_alloc(sizeof(float) * (size_t)(16 * Cin * Cout));
+        if (!U) return;   /* out of memory (reported): t_backward reports it */
         weight_transform(w, Cout, Cin, true, U);
         const ConvSrc dys = {dy, NULL, Cout, Cout, g->H * g->W};
         const ConvDst dxd = {dx1, dx2, g->C1, Cin, g->H * g->W};
@@ -241,6 +247,10 @@ void conv_wino_backward(const ConvGeom *g, const float *x1, const float *x2, con
         float *V = t_arena_alloc(sizeof(float) * (size_t)(16 * Cin * T));
         float *dM = t_arena_alloc(sizeof(float) * (size_t)(16 * Cout * T));
         float *dU = t_arena_alloc(sizeof(float) * (size_t)(16 * Cout * Cin));
+        if (!V || !dM || !dU) {   /* out of memory (reported): t_backward reports it */
+            t_arena_release(mark);
+            return;
+        }
         input_transform(&tl, &src, V);
         const int64_t items = tl.N * Cout * tl.th;
 #pragma omp parallel for schedule(static) if (items * tl.tw * 16 > T_PAR_MIN)

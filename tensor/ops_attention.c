@@ -76,6 +76,7 @@ static void attention_backward(TNode *n) {
     float *dq = gq ? t_grad_buf(q) : NULL, *dk = gk ? t_grad_buf(k) : NULL, *dv = gv ? t_grad_buf(v) : NULL;
     /* per-thread dS scratch, or one dS per head when the mask needs its gradient (summed below in order) */
     float *ds_all = t_arena_alloc(sizeof(float) * (size_t)((gm ? BH : max_threads()) * Lq * Lk));
+    if (!ds_all || (gq && !dq) || (gk && !dk) || (gv && !dv)) return;   /* out of memory: t_backward reports it */
     const float *dout = n->out->grad;
 #pragma omp parallel for if (BH > 1) schedule(dynamic, 4)
     for (int64_t bh = 0; bh < BH; bh++) {
@@ -132,6 +133,7 @@ Tensor *t_attention(Tensor *q, Tensor *k, Tensor *v, Tensor *mask, float scale) 
             return NULL;
         }
         mask = t_contiguous(mask);
+        T_NONNULL(mask);
     }
     AttnSaved s = {.B = B, .H = H, .Lq = Lq, .Lk = Lk, .D = D, .Dv = Dv, .scale = scale};
     if (!head_layout(q, &s.q)) q = t_contiguous(q), head_layout(q, &s.q);
@@ -139,11 +141,13 @@ Tensor *t_attention(Tensor *q, Tensor *k, Tensor *v, Tensor *mask, float scale) 
     if (!head_layout(v, &s.v)) v = t_contiguous(v), head_layout(v, &s.v);
     s.mask = mask ? mask->data : NULL;
     Tensor *out = t_new(T_SHAPE(B, H, Lq, Dv));
+    T_NONNULL(out);
     int64_t BH = B * H;
     Tensor *in[4] = {q, k, v, mask};
     bool keep = t_grad_enabled() && (t_needs_grad(q) || t_needs_grad(k) || t_needs_grad(v) || t_needs_grad(mask));
     /* the probabilities are saved for backward; without a tape each thread reuses one [Lq, Lk] buffer */
     s.p = t_arena_alloc(sizeof(float) * (size_t)((keep ? BH : max_threads()) * Lq * Lk));
+    if (!s.p) return NULL;
     if (Lk == 0) {
         for (int64_t i = 0; i < t_numel(out); i++) out->data[i] = 0.0f;
     } else {
@@ -168,7 +172,7 @@ Tensor *t_attention(Tensor *q, Tensor *k, Tensor *v, Tensor *mask, float scale) 
     TNode *n = keep ? t_record("attention", out, attention_backward, mask ? 4 : 3, in) : NULL;
     if (n) {
         AttnSaved *sp = t_arena_alloc(sizeof *sp);
-        *sp = s;
+        if (sp) *sp = s;   /* else t_arena_failed(): the backward does not run */
         n->saved = sp;
     }
     return out;

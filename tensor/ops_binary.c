@@ -141,6 +141,7 @@ static void binary_backward(TNode *n) {
                 reduce_into_grad(b, out, g);
             } else {
                 float *t = t_arena_alloc(sizeof(float) * (size_t)N);
+                if (!t) return;   /* out of memory: t_backward reports it */
 #pragma omp parallel for simd if (N > T_PAR_MIN) schedule(static)
                 for (int64_t i = 0; i < N; i++) t[i] = -g[i];
                 reduce_into_grad(b, out, t);
@@ -150,7 +151,7 @@ static void binary_backward(TNode *n) {
     }
     /* mul / div need the other operand broadcast to out's shape */
     Tensor *tmp = t_header(out->ndim, out->shape);
-    tmp->data = t_arena_alloc(sizeof(float) * (size_t)N);
+    if (!tmp || !(tmp->data = t_arena_alloc(sizeof(float) * (size_t)N))) return;
     Tensor gt = *tmp;
     gt.data = (float *)g;
     if (ga) {
@@ -178,6 +179,7 @@ static Tensor *binary(int op, Tensor *a, Tensor *b) {
     int64_t shape[T_MAX_DIMS];
     if (t_broadcast_shape(op_names[op], a, b, &nd, shape)) return NULL;
     Tensor *out = t_new(nd, shape);
+    T_NONNULL(out);
     binary_forward(op, out, a, b);
     Tensor *in[2] = {a, b};
     TNode *node = t_record(op_names[op], out, binary_backward, 2, in);
@@ -198,6 +200,7 @@ static void axpby_backward(TNode *n) {
     int64_t N = t_numel(out);
     const float *g = out->grad;
     float *t = t_arena_alloc(sizeof(float) * (size_t)N);
+    if (!t) return;
     if (t_needs_grad(a)) {
 #pragma omp parallel for simd if (N > T_PAR_MIN) schedule(static)
         for (int64_t i = 0; i < N; i++) t[i] = alpha * g[i];
@@ -216,6 +219,7 @@ Tensor *t_axpby(Tensor *a, float alpha, Tensor *b, float beta) {
     int64_t shape[T_MAX_DIMS];
     if (t_broadcast_shape("axpby", a, b, &nd, shape)) return NULL;
     Tensor *out = t_new(nd, shape);
+    T_NONNULL(out);
     int64_t n = t_numel(out);
     if (t_is_contiguous(a) && t_is_contiguous(b) && t_numel(a) == n && t_numel(b) == n) {
         const float *x = a->data, *y = b->data;

@@ -166,6 +166,10 @@ static void conv_tiles_backward(const ConvGeom *g, const float *xd, const float 
     /* per-thread partial weight/bias gradients when tiles run in parallel */
     float *pw = dw && par ? t_partials_new(threads, WK) : NULL;
     float *pb = db && par ? t_partials_new(threads, g->Cout) : NULL;
+    if (!cols || (dx && !g->direct && !dcols) || (dw && par && !pw) || (db && par && !pb)) {
+        t_arena_release(mark);   /* out of memory: t_backward reports it */
+        return;
+    }
     int64_t items = g->N * g->tiles;
     for (int phase = 0; phase < 2; phase++) {
 #pragma omp parallel if (par)
@@ -272,6 +276,7 @@ static void conv_backward(TNode *node) {
     size_t mark = t_arena_mark();
     if (s->epi.act != CONV_ACT_NONE) {
         float *buf = t_arena_alloc(sizeof(float) * (size_t)t_numel(y));
+        if (!buf) return;   /* out of memory: t_backward reports it */
         conv_act_backward(g, &s->epi, y->grad, buf, dss, dres, res_fresh);
         dz = buf;
     }
@@ -302,6 +307,7 @@ static void conv_tiles_forward(const ConvGeom *g, const float *xd, const float *
     bool par = tiles_parallel(g, threads);
     int64_t cf = col_floats(g), items = g->N * g->tiles;
     float *cols = t_arena_alloc(sizeof(float) * (size_t)(cf * (par ? threads : 1)));
+    if (!cols) return;   /* out of memory: the caller sees t_arena_failed() */
 #pragma omp parallel if (par)
     {
         float *buf = cols + (par ? (int64_t)t_par_tid() * cf : 0);
@@ -378,6 +384,7 @@ static Tensor *conv2d_fused(const ConvFusedArgs *a, int sh, int sw, int ph, int 
         return conv2d_fused(&b, sh, sw, ph, pw);
     }
     Tensor *x = t_contiguous(a->x), *x2 = a->x2 ? t_contiguous(a->x2) : NULL, *w = t_contiguous(a->w);
+    T_NONNULL(x);
     Tensor *b = a->b ? t_contiguous(a->b) : NULL;
     Tensor *ss = a->act == CONV_ACT_SCALE_SHIFT_SILU ? t_contiguous(a->ss) : NULL;
     Tensor *res = a->act == CONV_ACT_SILU_ADD ? t_contiguous(a->res) : NULL;
@@ -392,9 +399,11 @@ static Tensor *conv2d_fused(const ConvFusedArgs *a, int sh, int sw, int ph, int 
     if (t_grad_enabled())
         for (int i = 0; i < n_in; i++) taped = taped || t_needs_grad(in[i]);
     Tensor *y = t_new(T_SHAPE(g.N, g.Cout, g.Ho, g.Wo));
+    T_NONNULL(y);
     ConvEpi epi = {.act = a->act, .ss = ss ? ss->data : NULL, .res = res ? res->data : NULL};
     /* the backward of an activation needs z: keep it (the unfused ops kept it as the conv's output) */
-    if (taped && a->act != CONV_ACT_NONE) epi.pre = t_arena_alloc(sizeof(float) * (size_t)t_numel(y));
+    if (taped && a->act != CONV_ACT_NONE && !(epi.pre = t_arena_alloc(sizeof(float) * (size_t)t_numel(y))))
+        return NULL;
     const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
     if (a->upsample2x) {
         conv_up2x_forward(&g, xd, wd, bd, y->data, &epi);
@@ -410,11 +419,14 @@ static Tensor *conv2d_fused(const ConvFusedArgs *a, int sh, int sw, int ph, int 
         else conv_tiles_forward(&g, xd, wd, bd, y->data);
         conv_epi_apply(&g, &epi, y->data);
     }
+    if (t_arena_failed()) return NULL;   /* a kernel's scratch could not be had (reported) */
     TNode *node = t_record("conv2d", y, conv_backward, n_in, in);
     if (node) {
         ConvSaved *sp = t_arena_alloc(sizeof *sp);
-        *sp = sv;
-        sp->epi = epi;
+        if (sp) {   /* else t_arena_failed(): the backward does not run */
+            *sp = sv;
+            sp->epi = epi;
+        }
         node->saved = sp;
     }
     return y;
@@ -455,8 +467,10 @@ Tensor *t_upsample_nearest2x(Tensor *x) {
         return NULL;
     }
     x = t_contiguous(x);
+    T_NONNULL(x);
     int64_t planes = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
     Tensor *y = t_new(T_SHAPE(x->shape[0], x->shape[1], 2 * H, 2 * W));
+    T_NONNULL(y);
     const float *xd = x->data;
     float *yd = y->data;
 #pragma omp parallel for if (planes * H * W * 4 > T_PAR_MIN) schedule(static)
@@ -501,9 +515,11 @@ Tensor *t_avg_pool2d(Tensor *x, int k, int stride) {
         return NULL;
     }
     x = t_contiguous(x);
+    T_NONNULL(x);
     int64_t planes = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
     int64_t Ho = (H - k) / stride + 1, Wo = (W - k) / stride + 1;
     Tensor *y = t_new(T_SHAPE(x->shape[0], x->shape[1], Ho, Wo));
+    T_NONNULL(y);
     const float *xd = x->data;
     float *yd = y->data;
     float inv = 1.0f / (float)(k * k);

@@ -15,6 +15,7 @@ enum { LOSS_L1, LOSS_MSE };
 static double blocked_sum(int kind, const float *p, const float *t, int64_t n) {
     int64_t nb = (n + BLOCK - 1) / BLOCK;
     double *part = t_arena_alloc(sizeof(double) * (size_t)(nb ? nb : 1));
+    if (!part) return NAN;   /* out of memory: reported; the loss is NaN */
 #pragma omp parallel for if (n > T_PAR_MIN) schedule(static)
     for (int64_t b = 0; b < nb; b++) {
         int64_t e = (b + 1) * BLOCK < n ? (b + 1) * BLOCK : n;
@@ -55,9 +56,12 @@ static Tensor *pointwise_loss(const char *op, int kind, Tensor *pred, Tensor *ta
         return NULL;
     }
     pred = t_contiguous(pred);
+    T_NONNULL(pred);
     target = t_contiguous(target);
+    T_NONNULL(target);
     int64_t n = t_numel(pred);
     Tensor *y = t_new(0, NULL);
+    T_NONNULL(y);
     y->data[0] = (float)(blocked_sum(kind, pred->data, target->data, n) / (double)n);
     Tensor *in[2] = {pred, target};
     TNode *nd = t_record(op, y, pointwise_backward, 2, in);
@@ -106,8 +110,10 @@ Tensor *t_cross_entropy(Tensor *logits, const int32_t *targets) {
             return NULL;
         }
     Tensor *x = t_contiguous(logits);
+    T_NONNULL(x);
     float *prob = t_arena_alloc(sizeof(float) * (size_t)(N * C > 0 ? N * C : 1));
     double *nll = t_arena_alloc(sizeof(double) * (size_t)(N > 0 ? N : 1));
+    if (!prob || !nll) return NULL;
 #pragma omp parallel for if (N * C > T_PAR_MIN) schedule(static)
     for (int64_t r = 0; r < N; r++) {
         float lse = t_softmax_row(prob + r * C, x->data + r * C, C);
@@ -116,13 +122,17 @@ Tensor *t_cross_entropy(Tensor *logits, const int32_t *targets) {
     double sum = 0;
     for (int64_t r = 0; r < N; r++) sum += nll[r];
     Tensor *y = t_new(0, NULL);
+    T_NONNULL(y);
     y->data[0] = (float)(sum / (double)N);
     TNode *nd = t_record("cross_entropy", y, cross_entropy_backward, 1, &x);
     if (nd) {
         CESaved *sv = t_arena_alloc(sizeof *sv);
-        sv->prob = prob;
-        sv->targets = t_arena_alloc(sizeof(int32_t) * (size_t)(N > 0 ? N : 1));
-        memcpy(sv->targets, targets, sizeof(int32_t) * (size_t)N);
+        int32_t *tg = t_arena_alloc(sizeof(int32_t) * (size_t)(N > 0 ? N : 1));
+        if (sv && tg) {   /* else t_arena_failed(): the backward does not run */
+            sv->prob = prob;
+            sv->targets = tg;
+            memcpy(sv->targets, targets, sizeof(int32_t) * (size_t)N);
+        }
         nd->saved = sv;
     }
     return y;

@@ -158,6 +158,7 @@ Tensor *t_matmul(Tensor *a, Tensor *b) {
     oshape[s.nb] = M;
     oshape[s.nb + 1] = N;
     Tensor *out = t_new(s.nb + 2, oshape);
+    T_NONNULL(out);
     Mat A = {a->data, ta, lda, {0}}, B = {b->data, tb, ldb, {0}};
     batch_strides(a, s.nb, s.bshape, A.bstride, a->stride);
     batch_strides(b, s.nb, s.bshape, B.bstride, b->stride);
@@ -174,7 +175,7 @@ Tensor *t_matmul(Tensor *a, Tensor *b) {
     TNode *node = t_record("matmul", out, matmul_backward, 2, in);
     if (node) {
         MMShape *sv = t_arena_alloc(sizeof *sv);
-        *sv = s;
+        if (sv) *sv = s;   /* else t_arena_failed(): the backward does not run */
         node->saved = sv;
     }
     return out;
@@ -214,13 +215,16 @@ Tensor *t_linear(Tensor *x, Tensor *w, Tensor *b) {
         return NULL;
     }
     x = t_contiguous(x);
+    T_NONNULL(x);
     w = t_contiguous(w);
+    T_NONNULL(w);
     if (b) b = t_contiguous(b);
     int64_t in = w->shape[1], outf = w->shape[0], R = t_numel(x) / in;
     int64_t oshape[T_MAX_DIMS];
     memcpy(oshape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
     oshape[x->ndim - 1] = outf;
     Tensor *y = t_new(x->ndim, oshape);   /* [..., out] */
+    T_NONNULL(y);
     /* [R, out]: the bias is added in the GEMM's write-back */
     t_sgemm_bias(false, true, R, outf, in, 1.0f, x->data, in, w->data, in, 0.0f, y->data, outf, NULL,
                  b ? b->data : NULL);

@@ -18,9 +18,10 @@ typedef struct {
 
 static NormStats *stats_new(int64_t groups) {
     NormStats *s = t_arena_alloc(sizeof *s);
+    if (!s) return NULL;   /* out of memory: t_arena_failed(), the backward does not run */
     s->mean = t_arena_alloc(sizeof(float) * (size_t)(groups > 0 ? groups : 1));
     s->rstd = t_arena_alloc(sizeof(float) * (size_t)(groups > 0 ? groups : 1));
-    return s;
+    return s->mean && s->rstd ? s : NULL;
 }
 
 /* Whether t_record will keep a node (so statistics are worth saving): no-grad mode saves nothing. */
@@ -101,6 +102,7 @@ static void layer_norm_backward(TNode *n) {
     int threads = t_par_threads();
     float *pw = need_w ? t_partials_new(threads, D) : NULL;
     float *pb = need_b ? t_partials_new(threads, D) : NULL;
+    if ((t_needs_grad(x) && !dx) || (need_w && !pw) || (need_b && !pb)) return;   /* out of memory: reported */
     const float *xd = x->data, *dy = y->grad, *wd = w ? w->data : NULL;
 #pragma omp parallel if (R * D > T_PAR_MIN)
     {
@@ -125,10 +127,12 @@ Tensor *t_layer_norm(Tensor *x, Tensor *w, Tensor *b, float eps) {
         return NULL;
     }
     x = t_contiguous(x);
+    T_NONNULL(x);
     if (w) w = t_contiguous(w);
     if (b) b = t_contiguous(b);
     int64_t R = t_numel(x) / D;
     Tensor *y = t_new(x->ndim, x->shape);
+    T_NONNULL(y);
     Tensor *in[3] = {x, w, b};
     NormStats *st = will_record(in, 3) ? stats_new(R) : NULL;
     const float *xd = x->data, *wd = w ? w->data : NULL, *bd = b ? b->data : NULL;
@@ -209,6 +213,7 @@ static void group_norm_backward(TNode *n) {
     /* per (n, c): sum dy and sum dy*xhat, reduced over n afterwards in order */
     float *sdy = t_arena_alloc(sizeof(float) * (size_t)(s.N * s.C));
     float *sdxh = t_arena_alloc(sizeof(float) * (size_t)(s.N * s.C));
+    if (!sdy || !sdxh || (t_needs_grad(x) && !dx)) return;   /* out of memory: t_backward reports it */
     const float *xd = x->data, *dy = y->grad, *wd = w ? w->data : NULL;
 #pragma omp parallel for if (s.N * s.C * s.S > T_PAR_MIN) schedule(static)
     for (int64_t ng = 0; ng < s.N * s.G; ng++) {
@@ -257,12 +262,14 @@ Tensor *t_group_norm(Tensor *x, int groups, Tensor *w, Tensor *b, float eps) {
         return NULL;
     }
     x = t_contiguous(x);
+    T_NONNULL(x);
     if (w) w = t_contiguous(w);
     if (b) b = t_contiguous(b);
     GNShape s;
     gn_shape(x, groups, &s);
     int64_t Cg = s.C / s.G, M = Cg * s.S;
     Tensor *y = t_new(x->ndim, x->shape);
+    T_NONNULL(y);
     Tensor *in[3] = {x, w, b};
     NormStats *st = will_record(in, 3) ? stats_new(s.N * s.G) : NULL;
     const float *xd = x->data, *wd = w ? w->data : NULL, *bd = b ? b->data : NULL;
@@ -393,10 +400,12 @@ Tensor *t_channel_layer_norm(Tensor *x, Tensor *g, float eps) {
         return NULL;
     }
     x = t_contiguous(x);
+    T_NONNULL(x);
     if (g) g = t_contiguous(g);
     int64_t N = x->shape[0], C = x->shape[1], P = x->shape[2] * x->shape[3];
     int64_t tiles = (P + CLN_TILE - 1) / CLN_TILE;
     Tensor *y = t_new(4, x->shape);
+    T_NONNULL(y);
     Tensor *in[2] = {x, g};
     NormStats *st = will_record(in, 2) ? stats_new(N * P) : NULL;
     const float *xd = x->data, *gd = g ? g->data : NULL;
@@ -441,6 +450,7 @@ void t_cln_image_backward(const float *x, const float *dy, const float *g, const
     const int64_t tiles = (P + CLN_TILE - 1) / CLN_TILE;
     size_t mark = t_arena_mark();
     float *part = dg ? t_arena_calloc(sizeof(float) * (size_t)(tiles * C)) : NULL;   /* [tile][C] */
+    if (dg && !part) return;   /* out of memory: t_backward reports it */
 #pragma omp parallel for schedule(static) if (C * P > T_PAR_MIN)
     for (int64_t t = 0; t < tiles; t++) {
         int64_t p0 = t * CLN_TILE, np = P - p0 < CLN_TILE ? P - p0 : CLN_TILE;

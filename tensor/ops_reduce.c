@@ -137,12 +137,13 @@ static Tensor *reduce(const char *op, Tensor *x, int naxes, const int *axes, boo
     int64_t osh[T_MAX_DIMS];
     if (make_plan(op, x, naxes, axes, keepdim, &tmp.plan, &ond, osh)) return NULL;
     Tensor *y = t_new(ond, osh);
+    T_NONNULL(y);
     double scale = mean ? 1.0 / (double)(tmp.plan.count ? tmp.plan.count : 1) : 1.0;
     reduce_sum(&tmp.plan, x->data, y->data, t_numel(y), scale);
     TNode *n = t_record(op, y, sum_backward, 1, &x);
     if (n) {
         RedSaved *s = t_arena_alloc(sizeof *s);
-        *s = tmp;
+        if (s) *s = tmp;   /* else t_arena_failed(): the backward does not run */
         n->saved = s;
         n->farg[0] = (float)scale;
     }
@@ -167,8 +168,10 @@ Tensor *t_var(Tensor *x, int naxes, const int *axes, bool keepdim, int correctio
     int64_t osh[T_MAX_DIMS];
     if (make_plan("var", x, naxes, axes, keepdim, &sv.plan, &ond, osh)) return NULL;
     Tensor *y = t_new(ond, osh);
+    T_NONNULL(y);
     int64_t n_out = t_numel(y), cnt = sv.plan.count;
     float *mean = t_arena_alloc(sizeof(float) * (size_t)(n_out ? n_out : 1));
+    if (!mean) return NULL;
     reduce_sum(&sv.plan, x->data, mean, n_out, 1.0 / (double)(cnt ? cnt : 1));
     double denom = (double)(cnt - correction);
     const RedPlan *p = &sv.plan;
@@ -185,10 +188,13 @@ Tensor *t_var(Tensor *x, int naxes, const int *axes, bool keepdim, int correctio
     TNode *n = t_record("var", y, var_backward, 1, &x);
     if (n) {
         RedSaved *s = t_arena_alloc(sizeof *s);
-        *s = sv;
-        s->mean = mean;
-        s->xc = t_arena_alloc(sizeof(float) * (size_t)t_numel(x));
-        t_copy_to(x, s->xc);
+        float *xc = t_arena_alloc(sizeof(float) * (size_t)t_numel(x));
+        if (s && xc) {   /* else t_arena_failed(): the backward does not run */
+            *s = sv;
+            s->mean = mean;
+            s->xc = xc;
+            t_copy_to(x, s->xc);
+        }
         n->saved = s;
         n->farg[0] = (float)(2.0 / denom);
     }
@@ -218,8 +224,10 @@ Tensor *t_max(Tensor *x, int axis, bool keepdim) {
         return NULL;
     }
     Tensor *y = t_new(ond, osh);
+    T_NONNULL(y);
     int64_t n_out = t_numel(y);
     int64_t *arg = t_arena_alloc(sizeof(int64_t) * (size_t)(n_out ? n_out : 1));
+    if (!arg) return NULL;
     int ax = t_axis(x, axis);
     int64_t cs[T_MAX_DIMS];
     t_contig_strides(x->ndim, x->shape, cs);

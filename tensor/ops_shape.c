@@ -58,13 +58,16 @@ Tensor *t_concat(int n, Tensor *const *xs, int axis) {
         shape[ax] += xs[i]->shape[ax];
     }
     Tensor *out = t_new(xs[0]->ndim, shape);
+    T_NONNULL(out);
     CatSaved cs = {1, 1, shape[ax], t_arena_alloc(sizeof(int64_t) * (size_t)n)};
+    Tensor **ins = t_arena_alloc(sizeof(Tensor *) * (size_t)n);
+    if (!out || !cs.starts || !ins) return NULL;
     for (int d = 0; d < ax; d++) cs.outer *= shape[d];
     for (int d = ax + 1; d < out->ndim; d++) cs.inner *= shape[d];
-    Tensor **ins = t_arena_alloc(sizeof(Tensor *) * (size_t)n);
     int64_t start = 0, row = cs.total * cs.inner;
     for (int i = 0; i < n; i++) {
         Tensor *x = t_contiguous(xs[i]);
+        T_NONNULL(x);
         ins[i] = x;
         cs.starts[i] = start;
         int64_t w = x->shape[ax] * cs.inner;
@@ -76,7 +79,7 @@ Tensor *t_concat(int n, Tensor *const *xs, int axis) {
     TNode *nd = t_record("concat", out, concat_backward, n, ins);
     if (nd) {
         CatSaved *sp = t_arena_alloc(sizeof *sp);
-        *sp = cs;
+        if (sp) *sp = cs;   /* else t_arena_failed(): the backward does not run */
         nd->saved = sp;
         nd->iarg[0] = ax;
     }
@@ -173,12 +176,14 @@ Tensor *t_pad2d(Tensor *x, int left, int right, int top, int bottom, int mode) {
         return NULL;
     }
     x = t_contiguous(x);
+    T_NONNULL(x);
     int64_t shape[T_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     int64_t Ho = H + top + bottom, Wo = W + left + right;
     shape[nd - 2] = Ho;
     shape[nd - 1] = Wo;
     Tensor *y = t_new(nd, shape);
+    T_NONNULL(y);
     int64_t planes = H * W > 0 ? t_numel(x) / (H * W) : 0;
     const float *xd = x->data;
 #pragma omp parallel for if (t_numel(y) > T_PAR_MIN) schedule(static)
@@ -240,6 +245,7 @@ Tensor *t_embedding(Tensor *weight, const int32_t *ids, int64_t n) {
             return NULL;
         }
     Tensor *y = t_new(T_SHAPE(n, D));
+    T_NONNULL(y);
     const float *wd = weight->data;
     int64_t sr = weight->stride[0], sc = weight->stride[1];
 #pragma omp parallel for if (n * D > T_PAR_MIN) schedule(static)
@@ -254,7 +260,7 @@ Tensor *t_embedding(Tensor *weight, const int32_t *ids, int64_t n) {
     TNode *nd = t_record("embedding", y, embedding_backward, 1, &weight);
     if (nd) {
         int32_t *copy = t_arena_alloc(sizeof(int32_t) * (size_t)(n ? n : 1));
-        if (n) memcpy(copy, ids, sizeof(int32_t) * (size_t)n);
+        if (n && copy) memcpy(copy, ids, sizeof(int32_t) * (size_t)n);
         nd->saved = copy;
         nd->iarg[0] = n;
     }
@@ -303,13 +309,16 @@ Tensor *t_masked_fill(Tensor *x, Tensor *mask, float value) {
         return NULL;
     }
     x = t_contiguous(x);
+    T_NONNULL(x);
     Tensor *y = t_new(x->ndim, x->shape);
+    T_NONNULL(y);
     int64_t N = t_numel(y);
     float *m = t_arena_alloc(sizeof(float) * (size_t)N);   /* the mask broadcast to x's shape */
+    unsigned char *keep = t_arena_alloc((size_t)N);
+    if (!m || !keep) return NULL;
     int64_t ms[T_MAX_DIMS];
     t_broadcast_strides(mask, x->ndim, x->shape, ms);
     t_strided_copy(m, mask->data, ms, x->ndim, x->shape);
-    unsigned char *keep = t_arena_alloc((size_t)N);
 #pragma omp parallel for simd if (N > T_PAR_MIN) schedule(static)
     for (int64_t i = 0; i < N; i++) {
         keep[i] = m[i] == 0.0f;
@@ -346,6 +355,7 @@ Tensor *t_expand(Tensor *x, int ndim, const int64_t *shape) {
         return NULL;
     }
     Tensor *y = t_new(ndim, sh);
+    T_NONNULL(y);
     int64_t bs[T_MAX_DIMS];
     t_broadcast_strides(x, ndim, sh, bs);
     t_strided_copy(y->data, x->data, bs, ndim, sh);

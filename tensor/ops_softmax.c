@@ -157,7 +157,9 @@ static Tensor *softmax_impl(const char *op, Tensor *x, int axis, int log_mode) {
         return NULL;
     }
     Tensor *xc = t_contiguous(x);   /* records a copy node when x is a strided view */
+    T_NONNULL(xc);
     Tensor *y = t_new(x->ndim, x->shape);
+    T_NONNULL(y);
     Geo g = geometry(x, ax);
     int64_t N = t_numel(y);
     const float *xd = xc->data;

@@ -144,12 +144,14 @@ static Tensor *unary(int op, Tensor *x, float p0, float p1) {
     T_NONNULL(x);
     Tensor *xc = t_is_contiguous(x) ? x : NULL;
     Tensor *y = t_new(x->ndim, x->shape);
+    T_NONNULL(y);
     int64_t N = t_numel(y);
     const float *xd;
     if (xc) {
         xd = x->data;
     } else {
         float *tmp = t_arena_alloc(sizeof(float) * (size_t)N);
+        if (!tmp) return NULL;
         t_copy_to(x, tmp);
         xd = tmp;
     }

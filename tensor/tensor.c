@@ -18,6 +18,7 @@
 /* ---------------------------------------------------------------- shapes */
 
 int64_t t_numel(const Tensor *t) {
+    if (!t) return 0;   /* a parameter that could not be made (its init reports it) */
     int64_t n = 1;
     for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
     return n;
@@ -164,32 +165,29 @@ void t_copy_to(const Tensor *x, float *dst) {
 
 /* ---------------------------------------------------------------- errors */
 
-static _Thread_local char last_error[1024];
+/* One message channel: t_error and t_set_errmsg write the same thread-local buffer, t_errmsg reads it.
+ * Library code never exits: the default handler only keeps the message (the op then returns NULL); the
+ * command-line front end installs a handler that prints it and exits (train/daclip.c). */
 static _Thread_local char errmsg[1024];
 
-static void default_handler(const char *msg) {
-    fprintf(stderr, "daclip: error: %s\n", msg);
-    exit(1);
-}
+static void keep_message(const char *msg) { (void)msg; }
 
-static TErrorHandler handler = default_handler;
+static TErrorHandler handler = keep_message;
 
 TErrorHandler t_set_error_handler(TErrorHandler h) {
     TErrorHandler prev = handler;
-    handler = h ? h : default_handler;
-    return prev == default_handler ? NULL : prev;
+    handler = h ? h : keep_message;
+    return prev == keep_message ? NULL : prev;
 }
 
 void t_error(const char *op, const char *fmt, ...) {
-    int k = snprintf(last_error, sizeof last_error, "%s: ", op);
+    int k = snprintf(errmsg, sizeof errmsg, "%s: ", op);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error + k, sizeof last_error - (size_t)k, fmt, ap);
+    vsnprintf(errmsg + k, sizeof errmsg - (size_t)k, fmt, ap);
     va_end(ap);
-    handler(last_error);
+    handler(errmsg);
 }
-
-const char *t_last_error(void) { return last_error; }
 
 void t_set_errmsg(const char *fmt, ...) {
     va_list ap;
@@ -282,6 +280,7 @@ static int check_shape(const char *op, int ndim, const int64_t *shape) {
 
 Tensor *t_header(int ndim, const int64_t *shape) {
     Tensor *t = t_arena_calloc(sizeof *t);
+    if (!t) return NULL;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     t_contig_strides(ndim, shape, t->stride);
@@ -291,7 +290,7 @@ Tensor *t_header(int ndim, const int64_t *shape) {
 Tensor *t_new(int ndim, const int64_t *shape) {
     if (check_shape("new", ndim, shape)) return NULL;
     Tensor *t = t_header(ndim, shape);
-    t->data = t_arena_alloc(sizeof(float) * (size_t)t_numel(t));
+    if (!t || !(t->data = t_arena_alloc(sizeof(float) * (size_t)t_numel(t)))) return NULL;
     return t;
 }
 
@@ -322,7 +321,7 @@ Tensor *t_new_like(const Tensor *x) { return x ? t_new(x->ndim, x->shape) : NULL
 Tensor *t_wrap(float *data, int ndim, const int64_t *shape) {
     if (check_shape("wrap", ndim, shape)) return NULL;
     Tensor *t = t_header(ndim, shape);
-    t->data = data;
+    if (t) t->data = data;
     return t;
 }
 
@@ -348,24 +347,24 @@ void t_advise_huge_pages(void *p, size_t bytes) {
 
 Tensor *t_param_new(int ndim, const int64_t *shape, bool requires_grad) {
     if (check_shape("param_new", ndim, shape)) return NULL;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    size_t bytes = sizeof(float) * (size_t)n;
     Tensor *t = calloc(1, sizeof *t);
-    if (!t) goto oom;
-    t->ndim = ndim;
-    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
-    t_contig_strides(ndim, shape, t->stride);
-    t->persistent = true;
-    t->requires_grad = requires_grad;
-    size_t bytes = sizeof(float) * (size_t)t_numel(t);
-    t->data = param_alloc(bytes);
-    if (!t->data) goto oom;
-    if (requires_grad) {
-        t->grad = param_alloc(bytes);
-        if (!t->grad) goto oom;
+    if (t) {
+        t->ndim = ndim;
+        for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+        t_contig_strides(ndim, shape, t->stride);
+        t->persistent = true;
+        t->requires_grad = requires_grad;
+        t->data = param_alloc(bytes);
+        if (requires_grad && t->data) t->grad = param_alloc(bytes);
+        if (t->data && (t->grad || !requires_grad)) return t;
+        free(t->data);
+        free(t);
     }
-    return t;
-oom:
-    fprintf(stderr, "daclip: out of memory allocating a parameter\n");
-    exit(1);
+    t_error("param_new", "out of memory allocating a %zu-byte parameter", bytes);
+    return NULL;
 }
 
 void t_free(Tensor *t) {

@@ -18,10 +18,17 @@
  *     (t_zero_grad_lazy, t_grad_buf_overwrite) stores (=) instead. Views scatter their gradient into the
  *     parent's.
  *   - In no-grad mode nothing is recorded and nothing saved.
- * Errors
- *   - A shape or rank mismatch calls the error handler with "op: message [shapes]". The default handler
- *     prints it and exits(1); a handler that returns makes the op return NULL, and every op given a NULL
- *     input returns NULL, so a failed chain can be checked once at its end (tests do this).
+ * Errors (one convention for every library directory: tensor, nn, clip, controller, irsde)
+ *   - Library code never exits. A failure returns NULL / -1 / false and leaves one message in a
+ *     thread-local buffer, t_errmsg(): t_error(op, ...) writes "op: message" there and calls the error
+ *     handler, t_set_errmsg writes it without the handler (file readers, whose callers decide).
+ *   - The default handler only keeps the message, so the op returns NULL; every op given a NULL input
+ *     returns NULL, and a failed chain is checked once at its end. The command-line front end installs a
+ *     handler that prints the message and exits (train/daclip.c): the only place a program ends on an
+ *     error. Parts of train/ that recover (a bad image in a folder) install a returning handler around it.
+ *   - Out of memory is an error like the others: the arena, parameters and the tape report it through
+ *     t_error and return NULL; ops return NULL, a backward that cannot get scratch stops and t_backward
+ *     returns -1, a model init returns -1 (ParamSet.failed).
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -99,6 +106,12 @@ size_t t_arena_mark(void);
 void t_arena_release(size_t mark);                        /* frees everything allocated after mark */
 void t_arena_reset(void);                                 /* frees everything; clears the tape */
 size_t t_arena_used(void);
+/* Caps the arena's total size (0: no cap): growing past it is out of memory, reported as such. For
+ * memory budgets, and for testing the out-of-memory paths. */
+void t_arena_set_limit(size_t bytes);
+/* An allocation failed (out of memory) since the last t_arena_reset: what this step computed after it is
+ * unreliable (ops whose output could not be allocated returned NULL; the backward does not run). */
+bool t_arena_failed(void);
 size_t t_arena_high_water(void);
 size_t t_arena_capacity(void);
 size_t t_arena_block_count(void);                         /* > 1 only while still growing */
@@ -130,12 +143,11 @@ void t_requires_grad(Tensor *t);
 
 /* ---- errors ---- */
 typedef void (*TErrorHandler)(const char *msg);
-TErrorHandler t_set_error_handler(TErrorHandler h);      /* NULL restores the default (print + exit(1)) */
+TErrorHandler t_set_error_handler(TErrorHandler h);      /* NULL restores the default (keep the message) */
 void t_error(const char *op, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-const char *t_last_error(void);
-/* Thread-local message buffer for I/O style functions that return -1 (safetensors, checkpoints). */
+/* The message without the handler, for functions that return -1 (files, checkpoints). */
 void t_set_errmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-const char *t_errmsg(void);
+const char *t_errmsg(void);                               /* the last message of this thread */
 
 /* ---- threads ---- */
 /* Reads DACLIP_THREADS (else OMP_NUM_THREADS, else all cores) and applies it to OpenMP and OpenBLAS. */

@@ -27,7 +27,8 @@ static void flat_backward(TNode *n) {
 }
 
 static Tensor *view_header(Tensor *x) {
-    Tensor *v = t_arena_calloc(sizeof *v);
+    Tensor *v = x ? t_arena_calloc(sizeof *v) : NULL;
+    if (!v) return NULL;
     *v = *x;
     v->grad = NULL;
     v->grad_stale = false;   /* a parameter's lazy-zero mark is its own, not its views' */
@@ -42,7 +43,7 @@ static void record_view(const char *op, Tensor *v, Tensor *x, const ViewMap *m) 
     TNode *n = t_record(op, v, view_backward, 1, &x);
     if (n) {
         ViewMap *s = t_arena_alloc(sizeof *s);
-        *s = *m;
+        if (s) *s = *m;   /* else t_arena_failed(): the backward does not run */
         n->saved = s;
     }
 }
@@ -51,6 +52,7 @@ Tensor *t_contiguous(Tensor *x) {
     T_NONNULL(x);
     if (t_is_contiguous(x)) return x;
     Tensor *y = t_new(x->ndim, x->shape);
+    T_NONNULL(y);
     t_copy_to(x, y->data);
     t_record("contiguous", y, flat_backward, 1, &x);
     return y;
@@ -92,7 +94,9 @@ Tensor *t_reshape(Tensor *x, int ndim, const int64_t *shape) {
         return NULL;
     }
     Tensor *c = t_contiguous(x);
+    T_NONNULL(c);
     Tensor *v = view_header(c);
+    T_NONNULL(v);
     v->ndim = ndim;
     memcpy(v->shape, sh, sizeof(int64_t) * (size_t)ndim);
     t_contig_strides(ndim, sh, v->stride);
@@ -110,6 +114,7 @@ Tensor *t_permute(Tensor *x, const int *perm) {
         }
     }
     Tensor *v = view_header(x);
+    T_NONNULL(v);
     ViewMap m = {{0}, 0};
     int64_t cs[T_MAX_DIMS];
     t_contig_strides(x->ndim, x->shape, cs);
@@ -154,6 +159,7 @@ Tensor *t_slice(Tensor *x, int axis, int64_t start, int64_t end) {
         return NULL;
     }
     Tensor *v = view_header(x);
+    T_NONNULL(v);
     v->shape[ax] = end - start;
     v->data = x->data + start * x->stride[ax];
     v->offset = x->offset + start * x->stride[ax];
@@ -174,6 +180,7 @@ Tensor *t_select(Tensor *x, int axis, int64_t index) {
     }
     if (index < 0) index += x->shape[ax];
     Tensor *v = view_header(x);
+    T_NONNULL(v);
     int64_t cs[T_MAX_DIMS];
     t_contig_strides(x->ndim, x->shape, cs);
     ViewMap m = {{0}, index * cs[ax]};
@@ -199,6 +206,7 @@ Tensor *t_unsqueeze(Tensor *x, int axis) {
         return NULL;
     }
     Tensor *v = view_header(x);
+    T_NONNULL(v);
     v->ndim = x->ndim + 1;
     for (int i = 0, j = 0; i < v->ndim; i++) {
         if (i == axis) {
@@ -222,6 +230,7 @@ Tensor *t_squeeze(Tensor *x, int axis) {
         return NULL;
     }
     Tensor *v = view_header(x);
+    T_NONNULL(v);
     v->ndim = x->ndim - 1;
     for (int i = 0, j = 0; i < x->ndim; i++) {
         if (i == ax) continue;

@@ -222,7 +222,7 @@ static void test_config_mismatch(void **state) {
     DaclipController c2;
     assert_int_equal(controller_init(&c2, &ps2, &other, &rng), 0);
     assert_int_equal(controller_start_from(&c2, &m.clip.visual, 1.0f, false), -1);
-    assert_non_null(strstr(t_last_error(), "differ"));
+    assert_non_null(strstr(t_errmsg(), "differ"));
     controller_free(&c2);
     params_free(&ps2);
     model_free(&m);

@@ -133,7 +133,7 @@ int cmd_classify(int argc, char **argv) {
         if (B == 0) continue;
         size_t mark = t_arena_mark();
         if (daclip_classify(&m, views, B, probs, NULL, NULL)) {
-            fprintf(stderr, "daclip classify: %s: %s\n", model, t_last_error());
+            fprintf(stderr, "daclip classify: %s: %s\n", model, t_errmsg());
             rc = 1;
             t_arena_release(mark);
             break;

@@ -68,7 +68,7 @@ int cmd_eval_daclip(int argc, char **argv) {
         goto done;
     }
     if (daclip_evaluate(&m, &val, batch, &ev, true)) {
-        fprintf(stderr, "daclip eval-daclip: %s\n", t_last_error());
+        fprintf(stderr, "daclip eval-daclip: %s\n", t_errmsg());
         goto done;
     }
     printf("%-16s %6s %9s\n", "degradation", "images", "accuracy");

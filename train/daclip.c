@@ -1,7 +1,9 @@
 /* daclip: git-style command-line front end. Each subcommand is one file, train/cmd_<name>.c,
  * registered in train/commands.def. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include "tensor/tensor.h"
 #include "train/commands.h"
 #include "train/options.h"
 
@@ -21,7 +23,16 @@ static void usage(FILE *f) {
                "Threads: DACLIP_THREADS (else OMP_NUM_THREADS) sets OpenMP and OpenBLAS together.\n");
 }
 
+/* The library only reports errors (tensor/tensor.h); a command ends on one unless it installs its own
+ * handler around work it can recover from. */
+static void print_and_exit(const char *msg) {
+    fflush(stdout);
+    fprintf(stderr, "daclip: error: %s\n", msg);
+    exit(1);
+}
+
 int main(int argc, char **argv) {
+    t_set_error_handler(print_and_exit);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return out_close_stdout(NULL) || argc < 2 ? 1 : 0;

@@ -72,7 +72,7 @@ static int model_setup(DaclipModel *m, const ClipConfig *cfg, const char *path, 
     TRng rng;
     rng_seed(&rng, 0);
     if (clip_init(&m->clip, &m->ps, "clip", cfg, &rng) || controller_init(&m->ctl, &m->ps, &cfg->vision, &rng)) {
-        snprintf(err, errlen, "%s: %s", path, t_last_error());
+        snprintf(err, errlen, "%s: %s", path, t_errmsg());
         return -1;
     }
     params_freeze(&m->ps, "clip.", true);
@@ -136,7 +136,7 @@ static int model_from_pt(const char *path, const char *vocab, const char *config
     }
     if (!rc && start_controller &&
         controller_start_from(&m->ctl, &m->clip.visual, m->clip.logit_scale->data[0], official_quirk)) {
-        snprintf(err, errlen, "%s: %s", path, t_last_error());
+        snprintf(err, errlen, "%s: %s", path, t_errmsg());
         rc = -1;
     }
     pt_state_dict_close(&sd);
@@ -198,7 +198,7 @@ int daclip_model_from_clip(const char *clip_path, const char *vocab, bool offici
     free(arr);
     st_close(f);
     if (!rc && controller_start_from(&m->ctl, &m->clip.visual, m->clip.logit_scale->data[0], official_quirk)) {
-        snprintf(err, errlen, "%s: %s", clip_path, t_last_error());
+        snprintf(err, errlen, "%s: %s", clip_path, t_errmsg());
         rc = -1;
     }
     if (rc) daclip_model_free(m);

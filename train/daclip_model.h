@@ -45,7 +45,7 @@ int daclip_name_embeddings(DaclipModel *m);
 
 /* Classifies B CLIP-normalised images [B, 3, S, S]: probs [B, DEGRADE_N] = softmax(100·cos(degradation
  * embedding, name embedding)) (the README's recipe); content/degradation [B, E] (unnormalised) if not NULL.
- * Runs without a tape, in the arena (the caller releases it). 0, or -1 with a message in t_last_error(). */
+ * Runs without a tape, in the arena (the caller releases it). 0, or -1 with a message in t_errmsg(). */
 int daclip_classify(DaclipModel *m, const float *images, int B, float *probs, float *content, float *degradation);
 
 #endif

@@ -91,7 +91,7 @@ int daclip_samples_from_csv(DaclipModel *m, const char *csv, const char *root, D
         size_t mark = t_arena_mark();
         Tensor *e = clip_encode_text(&m->clip, ids + start * ctx, B);              /* [B, E] */
         if (!e) {
-            snprintf(err, errlen, "%s: encoding captions: %s", csv, t_last_error());
+            snprintf(err, errlen, "%s: encoding captions: %s", csv, t_errmsg());
             rc = -1;
         } else {
             memcpy(s->text + start * s->E, e->data, sizeof(float) * (size_t)(B * s->E));

@@ -305,7 +305,7 @@ static int val_load_one(IrModel *m, const DatasetItem *item, int crop, IrValSet 
         if (clip_preprocess(&lq, S, view)) {
             snprintf(err, errlen, "%s: %s", item->lq, data_error());
         } else if (daclip_embed(m->daclip, view, 1, S, &c, &d)) {
-            snprintf(err, errlen, "%s: DA-CLIP: %s", item->lq, t_last_error());
+            snprintf(err, errlen, "%s: DA-CLIP: %s", item->lq, t_errmsg());
         } else {
             memcpy(v->content + k * v->E, c->data, sizeof(float) * (size_t)v->E);
             memcpy(v->degra + k * v->E, d->data, sizeof(float) * (size_t)v->E);
@@ -439,7 +439,7 @@ static uint64_t step_seed(uint64_t seed, int64_t step) {
  * b holds rows [first, first + b->n) of a global batch of `global` rows (data-parallel: a rank's shard; else
  * first 0, global b->n): the generator draws the t of every global row, then the noise row after row, so a row
  * gets the same t and noise whichever rank computes it. On the tape when gradients are enabled. NULL with
- * t_last_error() on failure. */
+ * t_errmsg() on failure. */
 static Tensor *step_loss(IrModel *m, const Batch *b, uint64_t seed, int64_t step, int global, int first) {
     int B = b->n, P = b->patch;
     int64_t n = (int64_t)3 * P * P;
@@ -469,8 +469,7 @@ int ir_batch_loss(IrModel *m, const Batch *batch, uint64_t seed, int64_t step, d
     TErrorHandler prev_handler = t_set_error_handler(keep_going);
     size_t mark = t_arena_mark();
     Tensor *l = step_loss(m, batch, seed, step, batch->n, 0);
-    if (l) *loss = l->data[0];
-    else t_set_errmsg("%s", t_last_error());
+    if (l) *loss = l->data[0];   /* else the message is in t_errmsg() */
     t_arena_release(mark);
     t_set_error_handler(prev_handler);
     t_set_grad_enabled(prev);
@@ -677,7 +676,7 @@ int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrai
         }
         Tensor *loss = step_loss(m, b, o->seed, st.step, o->batch, (int)lo);
         if (!loss) {
-            fprintf(stderr, "\ndaclip: train-ir: step %lld: %s\n", (long long)st.step, t_last_error());
+            fprintf(stderr, "\ndaclip: train-ir: step %lld: %s\n", (long long)st.step, t_errmsg());
             rc = -1;
             break;
         }

@@ -107,7 +107,7 @@ static int classify_batch(Restorer *r, const float *views, int B, const int *at,
     int rc = daclip_classify(&r->daclip, views, B, probs, content, degra);
     t_arena_release(mark);
     if (rc) {
-        snprintf(err, errlen, "DA-CLIP: %s", t_last_error());
+        snprintf(err, errlen, "DA-CLIP: %s", t_errmsg());
         return -1;
     }
     for (int b = 0; b < B; b++) {

@@ -1,0 +1,190 @@
+/* The library's error convention (tensor/tensor.h "Errors"): the default handler never exits, one message
+ * channel, and out of memory reported like any other error. The out-of-memory paths are driven by capping
+ * the arena (t_arena_set_limit) at every size from "nothing fits" to "everything fits": at each cap a
+ * computation either fails cleanly (NULL, t_arena_failed(), a message naming the arena) or gives exactly the
+ * uncapped result. Under `make san` this proves no allocation site dereferences a failed allocation. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "irsde/unet.h"
+#include "nn/linear_attention.h"
+#include "nn/module.h"
+#include "tensor/ops.h"
+#include "tensor/rng.h"
+#include "tensor/tensor.h"
+
+static void fill(Tensor *t, uint64_t seed) {
+    TRng r;
+    rng_seed(&r, seed);
+    t_fill_normal(t, &r, 0.0f, 0.5f);
+}
+
+static void test_default_handler_keeps_the_message(void **state) {
+    (void)state;
+    t_set_error_handler(NULL);
+    Tensor *a = t_zeros(T_SHAPE(2, 3)), *b = t_zeros(T_SHAPE(4, 5));
+    assert_null(t_matmul(a, b));   /* the default handler returned: the op gives NULL, the test goes on */
+    assert_non_null(strstr(t_errmsg(), "matmul"));
+    /* one channel: the readers' messages and the ops' messages are the same buffer */
+    t_set_errmsg("file.bin: truncated");
+    assert_string_equal(t_errmsg(), "file.bin: truncated");
+    assert_null(t_add(NULL, a));
+    t_arena_reset();
+}
+
+static int handler_calls;
+static void count_calls(const char *msg) {
+    (void)msg;
+    handler_calls++;
+}
+
+static void test_out_of_memory_goes_through_the_handler(void **state) {
+    (void)state;
+    t_arena_shutdown();
+    t_arena_set_limit((size_t)1 << 20);
+    handler_calls = 0;
+    TErrorHandler prev = t_set_error_handler(count_calls);
+    Tensor *small = t_new(T_SHAPE(1024));          /* 4 KB: fits */
+    assert_non_null(small);
+    assert_false(t_arena_failed());
+    Tensor *big = t_new(T_SHAPE(1024, 1024));      /* 4 MB: does not */
+    assert_null(big);
+    assert_true(t_arena_failed());
+    assert_int_equal(handler_calls, 1);
+    assert_non_null(strstr(t_errmsg(), "out of memory"));
+    assert_null(t_relu(big));                      /* NULL in, NULL out */
+    t_arena_reset();
+    assert_false(t_arena_failed());                /* the latch is per step */
+    t_set_error_handler(prev);
+    t_arena_set_limit(0);
+    t_arena_shutdown();
+}
+
+/* ---------------------------------------------------------------- sweeps over arena caps */
+
+typedef Tensor *(*Forward)(void *ctx);
+
+/* Runs f uncapped for the reference, then under `caps` caps spread from nothing to a little above what the
+ * uncapped run used. Returns how many caps failed cleanly; fails the test on a result that is neither a
+ * clean failure nor the reference. */
+static int sweep(Forward f, void *ctx, int caps) {
+    t_arena_shutdown();
+    t_arena_set_limit(0);
+    Tensor *ref_t = f(ctx);
+    if (!ref_t) fail_msg("uncapped run failed: %s", t_errmsg());
+    size_t hi = t_arena_high_water() + t_arena_high_water() / 8, step = hi / (size_t)caps;
+    int64_t n = t_numel(ref_t);
+    float *ref = malloc(sizeof(float) * (size_t)n);
+    memcpy(ref, ref_t->data, sizeof(float) * (size_t)n);
+    int failed = 0, ok = 0;
+    for (size_t cap = step; cap <= hi; cap += step) {
+        t_arena_shutdown();
+        t_arena_set_limit(cap);
+        Tensor *y = f(ctx);
+        if (!y || t_arena_failed()) {
+            assert_true(t_arena_failed());
+            assert_non_null(strstr(t_errmsg(), "out of memory"));
+            failed++;
+            continue;
+        }
+        assert_int_equal(t_numel(y), n);
+        assert_memory_equal(y->data, ref, sizeof(float) * (size_t)n);
+        ok++;
+    }
+    free(ref);
+    t_arena_set_limit(0);
+    t_arena_shutdown();
+    assert_true(failed > 0);   /* the sweep reached the failure paths ... */
+    assert_true(ok > 0);       /* ... and the caps where everything fits */
+    return failed;
+}
+
+typedef struct {
+    Tensor *w, *b, *w1;
+    const float *x;
+    int64_t shape[4];
+} ConvCtx;
+
+/* a 3×3 convolution (implicit GEMM) then a 1×1 one, inputs copied into the arena */
+static Tensor *conv_chain(void *p) {
+    ConvCtx *c = p;
+    Tensor *x = t_from(4, c->shape, c->x);
+    return t_conv2d(t_relu(t_conv2d(x, c->w, c->b, 1, 1)), c->w1, NULL, 1, 0);
+}
+
+static void test_conv_under_every_cap(void **state) {
+    (void)state;
+    TErrorHandler prev = t_set_error_handler(NULL);
+    ConvCtx c = {.shape = {2, 16, 24, 24}};
+    c.w = t_param_new(T_SHAPE(16, 16, 3, 3), false);
+    c.b = t_param_new(T_SHAPE(16), false);
+    c.w1 = t_param_new(T_SHAPE(8, 16, 1, 1), false);
+    fill(c.w, 1), fill(c.b, 2), fill(c.w1, 3);
+    Tensor *x = t_param_new(4, c.shape, false);
+    fill(x, 4);
+    c.x = x->data;
+    sweep(conv_chain, &c, 200);
+    t_free(c.w), t_free(c.b), t_free(c.w1), t_free(x);
+    t_set_error_handler(prev);
+}
+
+typedef struct {
+    ConditionalUNet u;
+    const float *x, *cond, *degra, *content;
+    int64_t shape[4];
+    float time;
+    int context;
+} UNetCtx;
+
+static Tensor *unet_call(void *p) {
+    UNetCtx *c = p;
+    bool prev = t_set_grad_enabled(false);
+    Tensor *x = t_from(4, c->shape, c->x), *cond = t_from(4, c->shape, c->cond);
+    Tensor *d = t_from(T_SHAPE(1, c->context), c->degra), *ct = t_from(T_SHAPE(1, c->context), c->content);
+    Tensor *y = unet_forward(&c->u, x, cond, &c->time, d, ct);
+    t_set_grad_enabled(prev);
+    return y;
+}
+
+static void test_unet_under_every_cap(void **state) {
+    (void)state;
+    TErrorHandler prev = t_set_error_handler(NULL);
+    UNetConfig cfg;
+    assert_int_equal(unet_config_preset("small", &cfg), 0);
+    cfg.context_dim = 16;
+    UNetCtx c = {.shape = {1, 3, 24, 24}, .time = 7.0f, .context = 16};
+    ParamSet ps;
+    params_init(&ps);
+    TRng rng;
+    rng_seed(&rng, 9);
+    assert_int_equal(unet_init(&c.u, &ps, "", &cfg, &rng), 0);
+    Tensor *x = t_param_new(4, c.shape, false), *cond = t_param_new(4, c.shape, false);
+    Tensor *d = t_param_new(T_SHAPE(1, 16), false), *ct = t_param_new(T_SHAPE(1, 16), false);
+    fill(x, 1), fill(cond, 2), fill(d, 3), fill(ct, 4);
+    c.x = x->data, c.cond = cond->data, c.degra = d->data, c.content = ct->data;
+    sweep(unet_call, &c, 400);
+    t_free(x), t_free(cond), t_free(d), t_free(ct);
+    params_free(&ps);
+    t_set_error_handler(prev);
+}
+
+int main(void) {
+    t_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_default_handler_keeps_the_message),
+        cmocka_unit_test(test_out_of_memory_goes_through_the_handler),
+        cmocka_unit_test(test_conv_under_every_cap),
+        cmocka_unit_test(test_unet_under_every_cap),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    t_arena_shutdown();
+    t_tape_free();
+    return rc;
+}
