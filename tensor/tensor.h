@@ -9,9 +9,21 @@
  *     from the global arena and dies at t_arena_reset(). After the first step the arena is one block sized
  *     to the high-water mark, so a steady-state training loop does no malloc per op.
  *   - t_arena_mark()/t_arena_release() free a suffix of the arena (e.g. per-sample work in inference).
+ *   - Scratch inside an op's forward or backward is a suffix too: first allocate everything that outlives
+ *     the call (forward: the output and what is saved for backward; backward: every gradient buffer it
+ *     will write — t_grad_buf, t_grad_buf_overwrite, t_grad_add allocate them in the arena), then take
+ *     t_arena_mark(), allocate the scratch and t_arena_release(mark) before returning. A buffer obtained
+ *     after the mark would be freed by the release while a tensor still points at it. A backward that
+ *     keeps scratch without a mark is safe but holds it until the step's reset.
  * Autograd rules
  *   - An op records a tape node iff grad mode is on and one of its inputs requires grad.
  *   - Tape order is creation order, which is a topological order: t_backward() walks it in reverse.
+ *   - The graph's edges are the recorded inputs and nothing else: t_backward(root) runs exactly the nodes
+ *     that lead to root through them and whose output holds a gradient. So a second backward in the same
+ *     step does not replay the first one's nodes unless they lead to its root as well.
+ *   - An op with several outputs records one node: every output's `node` points at it, and the outputs'
+ *     gradients are blocks of the node's output gradient, allocated (zeroed) with the node
+ *     (t_mha_in_proj's q, k and v: tensor/ops_fused.h).
  *   - Gradients are contiguous buffers in the tensor's logical shape; backward functions add (+=) into
  *     them, so fan-out sums for free. The exception is the first writer: a backward that covers every
  *     element of a gradient that does not exist yet (tensor/grad_write.h) or is only marked zero
