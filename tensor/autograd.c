@@ -49,11 +49,13 @@ TNode *t_record(const char *op, Tensor *out, TBackwardFn backward, int n_in, Ten
     if (!any) return NULL;
     size_t pos = t_arena_mark();
     TNode *n = t_arena_calloc(sizeof *n);
+    Tensor **ins = n ? t_arena_alloc(sizeof(Tensor *) * (size_t)(n_in > 0 ? n_in : 1)) : NULL;
+    if (!ins) return NULL;   /* out of memory: the arena has reported it (t_arena_failed) */
     n->op = op;
     n->backward = backward;
     n->out = out;
     n->n_in = n_in;
-    n->in = t_arena_alloc(sizeof(Tensor *) * (size_t)(n_in > 0 ? n_in : 1));
+    n->in = ins;
     for (int i = 0; i < n_in; i++) n->in[i] = in[i];
     out->node = n;
     out->requires_grad = true;
@@ -142,6 +144,7 @@ float *t_grad_buf(Tensor *t) {
 
 void t_grad_add(Tensor *t, const float *src, int64_t n) {
     float *g = t_grad_buf(t);
+    if (!g) return;   /* out of memory: the arena has reported it */
 #pragma omp parallel for simd if (n > T_PAR_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) g[i] += src[i];
 }

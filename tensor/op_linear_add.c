@@ -49,9 +49,9 @@ static void linear_add_backward(TNode *n) {
     const float *dy = y->grad;
     if (t_needs_grad(res)) t_grad_add(res, dy, t_numel(res));
     bool dw_zero;
-    float *dw = t_weight_grad_buf(w, &dw_zero);
-    t_linear_rows_backward(dy, x->data, w->data, R, in, out, t_grad_buf_if_needed(x), dw, dw_zero,
-                           t_grad_buf_if_needed(b));
+    float *dw = t_weight_grad_buf(w, &dw_zero), *dx = t_grad_buf_if_needed(x), *db = t_grad_buf_if_needed(b);
+    if ((t_needs_grad(w) && !dw) || (t_needs_grad(x) && !dx) || (t_needs_grad(b) && !db)) return;   /* no memory */
+    t_linear_rows_backward(dy, x->data, w->data, R, in, out, dx, dw, dw_zero, db);
 }
 
 Tensor *t_linear_add(Tensor *x, Tensor *w, Tensor *b, Tensor *res) {
@@ -66,10 +66,12 @@ Tensor *t_linear_add(Tensor *x, Tensor *w, Tensor *b, Tensor *res) {
     }
     x = t_contiguous(x);
     w = t_contiguous(w);
-    if (b) b = t_contiguous(b);
     res = t_contiguous(res);
+    T_NONNULL(x, w, res);
+    if (b && !(b = t_contiguous(b))) return NULL;
     int64_t in = w->shape[1], out = w->shape[0];
     Tensor *y = t_new(res->ndim, res->shape);
+    T_NONNULL(y);
     t_linear_rows(y->data, x->data, w->data, b ? b->data : NULL, res->data, t_numel(x) / in, in, out);
     Tensor *ins[4] = {x, w, res, b};
     t_record("linear_add", y, linear_add_backward, 4, ins);

@@ -16,6 +16,7 @@
 /* An arena tensor header over existing data with explicit strides (no node, no gradient). */
 static Tensor *strided_header(float *data, int64_t offset, int ndim, const int64_t *shape, const int64_t *stride) {
     Tensor *t = t_arena_calloc(sizeof *t);
+    if (!t) return NULL;
     t->data = data;
     t->offset = offset;
     t->ndim = ndim;
@@ -70,10 +71,13 @@ static void in_proj_backward(TNode *n) {
     float *dx = t_grad_buf_if_needed(x), *db = t_grad_buf_if_needed(b);
     bool dw_zero;
     float *dw = t_weight_grad_buf(w, &dw_zero);
+    if ((t_needs_grad(x) && !dx) || (t_needs_grad(w) && !dw) || (t_needs_grad(b) && !db)) return;   /* no memory */
     size_t mark = t_arena_mark();   /* scratch after every gradient buffer (tensor/tensor.h, Memory rules) */
     float *rows = t_arena_alloc(sizeof(float) * (size_t)(R * 3 * C));
-    heads_to_rows(rows, qkv->grad, 3, B, L, H, D, n->iarg[0]);
-    t_linear_rows_backward(rows, x->data, w->data, R, C, 3 * C, dx, dw, dw_zero, db);
+    if (rows) {
+        heads_to_rows(rows, qkv->grad, 3, B, L, H, D, n->iarg[0]);
+        t_linear_rows_backward(rows, x->data, w->data, R, C, 3 * C, dx, dw, dw_zero, db);
+    }
     t_arena_release(mark);
 }
 
@@ -97,28 +101,34 @@ int t_mha_in_proj(Tensor *x, Tensor *w, Tensor *b, int heads, int64_t nq, Tensor
     }
     x = t_contiguous(x);
     w = t_contiguous(w);
-    if (b) b = t_contiguous(b);
+    if (!x || !w || (b && !(b = t_contiguous(b)))) return -1;
     int64_t B = x->shape[0], H = heads, D = C / heads, R = B * L;
     float *buf = t_arena_alloc(sizeof(float) * (size_t)(R * 3 * C));
+    if (!buf) return -1;
     t_linear_rows(buf, x->data, w->data, b ? b->data : NULL, NULL, R, C, 3 * C);
     Tensor *qkv = strided_header(buf, 0, 5, (const int64_t[]){3, B, H, L, D},
                                  (const int64_t[]){C, L * 3 * C, D, 3 * C, 1});
+    if (!qkv) return -1;
     Tensor *ins[3] = {x, w, b};
     TNode *node = t_record("mha_in_proj", qkv, in_proj_backward, 3, ins);
     if (node) {
         qkv->grad = t_arena_calloc(sizeof(float) * (size_t)(R * 3 * C));
+        if (!qkv->grad) return -1;
         node->iarg[0] = nq;
     }
+    Tensor *views[3];
     for (int i = 0; i < 3; i++) {
         Tensor *t = strided_header(buf + i * C, i * C, 4, (const int64_t[]){B, H, i == 0 ? nq : L, D},
                                    (const int64_t[]){L * 3 * C, D, 3 * C, 1});
+        if (!t) return -1;
         if (node) {   /* an output of the node, its gradient a block of the node's */
             t->requires_grad = true;
             t->node = node;
             t->grad = qkv->grad + i * R * C;
         }
-        out[i] = t;
+        views[i] = t;
     }
+    for (int i = 0; i < 3; i++) out[i] = views[i];
     return 0;
 }
 
@@ -132,13 +142,14 @@ static void out_proj_backward(TNode *n) {
     float *da = t_grad_buf_if_needed(a), *db = t_grad_buf_if_needed(b);
     bool dw_zero;
     float *dw = t_weight_grad_buf(w, &dw_zero);
+    if ((t_needs_grad(a) && !da) || (t_needs_grad(w) && !dw) || (t_needs_grad(b) && !db)) return;   /* no memory */
     size_t mark = t_arena_mark();   /* scratch after every gradient buffer */
     float *rows = t_arena_alloc(sizeof(float) * (size_t)(R * C));
-    if (dw || db) {
+    if (rows && (dw || db)) {
         heads_to_rows(rows, a->data, 1, B, L, H, D, L);
         t_linear_rows_backward(dy, rows, w->data, R, C, Co, NULL, dw, dw_zero, db);
     }
-    if (da) {
+    if (rows && da) {
         t_linear_rows_input_grad_to(rows, dy, w->data, R, C, Co);
         rows_add_to_heads(da, rows, B, L, H, D);
     }
@@ -161,12 +172,14 @@ Tensor *t_mha_out_proj(Tensor *a, Tensor *w, Tensor *b, Tensor *res) {
     }
     a = t_contiguous(a);
     w = t_contiguous(w);
-    if (b) b = t_contiguous(b);
-    if (res) res = t_contiguous(res);
+    T_NONNULL(a, w);
+    if ((b && !(b = t_contiguous(b))) || (res && !(res = t_contiguous(res)))) return NULL;
     int64_t B = a->shape[0], H = a->shape[1], L = a->shape[2], D = a->shape[3], C = H * D, Co = w->shape[0], R = B * L;
     Tensor *y = t_new(T_SHAPE(B, L, Co));
+    T_NONNULL(y);
     size_t mark = t_arena_mark();
     float *rows = t_arena_alloc(sizeof(float) * (size_t)(R * C));
+    if (!rows) return NULL;
     heads_to_rows(rows, a->data, 1, B, L, H, D, L);
     t_linear_rows(y->data, rows, w->data, b ? b->data : NULL, res ? res->data : NULL, R, C, Co);
     t_arena_release(mark);

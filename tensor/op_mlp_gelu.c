@@ -89,8 +89,15 @@ static void mlp_gelu_backward(TNode *n) {
     float *dx = t_grad_buf_if_needed(x), *dbf = t_grad_buf_if_needed(bf), *dbp = t_grad_buf_if_needed(bp);
     bool dwf_zero, dwp_zero;
     float *dwf = t_weight_grad_buf(wf, &dwf_zero), *dwp = t_weight_grad_buf(wp, &dwp_zero);
+    if ((t_needs_grad(x) && !dx) || (t_needs_grad(bf) && !dbf) || (t_needs_grad(bp) && !dbp) ||
+        (t_needs_grad(wf) && !dwf) || (t_needs_grad(wp) && !dwp))
+        return;   /* no memory */
     size_t mark = t_arena_mark();   /* scratch after every gradient buffer (tensor/tensor.h, Memory rules) */
     float *g = t_arena_alloc(sizeof(float) * (size_t)(R * M));
+    if (!g) {
+        t_arena_release(mark);
+        return;
+    }
     if (dwp || dbp) {
         gelu_par(g, h, R * M);   /* recomputed rather than saved */
         t_linear_rows_backward(dy, g, wp->data, R, M, Co, NULL, dwp, dwp_zero, dbp);
@@ -121,13 +128,15 @@ Tensor *t_mlp_gelu_add(Tensor *x, Tensor *w_fc, Tensor *b_fc, Tensor *w_proj, Te
     x = t_contiguous(x);
     w_fc = t_contiguous(w_fc);
     w_proj = t_contiguous(w_proj);
-    if (b_fc) b_fc = t_contiguous(b_fc);
-    if (b_proj) b_proj = t_contiguous(b_proj);
-    if (res) res = t_contiguous(res);
+    T_NONNULL(x, w_fc, w_proj);
+    if ((b_fc && !(b_fc = t_contiguous(b_fc))) || (b_proj && !(b_proj = t_contiguous(b_proj))) ||
+        (res && !(res = t_contiguous(res))))
+        return NULL;
     int64_t C = w_fc->shape[1], M = w_fc->shape[0], Co = w_proj->shape[0], R = t_numel(x) / C, oshape[T_MAX_DIMS];
     memcpy(oshape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
     oshape[x->ndim - 1] = Co;
     Tensor *y = t_new(x->ndim, oshape);
+    T_NONNULL(y);
     Tensor *ins[6] = {x, w_fc, b_fc, w_proj, b_proj, res};
     bool keep = t_grad_enabled();   /* the condition under which t_record will record a node */
     if (keep) {
@@ -137,11 +146,16 @@ Tensor *t_mlp_gelu_add(Tensor *x, Tensor *w_fc, Tensor *b_fc, Tensor *w_proj, Te
     /* h = c_fc(x) is saved when there is a tape (allocated before the mark); otherwise it is scratch like the
      * GELU output */
     float *h = keep ? t_arena_alloc(sizeof(float) * (size_t)(R * M)) : NULL;
+    if (keep && !h) return NULL;
     size_t mark = t_arena_mark();
     if (!h) h = t_arena_alloc(sizeof(float) * (size_t)(R * M));
+    float *g = keep ? t_arena_alloc(sizeof(float) * (size_t)(R * M)) : h;   /* in place without a tape */
+    if (!g) {
+        t_arena_release(mark);
+        return NULL;
+    }
     const float *bf = b_fc ? b_fc->data : NULL, *bp = b_proj ? b_proj->data : NULL;
     t_linear_rows(h, x->data, w_fc->data, bf, NULL, R, C, M);
-    float *g = keep ? t_arena_alloc(sizeof(float) * (size_t)(R * M)) : h;   /* in place without a tape */
     gelu_par(g, h, R * M);
     t_linear_rows(y->data, g, w_proj->data, bp, res ? res->data : NULL, R, M, Co);
     t_arena_release(mark);

@@ -335,6 +335,68 @@ static void test_partial_paths_to_in_proj(void **state) {
     }
 }
 
+/* ---------------------------------------------------------------- out of memory */
+
+typedef struct {
+    Tensor *w_in, *b_in, *w_out, *b_out, *w_fc, *b_fc, *w_proj, *b_proj;   /* parameters: outlive the arena */
+    const float *x;
+} BlockCtx;
+
+/* A transformer block's residual branches from the fused ops, recording its tape (the weights need grad). */
+static Tensor *block_forward(const BlockCtx *c) {
+    Tensor *x = t_from(T_SHAPE(MB, ML, MC), c->x), *o[3];
+    if (!x || t_mha_in_proj(x, c->w_in, c->b_in, MH, ML, o) != 0) return NULL;
+    Tensor *h = t_mha_out_proj(t_attention(o[0], o[1], o[2], NULL, 0.5f), c->w_out, c->b_out, x);
+    return t_mlp_gelu_add(h, c->w_fc, c->b_fc, c->w_proj, c->b_proj, h);
+}
+
+/* Under every cap on the arena, from nothing fits to everything fits, the block either fails cleanly (NULL,
+ * t_arena_failed, the arena's message) or gives the uncapped output bit for bit. */
+static void test_block_under_every_cap(void **state) {
+    (void)state;
+    TErrorHandler prev = t_set_error_handler(NULL);   /* the default handler keeps the message and returns */
+    BlockCtx c;
+    Tensor **ps[8] = {&c.w_in, &c.b_in, &c.w_out, &c.b_out, &c.w_fc, &c.b_fc, &c.w_proj, &c.b_proj};
+    const int64_t shapes[8][2] = {{3 * MC, MC}, {3 * MC, 0}, {MC, MC}, {MC, 0}, {4 * MC, MC}, {4 * MC, 0},
+                                  {MC, 4 * MC}, {MC, 0}};
+    for (int i = 0; i < 8; i++) {
+        *ps[i] = shapes[i][1] ? t_param_new(T_SHAPE(shapes[i][0], shapes[i][1]), true)
+                              : t_param_new(T_SHAPE(shapes[i][0]), true);
+        fill_uniform(*ps[i], 80 + (uint64_t)i, -0.3f, 0.3f);
+    }
+    float *x = malloc(sizeof(float) * MB * ML * MC);
+    assert_non_null(x);
+    for (int i = 0; i < MB * ML * MC; i++) x[i] = sinf(0.37f * (float)i);
+    c.x = x;
+    t_arena_shutdown();
+    Tensor *ref_t = block_forward(&c);
+    assert_non_null(ref_t);
+    float *ref = malloc(sizeof(float) * MB * ML * MC);
+    memcpy(ref, ref_t->data, sizeof(float) * MB * ML * MC);
+    size_t hi = t_arena_high_water() + t_arena_high_water() / 8, step = hi / 150;
+    int failed = 0, ok = 0;
+    for (size_t cap = step; cap <= hi; cap += step) {
+        t_arena_shutdown();
+        t_arena_set_limit(cap);
+        Tensor *y = block_forward(&c);
+        if (!y || t_arena_failed()) {
+            assert_true(t_arena_failed());
+            assert_non_null(strstr(t_errmsg(), "out of memory"));
+            failed++;
+            continue;
+        }
+        assert_memory_equal(y->data, ref, sizeof(float) * MB * ML * MC);
+        ok++;
+    }
+    t_arena_set_limit(0);
+    t_arena_shutdown();
+    assert_true(failed > 0 && ok > 0);
+    free(ref);
+    free(x);
+    for (int i = 0; i < 8; i++) t_free(*ps[i]);
+    t_set_error_handler(prev);
+}
+
 /* ---------------------------------------------------------------- errors */
 
 static char seen[512];
@@ -380,6 +442,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_mha_fused_matches_composed, teardown),
         cmocka_unit_test_teardown(test_two_backwards_in_one_step, teardown),
         cmocka_unit_test_teardown(test_partial_paths_to_in_proj, teardown),
+        cmocka_unit_test_teardown(test_block_under_every_cap, teardown),
         cmocka_unit_test_teardown(test_errors, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
