@@ -16,6 +16,7 @@ static size_t tape_len, tape_cap;
 static TNode **live;
 static size_t live_cap;
 static bool grad_on = true;
+static bool tape_failed;   /* a node or gradient buffer could not be had since the last clear */
 
 bool t_grad_enabled(void) { return grad_on; }
 
@@ -27,7 +28,10 @@ bool t_set_grad_enabled(bool on) {
 
 size_t t_tape_len(void) { return tape_len; }
 
-void t_tape_clear(void) { tape_len = 0; }
+void t_tape_clear(void) {
+    tape_len = 0;
+    tape_failed = false;
+}
 
 void t_tape_truncate_to(size_t mark) {
     while (tape_len > 0 && tape[tape_len - 1].arena_pos >= mark) tape_len--;
@@ -62,9 +66,11 @@ TNode *t_record(const char *op, Tensor *out, TBackwardFn backward, int n_in, Ten
     if (tape_len == tape_cap) {
         size_t cap = tape_cap ? tape_cap * 2 : 4096;
         TapeEntry *t = realloc(tape, cap * sizeof *t);
-        if (!t) {
-            fprintf(stderr, "daclip: out of memory growing the autograd tape\n");
-            exit(1);
+        if (!t) {   /* the output stays unrecorded: its backward is impossible, so t_backward refuses */
+            out->node = NULL;
+            tape_failed = true;
+            t_error("autograd", "out of memory growing the tape to %zu nodes", cap);
+            return NULL;
         }
         tape = t;
         tape_cap = cap;
@@ -132,8 +138,9 @@ float *t_grad_buf(Tensor *t) {
         if (t->persistent) {
             t->grad = calloc(1, bytes ? bytes : sizeof(float));
             if (!t->grad) {
-                fprintf(stderr, "daclip: out of memory for a gradient of %zu bytes\n", bytes);
-                exit(1);
+                tape_failed = true;
+                t_error("autograd", "out of memory for a gradient of %zu bytes", bytes);
+                return NULL;
             }
         } else {
             t->grad = t_arena_calloc(bytes);
@@ -175,15 +182,16 @@ static bool live_has(const TNode *n) {
  * inputs (an op with several outputs gives each of them its node, tensor/tensor.h), so nothing else can
  * lead to root. A node that ran in an earlier backward of the same step and does not lead to this root is
  * left alone: replaying it would add its gradients into shared inputs (parameters) again. */
-static void run_backward(Tensor *root) {
+static int run_backward(Tensor *root) {
     size_t need = 16;
     while (need < 2 * tape_len + 2) need *= 2;
     if (need > live_cap) {
         free(live);
         live = malloc(need * sizeof *live);
         if (!live) {
-            fprintf(stderr, "daclip: out of memory for the backward pass\n");
-            exit(1);
+            live_cap = 0;
+            t_error("autograd", "out of memory for the backward pass (%zu nodes)", tape_len);
+            return -1;
         }
         live_cap = need;
     }
@@ -195,8 +203,20 @@ static void run_backward(Tensor *root) {
         for (int j = 0; j < n->n_in; j++)
             if (n->in[j] && n->in[j]->node) live_add(n->in[j]->node);
         n->backward(n);
+        if (t_arena_failed() || tape_failed) break;   /* this node's scratch could not be had (reported) */
     }
     clear_stale();
+    return t_arena_failed() || tape_failed ? -1 : 0;
+}
+
+/* Whether this step's graph is whole: after out of memory in the forward, saved state or nodes may be
+ * missing, and the backward must not run. */
+static bool graph_failed(void) {
+    if (!t_arena_failed() && !tape_failed) return false;
+    char why[900];
+    snprintf(why, sizeof why, "%s", t_errmsg());
+    t_set_errmsg("autograd: no backward: this step ran out of memory (%s)", why);
+    return true;
 }
 
 /* The root's gradient buffer, for overwriting: no zero fill when it is new. */
@@ -206,20 +226,14 @@ static float *root_grad(Tensor *root) {
     return t_grad_buf(root);
 }
 
-void t_backward(Tensor *root) {
-    if (!root) return;
-    float *g = root_grad(root);
-    int64_t n = t_numel(root);
-#pragma omp parallel for simd if (n > T_PAR_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) g[i] = 1.0f;
-    run_backward(root);
-}
+int t_backward(Tensor *root) { return t_backward_with(root, NULL); }
 
-void t_backward_with(Tensor *root, const float *seed) {
-    if (!root) return;
+int t_backward_with(Tensor *root, const float *seed) {
+    if (!root || graph_failed()) return -1;
     float *g = root_grad(root);
+    if (!g) return -1;
     int64_t n = t_numel(root);
 #pragma omp parallel for simd if (n > T_PAR_MIN) schedule(static)
-    for (int64_t i = 0; i < n; i++) g[i] = seed[i];
-    run_backward(root);
+    for (int64_t i = 0; i < n; i++) g[i] = seed ? seed[i] : 1.0f;
+    return run_backward(root);
 }

@@ -140,9 +140,9 @@ float *t_grad_buf(Tensor *t);
  * zero (new, or t_zero_grad_lazy), so the kernel may store its result instead of adding it. */
 float *t_grad_buf_overwrite(Tensor *t, bool *overwrite);
 /* Seeds d(root)=1 (root may be any shape: all ones) and runs the tape backwards. */
-void t_backward(Tensor *root);
+int t_backward(Tensor *root);   /* 0, or -1 after out of memory (message in t_errmsg; gradients incomplete) */
 /* Seeds root's gradient with `seed` (contiguous, root's shape) and runs the tape backwards. */
-void t_backward_with(Tensor *root, const float *seed);
+int t_backward_with(Tensor *root, const float *seed);   /* seed NULL: ones */
 size_t t_tape_len(void);
 /* Frees the tape's own storage (end of program, after the last backward; with t_arena_shutdown it leaves
  * nothing for a leak checker). A later op grows a new tape. */

@@ -175,13 +175,71 @@ static void test_unet_under_every_cap(void **state) {
     t_set_error_handler(prev);
 }
 
+/* A training step of the same U-Net: forward with the tape, loss = mean(out²), backward. The result is every
+ * parameter's gradient, concatenated: under a cap the step fails (NULL forward or t_backward -1) or every
+ * gradient equals the uncapped step's. */
+typedef struct {
+    UNetCtx *u;
+    ParamSet *ps;
+} TrainCtx;
+
+static Tensor *unet_train_step(void *p) {
+    TrainCtx *c = p;
+    params_zero_grad(c->ps);
+    bool prev = t_set_grad_enabled(true);
+    UNetCtx *u = c->u;
+    Tensor *x = t_from(4, u->shape, u->x), *cond = t_from(4, u->shape, u->cond);
+    Tensor *d = t_from(T_SHAPE(1, u->context), u->degra), *ct = t_from(T_SHAPE(1, u->context), u->content);
+    Tensor *y = unet_forward(&u->u, x, cond, &u->time, d, ct);
+    Tensor *loss = y ? t_mse_loss(y, t_zeros(4, y->shape)) : NULL;
+    t_set_grad_enabled(prev);
+    if (!loss || t_backward(loss)) return NULL;
+    int64_t total = 0;
+    for (int i = 0; i < c->ps->n; i++) total += t_numel(c->ps->items[i].t);
+    Tensor *g = t_new(T_SHAPE(total));
+    if (!g) return NULL;
+    int64_t at = 0;
+    for (int i = 0; i < c->ps->n; i++) {
+        Tensor *t = c->ps->items[i].t;
+        if (t->grad && !t->grad_stale) memcpy(g->data + at, t->grad, sizeof(float) * (size_t)t_numel(t));
+        else memset(g->data + at, 0, sizeof(float) * (size_t)t_numel(t));
+        at += t_numel(t);
+    }
+    return g;
+}
+
+static void test_unet_training_step_under_every_cap(void **state) {
+    (void)state;
+    TErrorHandler prev = t_set_error_handler(NULL);
+    UNetConfig cfg;
+    assert_int_equal(unet_config_preset("small", &cfg), 0);
+    cfg.context_dim = 16;
+    UNetCtx c = {.shape = {1, 3, 16, 16}, .time = 3.0f, .context = 16};
+    ParamSet ps;
+    params_init(&ps);
+    TRng rng;
+    rng_seed(&rng, 11);
+    assert_int_equal(unet_init(&c.u, &ps, "", &cfg, &rng), 0);
+    Tensor *x = t_param_new(4, c.shape, false), *cond = t_param_new(4, c.shape, false);
+    Tensor *d = t_param_new(T_SHAPE(1, 16), false), *ct = t_param_new(T_SHAPE(1, 16), false);
+    fill(x, 5), fill(cond, 6), fill(d, 7), fill(ct, 8);
+    c.x = x->data, c.cond = cond->data, c.degra = d->data, c.content = ct->data;
+    TrainCtx tc = {&c, &ps};
+    sweep(unet_train_step, &tc, 300);
+    t_free(x), t_free(cond), t_free(d), t_free(ct);
+    params_free(&ps);
+    t_set_error_handler(prev);
+}
+
 int main(void) {
     t_init();
+    t_set_threads(1);   /* hundreds of small runs: thread wake-ups would dominate; results do not depend on it */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_handler_keeps_the_message),
         cmocka_unit_test(test_out_of_memory_goes_through_the_handler),
         cmocka_unit_test(test_conv_under_every_cap),
         cmocka_unit_test(test_unet_under_every_cap),
+        cmocka_unit_test(test_unet_training_step_under_every_cap),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();

@@ -692,7 +692,11 @@ int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrai
             rc = -1;
             break;
         }
-        t_backward(loss);
+        if (t_backward(loss)) {   /* out of memory: the gradients are incomplete, so no update */
+            fprintf(stderr, "\ndaclip: train-ir: step %lld: %s; stopping\n", (long long)st.step, t_errmsg());
+            rc = -1;
+            break;
+        }
         dist_sum_grads(&m->ps, NULL, 0);
         st.lr = lr_cosine_anneal(o->lr, o->eta_min, o->steps, st.step);   /* CosineAnnealingLR(T_max = steps) */
         opt->cfg.lr = st.lr;
