@@ -137,11 +137,34 @@ static void test_conv_under_every_cap(void **state) {
 
 typedef struct {
     ConditionalUNet u;
+    ParamSet ps;
+    Tensor *in[4];   /* x_t, cond, degradation and content embeddings (persistent, copied per run) */
     const float *x, *cond, *degra, *content;
     int64_t shape[4];
     float time;
     int context;
 } UNetCtx;
+
+/* The small U-Net preset with a 16-wide context on a side×side image, random weights and inputs. */
+static void unet_ctx_init(UNetCtx *c, int64_t side, float time, uint64_t seed) {
+    UNetConfig cfg;
+    assert_int_equal(unet_config_preset("small", &cfg), 0);
+    cfg.context_dim = 16;
+    *c = (UNetCtx){.shape = {1, 3, side, side}, .time = time, .context = 16};
+    params_init(&c->ps);
+    TRng rng;
+    rng_seed(&rng, seed);
+    assert_int_equal(unet_init(&c->u, &c->ps, "", &cfg, &rng), 0);
+    c->in[0] = t_param_new(4, c->shape, false), c->in[1] = t_param_new(4, c->shape, false);
+    c->in[2] = t_param_new(T_SHAPE(1, 16), false), c->in[3] = t_param_new(T_SHAPE(1, 16), false);
+    for (int i = 0; i < 4; i++) fill(c->in[i], seed + 1 + (uint64_t)i);
+    c->x = c->in[0]->data, c->cond = c->in[1]->data, c->degra = c->in[2]->data, c->content = c->in[3]->data;
+}
+
+static void unet_ctx_free(UNetCtx *c) {
+    for (int i = 0; i < 4; i++) t_free(c->in[i]);
+    params_free(&c->ps);
+}
 
 static Tensor *unet_call(void *p) {
     UNetCtx *c = p;
@@ -156,38 +179,21 @@ static Tensor *unet_call(void *p) {
 static void test_unet_under_every_cap(void **state) {
     (void)state;
     TErrorHandler prev = t_set_error_handler(NULL);
-    UNetConfig cfg;
-    assert_int_equal(unet_config_preset("small", &cfg), 0);
-    cfg.context_dim = 16;
-    UNetCtx c = {.shape = {1, 3, 24, 24}, .time = 7.0f, .context = 16};
-    ParamSet ps;
-    params_init(&ps);
-    TRng rng;
-    rng_seed(&rng, 9);
-    assert_int_equal(unet_init(&c.u, &ps, "", &cfg, &rng), 0);
-    Tensor *x = t_param_new(4, c.shape, false), *cond = t_param_new(4, c.shape, false);
-    Tensor *d = t_param_new(T_SHAPE(1, 16), false), *ct = t_param_new(T_SHAPE(1, 16), false);
-    fill(x, 1), fill(cond, 2), fill(d, 3), fill(ct, 4);
-    c.x = x->data, c.cond = cond->data, c.degra = d->data, c.content = ct->data;
+    UNetCtx c;
+    unet_ctx_init(&c, 24, 7.0f, 9);
     sweep(unet_call, &c, 400);
-    t_free(x), t_free(cond), t_free(d), t_free(ct);
-    params_free(&ps);
+    unet_ctx_free(&c);
     t_set_error_handler(prev);
 }
 
 /* A training step of the same U-Net: forward with the tape, loss = mean(out²), backward. The result is every
  * parameter's gradient, concatenated: under a cap the step fails (NULL forward or t_backward -1) or every
  * gradient equals the uncapped step's. */
-typedef struct {
-    UNetCtx *u;
-    ParamSet *ps;
-} TrainCtx;
-
 static Tensor *unet_train_step(void *p) {
-    TrainCtx *c = p;
-    params_zero_grad(c->ps);
+    UNetCtx *u = p;
+    ParamSet *ps = &u->ps;
+    params_zero_grad(ps);
     bool prev = t_set_grad_enabled(true);
-    UNetCtx *u = c->u;
     Tensor *x = t_from(4, u->shape, u->x), *cond = t_from(4, u->shape, u->cond);
     Tensor *d = t_from(T_SHAPE(1, u->context), u->degra), *ct = t_from(T_SHAPE(1, u->context), u->content);
     Tensor *y = unet_forward(&u->u, x, cond, &u->time, d, ct);
@@ -195,12 +201,12 @@ static Tensor *unet_train_step(void *p) {
     t_set_grad_enabled(prev);
     if (!loss || t_backward(loss)) return NULL;
     int64_t total = 0;
-    for (int i = 0; i < c->ps->n; i++) total += t_numel(c->ps->items[i].t);
+    for (int i = 0; i < ps->n; i++) total += t_numel(ps->items[i].t);
     Tensor *g = t_new(T_SHAPE(total));
     if (!g) return NULL;
     int64_t at = 0;
-    for (int i = 0; i < c->ps->n; i++) {
-        Tensor *t = c->ps->items[i].t;
+    for (int i = 0; i < ps->n; i++) {
+        Tensor *t = ps->items[i].t;
         if (t->grad && !t->grad_stale) memcpy(g->data + at, t->grad, sizeof(float) * (size_t)t_numel(t));
         else memset(g->data + at, 0, sizeof(float) * (size_t)t_numel(t));
         at += t_numel(t);
@@ -211,23 +217,10 @@ static Tensor *unet_train_step(void *p) {
 static void test_unet_training_step_under_every_cap(void **state) {
     (void)state;
     TErrorHandler prev = t_set_error_handler(NULL);
-    UNetConfig cfg;
-    assert_int_equal(unet_config_preset("small", &cfg), 0);
-    cfg.context_dim = 16;
-    UNetCtx c = {.shape = {1, 3, 16, 16}, .time = 3.0f, .context = 16};
-    ParamSet ps;
-    params_init(&ps);
-    TRng rng;
-    rng_seed(&rng, 11);
-    assert_int_equal(unet_init(&c.u, &ps, "", &cfg, &rng), 0);
-    Tensor *x = t_param_new(4, c.shape, false), *cond = t_param_new(4, c.shape, false);
-    Tensor *d = t_param_new(T_SHAPE(1, 16), false), *ct = t_param_new(T_SHAPE(1, 16), false);
-    fill(x, 5), fill(cond, 6), fill(d, 7), fill(ct, 8);
-    c.x = x->data, c.cond = cond->data, c.degra = d->data, c.content = ct->data;
-    TrainCtx tc = {&c, &ps};
-    sweep(unet_train_step, &tc, 300);
-    t_free(x), t_free(cond), t_free(d), t_free(ct);
-    params_free(&ps);
+    UNetCtx c;
+    unet_ctx_init(&c, 16, 3.0f, 11);
+    sweep(unet_train_step, &c, 300);
+    unet_ctx_free(&c);
     t_set_error_handler(prev);
 }
 
