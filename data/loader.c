@@ -9,6 +9,9 @@
 #include "data/resize.h"
 #include <math.h>
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +44,9 @@ struct Prefetch {
 static void *ring_worker(void *arg) {
     RingWorker *w = arg;
     Prefetch *p = w->p;
+#ifdef __linux__
+    if (p->c.nice > 0) (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), p->c.nice);   /* this thread only */
+#endif
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->stop && (p->next_claim >= p->released + p->c.depth || (p->c.end >= 0 && p->next_claim >= p->c.end)))
@@ -411,7 +417,7 @@ Loader *loader_create(const Dataset *ds, const LoaderConfig *cfg) {
     }
     pthread_mutex_init(&l->cache_mu, NULL);
     pthread_cond_init(&l->cache_cv, NULL);
-    PrefetchConfig pc = {cfg->threads, cfg->prefetch, cfg->start_batch, -1, l->slot_ptrs, fill_batch, l};
+    PrefetchConfig pc = {cfg->threads, cfg->prefetch, cfg->start_batch, -1, l->slot_ptrs, fill_batch, l, 0};
     if (!(l->ring = prefetch_create(&pc))) { loader_destroy(l); return NULL; }
     return l;
 }

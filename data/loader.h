@@ -32,6 +32,8 @@ typedef struct {
     void **slots;           /* depth slots, owned by the caller, which outlive the ring */
     PrefetchFill fill;
     void *ctx;
+    int nice;               /* > 0: the workers run at this lower priority (Linux, best effort), so that on a busy
+                               machine they take spare time instead of preempting the training threads */
 } PrefetchConfig;
 
 typedef struct Prefetch Prefetch;

@@ -236,7 +236,7 @@ static void test_stream_batches(void **state) {
     assert_int_equal(sample_order_init(&order, s.n, 3), 0);
     int64_t rows[16];
     for (int threads = 1; threads <= 3; threads += 2) {
-        ClipStreamConfig c = {8, 0, 8, true, 3, 0, threads, 3};
+        ClipStreamConfig c = {8, 0, 8, true, 3, 0, threads, 3, 0};
         ClipStream *st = clip_stream_open(&s, &c);
         if (!st) fail_msg("%s", data_error());
         for (int64_t g = 0; g < 20; g++) {   /* 160 draws: more than two epochs of 60 */
@@ -250,7 +250,7 @@ static void test_stream_batches(void **state) {
         clip_stream_close(st);
     }
     /* rows 3..7 of every batch (one rank of a data-parallel run), resumed at step 11 */
-    ClipStreamConfig c = {8, 3, 8, true, 3, 11, 2, 2};
+    ClipStreamConfig c = {8, 3, 8, true, 3, 11, 2, 2, 0};
     ClipStream *st = clip_stream_open(&s, &c);
     assert_non_null(st);
     for (int64_t g = 11; g < 14; g++) {
@@ -259,7 +259,7 @@ static void test_stream_batches(void **state) {
     }
     clip_stream_close(st);
     /* evaluation: rows 10..59 in batches of 16, the last one short, then the end */
-    c = (ClipStreamConfig){16, 10, 60, false, 0, 0, 2, 2};
+    c = (ClipStreamConfig){16, 10, 60, false, 0, 0, 2, 2, 0};
     st = clip_stream_open(&s, &c);
     assert_non_null(st);
     for (int k = 0; k < 4; k++) {
@@ -319,7 +319,7 @@ static void test_bad_images_are_named(void **state) {
     fclose(f);
     ClipSamples s;
     load_shapes("bad", 32, 8, tok, &s);
-    ClipStreamConfig c = {8, 0, 40, false, 0, 0, 2, 3};
+    ClipStreamConfig c = {8, 0, 40, false, 0, 0, 2, 3, 0};
     ClipStream *st = clip_stream_open(&s, &c);
     assert_non_null(st);
     assert_non_null(clip_stream_next(st));

@@ -89,7 +89,7 @@ static void test_prefetch_ring(void **state) {
     void *slots[3] = {&store[0], &store[1], &store[2]};
     RingCtx ctx = {-1};
     /* endless, from batch 5: batches come in order; never more than `depth` slots taken */
-    PrefetchConfig c = {3, 3, 5, -1, slots, ring_fill, &ctx};
+    PrefetchConfig c = {3, 3, 5, -1, slots, ring_fill, &ctx, 0};
     Prefetch *p = prefetch_create(&c);
     assert_non_null(p);
     for (int64_t g = 5; g < 40; g++) {
@@ -102,7 +102,7 @@ static void test_prefetch_ring(void **state) {
     prefetch_destroy(p);
     /* finite: batches [0, 4), then NULL; a failed batch is reported when the consumer reaches it */
     ctx.bad = 2;
-    c = (PrefetchConfig){2, 2, 0, 4, slots, ring_fill, &ctx};
+    c = (PrefetchConfig){2, 2, 0, 4, slots, ring_fill, &ctx, 0};
     p = prefetch_create(&c);
     assert_non_null(p);
     for (int64_t g = 0; g < 2; g++) {

@@ -27,6 +27,9 @@
 /* Validation streams its images like training; it runs between steps, while training's workers wait. */
 #define CLIP_EVAL_THREADS 2
 #define CLIP_EVAL_DEPTH 2
+/* The decoding workers run below the training threads: an OpenMP team whose thread is preempted stalls at
+ * its next barrier, so on a busy machine they should take spare time rather than a core from the team. */
+#define CLIP_LOADER_NICE 10
 
 /* ------------------------------------------------------------------ samples */
 
@@ -139,7 +142,7 @@ int clip_evaluate(Clip *m, const ClipSamples *val, int batch, double *loss, doub
     int rc = rows_of && ri && rt && fi && ft ? 0 : -1;
     ClipStream *stream = NULL;
     if (!rc && hi > lo) {   /* this rank's rows, decoded in the background batch by batch */
-        ClipStreamConfig sc = {batch, lo, hi, false, 0, 0, CLIP_EVAL_THREADS, CLIP_EVAL_DEPTH};
+        ClipStreamConfig sc = {batch, lo, hi, false, 0, 0, CLIP_EVAL_THREADS, CLIP_EVAL_DEPTH, CLIP_LOADER_NICE};
         if (!(stream = clip_stream_open(val, &sc))) {
             fprintf(stderr, "daclip: validation: %s\n", data_error());
             rc = -1;
@@ -271,7 +274,7 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
     int64_t end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
     /* this rank's rows of every batch, decoded ahead by the workers; batch g is step g's */
     ClipStream *stream = NULL;
-    ClipStreamConfig sc = {B, lo, hi, true, o->seed, st.step, o->loader_threads, o->prefetch};
+    ClipStreamConfig sc = {B, lo, hi, true, o->seed, st.step, o->loader_threads, o->prefetch, CLIP_LOADER_NICE};
     if (st.step < end && !(stream = clip_stream_open(train, &sc))) {
         fprintf(stderr, "daclip: train-clip: %s\n", data_error());
         optim_free(opt);

@@ -118,7 +118,7 @@ ClipStream *clip_stream_open(const ClipSamples *s, const ClipStreamConfig *c) {
         return NULL;
     }
     int64_t end = c->shuffled ? -1 : (c->hi - c->lo + c->batch - 1) / c->batch;
-    PrefetchConfig pc = {c->threads, c->depth, c->first, end, st->slot_ptrs, fill, st};
+    PrefetchConfig pc = {c->threads, c->depth, c->first, end, st->slot_ptrs, fill, st, c->nice};
     if (!(st->ring = prefetch_create(&pc))) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", data_error());

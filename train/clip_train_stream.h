@@ -21,6 +21,7 @@ typedef struct {
     uint64_t seed;
     int64_t first;       /* number of the first batch (a resumed run's step) */
     int threads, depth;  /* decoding workers; batches in the ring */
+    int nice;            /* > 0: the workers' lower priority (PrefetchConfig.nice) */
 } ClipStreamConfig;
 
 typedef struct {
