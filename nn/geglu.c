@@ -1,12 +1,7 @@
-/* GEGLU feed-forward of the SpatialTransformer, with a fused gate op. */
+/* GEGLU feed-forward of the SpatialTransformer: two linear layers around the fused gate (tensor/ops_fused.h). */
 #include "nn/geglu.h"
 
-#include <math.h>
-#include <string.h>
-
-#include "tensor/ops.h"
-#include "tensor/simd.h"
-#include "tensor/vmath.h"
+#include "tensor/ops_fused.h"
 
 void geglu_ff_init(FeedForwardGEGLU *f, ParamSet *ps, const char *prefix, int64_t dim, int mult, TRng *r) {
     char p[256];
@@ -16,54 +11,7 @@ void geglu_ff_init(FeedForwardGEGLU *f, ParamSet *ps, const char *prefix, int64_
 }
 
 Tensor *geglu_ff_forward(const FeedForwardGEGLU *f, Tensor *x) {
-    return linear_forward(&f->out, nn_geglu(linear_forward(&f->proj, x)));
+    return linear_forward(&f->out, t_geglu(linear_forward(&f->proj, x)));
 }
 
-/* ---------------------------------------------------------------- fused GEGLU */
-
-#define INV_SQRT2PI 0.39894228040143268f
-
-T_SIMD static void geglu_row_forward(const float *x, float *y, int64_t D) {
-    const float *a = x, *g = x + D;
-    for (int64_t i = 0; i < D; i++) y[i] = a[i] * g[i] * t_normal_cdf(g[i]);
-}
-
-/* d a = dy·gelu(g);  d g = dy·a·gelu'(g),  gelu'(g) = Φ(g) + g·φ(g) */
-T_SIMD static void geglu_row_backward(const float *x, const float *dy, float *dx, int64_t D) {
-    const float *a = x, *g = x + D;
-    for (int64_t i = 0; i < D; i++) {
-        float cdf = t_normal_cdf(g[i]), pdf = INV_SQRT2PI * t_expf(-0.5f * g[i] * g[i]);
-        dx[i] += dy[i] * g[i] * cdf;
-        dx[D + i] += dy[i] * a[i] * (cdf + g[i] * pdf);
-    }
-}
-
-static void geglu_backward(TNode *n) {
-    Tensor *x = n->in[0], *y = n->out;
-    int64_t D = y->shape[y->ndim - 1], R = t_numel(y) / D;
-    float *dx = t_grad_buf(x);
-#pragma omp parallel for schedule(static) if (R * D > 32768)
-    for (int64_t r = 0; r < R; r++) geglu_row_backward(x->data + r * 2 * D, y->grad + r * D, dx + r * 2 * D, D);
-}
-
-Tensor *nn_geglu(Tensor *x) {
-    if (!x) return NULL;
-    char sx[96];
-    if (x->ndim < 1 || x->shape[x->ndim - 1] % 2) {
-        t_error("geglu", "last axis must be even, got %s", t_shape_str(x, sx, sizeof sx));
-        return NULL;
-    }
-    x = t_contiguous(x);
-    if (!x) return NULL;
-    int64_t shape[T_MAX_DIMS];
-    memcpy(shape, x->shape, sizeof(int64_t) * (size_t)x->ndim);
-    int64_t D = shape[x->ndim - 1] / 2;
-    shape[x->ndim - 1] = D;
-    Tensor *y = t_new(x->ndim, shape);
-    if (!y) return NULL;
-    int64_t R = t_numel(y) / (D ? D : 1);
-#pragma omp parallel for schedule(static) if (R * D > 32768)
-    for (int64_t r = 0; r < R; r++) geglu_row_forward(x->data + r * 2 * D, y->data + r * D, D);
-    t_record("geglu", y, geglu_backward, 1, &x);
-    return y;
-}
+Tensor *nn_geglu(Tensor *x) { return t_geglu(x); }

@@ -21,8 +21,8 @@ void linear_attention_init(LinearAttention *a, ParamSet *ps, const char *prefix,
                            int dim_head, TRng *r);
 Tensor *linear_attention_forward(const LinearAttention *a, Tensor *x);   /* [N, dim, H, W] -> same */
 
-/* The attention between to_qkv and to_out as one op (one tape node; nothing of N·d size is saved beyond its
- * input): qkv [B, 3·heads·dim_head, H, W] -> out [B, heads·dim_head, H, W]. */
+/* The attention between to_qkv and to_out: t_linear_attention (tensor/ops_fused.h), qkv [B, 3·heads·dim_head,
+ * H, W] -> out [B, heads·dim_head, H, W]. */
 Tensor *nn_linear_attention_core(Tensor *qkv, int heads, int dim_head);
 
 typedef struct {
@@ -32,6 +32,7 @@ typedef struct {
 
 /* The U-Net configuration: 4 heads × 32. */
 void linear_attn_block_init(LinearAttnBlock *b, ParamSet *ps, const char *prefix, int64_t dim, TRng *r);
+/* One fused op, t_linear_attention_block (tensor/ops_fused.h). */
 Tensor *linear_attn_block_forward(const LinearAttnBlock *b, Tensor *x);
 
 #endif

@@ -1,10 +1,9 @@
-/* ResBlock with time-embedding scale/shift (fused into its convolutions), and the standalone fused
- * modulation + SiLU and SiLU + residual ops. */
+/* ResBlock with time-embedding scale/shift, its activations fused into its convolutions. */
 #include "nn/resblock.h"
 
-#include "tensor/conv_act.h"
 #include "tensor/conv_fused.h"
 #include "tensor/ops.h"
+#include "tensor/ops_fused.h"
 
 void resblock_init(ResBlock *b, ParamSet *ps, const char *prefix, int64_t dim_in, int64_t dim_out,
                    int64_t time_emb_dim, TRng *r) {
@@ -47,90 +46,6 @@ Tensor *resblock_forward_cat(const ResBlock *b, Tensor *x, Tensor *skip, Tensor 
     return t_conv2d_fused(&c2);
 }
 
-/* ---------------------------------------------------------------- fused scale/shift + SiLU */
+Tensor *nn_scale_shift_silu(Tensor *h, Tensor *ss) { return t_scale_shift_silu(h, ss); }
 
-static void scale_shift_silu_backward(TNode *n) {
-    Tensor *h = n->in[0], *ss = n->in[1], *y = n->out;
-    int64_t N = h->shape[0], C = h->shape[1], P = t_numel(h) / (N * C);
-    float *dh = h->requires_grad ? t_grad_buf(h) : NULL;
-    float *dss = ss->requires_grad ? t_grad_buf(ss) : NULL;
-#pragma omp parallel for schedule(static) if (N * C * P > 32768)
-    for (int64_t nc = 0; nc < N * C; nc++) {
-        int64_t b = nc / C, c = nc % C;
-        float dscale, dshift;
-        act_sss_backward(h->data + nc * P, y->grad + nc * P, dh ? dh + nc * P : NULL, true, P,
-                         1.0f + ss->data[b * 2 * C + c], ss->data[b * 2 * C + C + c], &dscale, &dshift);
-        if (dss) {   /* each (b, c) pair is owned by one iteration: no race */
-            dss[b * 2 * C + c] += dscale;
-            dss[b * 2 * C + C + c] += dshift;
-        }
-    }
-}
-
-Tensor *nn_scale_shift_silu(Tensor *h, Tensor *ss) {
-    if (!h || !ss) return NULL;
-    char sh[96], sv[96];
-    if (h->ndim < 2 || ss->ndim != 2 || ss->shape[0] != h->shape[0] || ss->shape[1] != 2 * h->shape[1]) {
-        t_error("scale_shift_silu", "h %s needs ss [N, 2C], got %s", t_shape_str(h, sh, sizeof sh),
-                t_shape_str(ss, sv, sizeof sv));
-        return NULL;
-    }
-    h = t_contiguous(h);
-    if (!h) return NULL;
-    ss = t_contiguous(ss);
-    if (!ss) return NULL;
-    int64_t N = h->shape[0], C = h->shape[1], P = t_numel(h) / (N * C);
-    Tensor *y = t_new_like(h);
-    if (!y) return NULL;
-#pragma omp parallel for schedule(static) if (N * C * P > 32768)
-    for (int64_t nc = 0; nc < N * C; nc++) {
-        int64_t b = nc / C, c = nc % C;
-        act_sss_forward(h->data + nc * P, y->data + nc * P, P, 1.0f + ss->data[b * 2 * C + c],
-                        ss->data[b * 2 * C + C + c]);
-    }
-    Tensor *in[2] = {h, ss};
-    t_record("scale_shift_silu", y, scale_shift_silu_backward, 2, in);
-    return y;
-}
-
-/* ---------------------------------------------------------------- fused SiLU + residual */
-
-#define SILU_CHUNK 16384
-
-static void silu_add_backward_node(TNode *n) {
-    Tensor *a = n->in[0], *r = n->in[1], *y = n->out;
-    int64_t total = t_numel(y);
-    if (a->requires_grad) {
-        float *da = t_grad_buf(a);
-#pragma omp parallel for schedule(static) if (total > 32768)
-        for (int64_t c = 0; c < total; c += SILU_CHUNK)
-            act_silu_backward(a->data + c, y->grad + c, da + c, true, total - c < SILU_CHUNK ? total - c : SILU_CHUNK);
-    }
-    if (r->requires_grad) {
-        float *dr = t_grad_buf(r);
-#pragma omp parallel for schedule(static) if (total > 32768)
-        for (int64_t i = 0; i < total; i++) dr[i] += y->grad[i];
-    }
-}
-
-Tensor *nn_silu_add(Tensor *a, Tensor *r) {
-    if (!a || !r) return NULL;
-    char sa[96], sr[96];
-    if (!t_same_shape(a, r)) {
-        t_error("silu_add", "shapes differ: %s and %s", t_shape_str(a, sa, sizeof sa), t_shape_str(r, sr, sizeof sr));
-        return NULL;
-    }
-    a = t_contiguous(a);
-    if (!a) return NULL;
-    r = t_contiguous(r);
-    if (!r) return NULL;
-    Tensor *y = t_new_like(a);
-    if (!y) return NULL;
-    int64_t total = t_numel(y);
-#pragma omp parallel for schedule(static) if (total > 32768)
-    for (int64_t c = 0; c < total; c += SILU_CHUNK)
-        act_silu_add_forward(a->data + c, r->data + c, y->data + c, total - c < SILU_CHUNK ? total - c : SILU_CHUNK);
-    Tensor *in[2] = {a, r};
-    t_record("silu_add", y, silu_add_backward_node, 2, in);
-    return y;
-}
+Tensor *nn_silu_add(Tensor *a, Tensor *r) { return t_silu_add(a, r); }

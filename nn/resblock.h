@@ -25,10 +25,9 @@ Tensor *resblock_forward(const ResBlock *b, Tensor *x, Tensor *temb);
 /* The same on cat(x, skip) along channels (the U-Net's up path), without building the concatenation. */
 Tensor *resblock_forward_cat(const ResBlock *b, Tensor *x, Tensor *skip, Tensor *temb);
 
-/* Fused silu(h·(1 + ss[:, :C]) + ss[:, C:]) with h [N, C, H, W] and ss [N, 2C] (scale, then shift),
- * one tape node: Block's modulation and activation in one pass over h. */
+/* silu(h·(1 + ss[:, :C]) + ss[:, C:]) and silu(a) + r on existing tensors: t_scale_shift_silu and t_silu_add
+ * (tensor/ops_fused.h). resblock_forward applies both inside its convolutions instead (tensor/conv_fused.h). */
 Tensor *nn_scale_shift_silu(Tensor *h, Tensor *ss);
-/* Fused silu(a) + r (same shapes): Block 2's activation and the residual add, one tape node. */
 Tensor *nn_silu_add(Tensor *a, Tensor *r);
 
 #endif

@@ -1,7 +1,7 @@
 #ifndef DACLIP_TENSOR_CHANNEL_NORM_H
 #define DACLIP_TENSOR_CHANNEL_NORM_H
 /* The IR-SDE channel layer norm (tensor/ops_norm.c: over C at each pixel, population variance, gain g)
- * on one image's [C, P] planes, for fused ops that keep their own statistics (nn/linear_attention.c).
+ * on one image's [C, P] planes, for fused ops that keep their own statistics (tensor/op_linear_attention.c).
  * Threads split the pixels; results do not depend on the thread count. */
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 #ifndef DACLIP_TENSOR_CONV_ACT_H
 #define DACLIP_TENSOR_CONV_ACT_H
 /* The activations of the IR-SDE ResBlock, as row kernels shared by the fused convolution
- * (tensor/ops_conv.c, applied while the convolution's result is stored) and nn/resblock.c's standalone ops:
+ * (tensor/ops_conv.c, applied while the convolution's result is stored) and the standalone ops of tensor/ops_fused.h:
  *   scale_shift_silu  y = silu(z·a + s), a = 1 + scale, s = shift of one (image, channel) plane
  *   silu_add          y = silu(z) + r
  * silu(z) = z·sigmoid(z) with the vectorised exp of tensor/vmath.h (exact in the tails: silu(−200) = −0). */
