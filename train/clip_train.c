@@ -323,7 +323,11 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
             rc = -1;
             break;
         }
-        t_backward(loss);
+        if (t_backward(loss)) {   /* out of memory: the gradients are incomplete, so no update */
+            fprintf(stderr, "\ndaclip: train-clip: step %lld: %s; stopping\n", (long long)st.step, t_errmsg());
+            rc = -1;
+            break;
+        }
         dist_sum_grads(ps, &m->logit_scale, 1);   /* every rank computed the temperature's gradient in full */
         st.lr = lr_warmup_cosine(o->lr, o->warmup, o->steps, st.step);
         opt->cfg.lr = st.lr;
