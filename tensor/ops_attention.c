@@ -101,6 +101,7 @@ static void attention_backward(TNode *n) {
     }
     if (gm) {
         float *dm = t_grad_buf(mask);
+        if (!dm) return;   /* out of memory: t_backward reports it */
         int64_t n_m = Lq * Lk;
 #pragma omp parallel for if (n_m * BH > T_PAR_MIN) schedule(static)
         for (int64_t i = 0; i < n_m; i++) {

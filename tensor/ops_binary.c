@@ -103,6 +103,7 @@ static void reduce_into_grad(Tensor *x, const Tensor *out, const float *src) {
     if (t_numel(x) == n) {
         bool fresh;
         float *g = t_grad_buf_for_write(x, &fresh);
+        if (!g) return;   /* out of memory: t_backward reports it */
         if (fresh) {
             int64_t chunks = (n + BINARY_CHUNK - 1) / BINARY_CHUNK;
 #pragma omp parallel for if (n > T_PAR_MIN) schedule(static)
@@ -117,6 +118,7 @@ static void reduce_into_grad(Tensor *x, const Tensor *out, const float *src) {
         return;
     }
     float *g = t_grad_buf(x);
+    if (!g) return;   /* out of memory: t_backward reports it */
     /* gradient strides of x's contiguous grad, 0 on broadcast axes */
     int nd = out->ndim;
     int64_t cs[T_MAX_DIMS], gs[T_MAX_DIMS];

@@ -272,6 +272,9 @@ static void conv_backward(TNode *node) {
     float *dss = t_needs_grad(ss) ? t_grad_buf(ss) : NULL;
     bool res_fresh = false;
     float *dres = t_needs_grad(res) ? t_grad_buf_for_write(res, &res_fresh) : NULL;
+    if ((t_needs_grad(x) && !dx) || (t_needs_grad(x2) && !dx2) || (t_needs_grad(w) && !dw) ||
+        (t_needs_grad(b) && !db) || (t_needs_grad(ss) && !dss) || (t_needs_grad(res) && !dres))
+        return;   /* out of memory: t_backward reports it */
     const float *dz = y->grad;
     size_t mark = t_arena_mark();
     if (s->epi.act != CONV_ACT_NONE) {
@@ -449,6 +452,7 @@ static void upsample_backward(TNode *n) {
     Tensor *x = n->in[0], *y = n->out;
     int64_t planes = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
     float *dx = t_grad_buf(x);
+    if (!dx) return;   /* out of memory: t_backward reports it */
     const float *dy = y->grad;
 #pragma omp parallel for if (planes * H * W * 4 > T_PAR_MIN) schedule(static)
     for (int64_t pl = 0; pl < planes; pl++)
@@ -492,6 +496,7 @@ static void avg_pool_backward(TNode *n) {
     int64_t k = n->iarg[0], s = n->iarg[1];
     int64_t planes = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3], Ho = y->shape[2], Wo = y->shape[3];
     float *dx = t_grad_buf(x);
+    if (!dx) return;   /* out of memory: t_backward reports it */
     const float *dy = y->grad;
     float inv = 1.0f / (float)(k * k);
     /* a plane per iteration: overlapping windows (stride < k) stay within one thread */

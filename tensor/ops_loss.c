@@ -86,6 +86,7 @@ static void cross_entropy_backward(TNode *nd) {
     int64_t N = x->shape[0], C = x->shape[1];
     float g = nd->out->grad[0] / (float)(N ? N : 1);
     float *gx = t_grad_buf(x);
+    if (!gx) return;   /* out of memory: t_backward reports it */
 #pragma omp parallel for if (N * C > T_PAR_MIN) schedule(static)
     for (int64_t r = 0; r < N; r++) {
         const float *p = s->prob + r * C;

@@ -96,6 +96,7 @@ static Mat transposed_operand(const Tensor *x, const MMShape *s) {
 static void grad_gemm(Tensor *x, const MMShape *s, int64_t rows, int64_t cols, int64_t inner, const Mat *L,
                       const Mat *R) {
     float *g = t_grad_buf(x);
+    if (!g) return;   /* out of memory: t_backward reports it */
     int64_t gs[T_MAX_DIMS], cs[T_MAX_DIMS];
     t_contig_strides(x->ndim, x->shape, gs);
     batch_strides(x, s->nb, s->bshape, cs, gs);
@@ -187,12 +188,15 @@ static void linear_backward(TNode *n) {
     Tensor *x = n->in[0], *w = n->in[1], *b = n->n_in > 2 ? n->in[2] : NULL, *y = n->out;
     int64_t in = w->shape[1], outf = w->shape[0], R = t_numel(x) / in;
     const float *dy = y->grad;
-    if (t_needs_grad(x)) /* dx[R,in] += dy[R,out] · W[out,in] */
-        t_sgemm(false, false, R, in, outf, 1.0f, dy, outf, w->data, in, 1.0f, t_grad_buf(x), in);
-    if (t_needs_grad(w)) /* dW[out,in] += dy^T · x */
-        t_sgemm(true, false, outf, in, R, 1.0f, dy, outf, x->data, in, 1.0f, t_grad_buf(w), in);
+    float *gx = t_needs_grad(x) ? t_grad_buf(x) : NULL, *gw = t_needs_grad(w) ? t_grad_buf(w) : NULL;
+    if ((t_needs_grad(x) && !gx) || (t_needs_grad(w) && !gw)) return;   /* out of memory: t_backward reports it */
+    if (gx) /* dx[R,in] += dy[R,out] · W[out,in] */
+        t_sgemm(false, false, R, in, outf, 1.0f, dy, outf, w->data, in, 1.0f, gx, in);
+    if (gw) /* dW[out,in] += dy^T · x */
+        t_sgemm(true, false, outf, in, R, 1.0f, dy, outf, x->data, in, 1.0f, gw, in);
     if (t_needs_grad(b)) {
         float *gb = t_grad_buf(b);
+        if (!gb) return;   /* out of memory: t_backward reports it */
         /* column sums; each thread owns a range of columns */
 #pragma omp parallel for if (R * outf > T_PAR_MIN) schedule(static)
         for (int64_t c0 = 0; c0 < outf; c0 += 64) {

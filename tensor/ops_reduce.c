@@ -93,6 +93,7 @@ typedef struct {
 
 static void scatter_grad(Tensor *x, const RedPlan *p, const float *g, float scale, const VarCoef *vc) {
     float *gx = t_grad_buf(x);
+    if (!gx) return;   /* out of memory: t_backward reports it */
     int64_t N = t_numel(x);
     /* strides of the (kept-axes) output, laid over x's axes: 0 on reduced axes */
     int64_t os[T_MAX_DIMS], s = 1;
@@ -208,6 +209,7 @@ static void max_backward(TNode *n) {
     if (!t_needs_grad(x)) return;
     const int64_t *arg = n->saved;   /* contiguous-x index of each output's maximum */
     float *gx = t_grad_buf(x);
+    if (!gx) return;   /* out of memory: t_backward reports it */
     int64_t n_out = t_numel(n->out);
     for (int64_t o = 0; o < n_out; o++) gx[arg[o]] += n->out->grad[o];
 }

@@ -23,6 +23,7 @@ static void concat_backward(TNode *n) {
         if (!t_needs_grad(x)) continue;
         int64_t w = x->shape[n->iarg[0]] * s->inner;
         float *gx = t_grad_buf(x);
+        if (!gx) return;   /* out of memory: t_backward reports it */
 #pragma omp parallel for if (s->outer * w > T_PAR_MIN) schedule(static)
         for (int64_t o = 0; o < s->outer; o++) {
             const float *src = g + o * row + s->starts[i] * s->inner;
@@ -146,6 +147,7 @@ static void pad_backward(TNode *n) {
     int64_t H = x->shape[nd - 2], W = x->shape[nd - 1], Ho = y->shape[nd - 2], Wo = y->shape[nd - 1];
     int64_t top = n->iarg[0], left = n->iarg[1], planes = H * W > 0 ? t_numel(x) / (H * W) : 0;
     float *gx = t_grad_buf(x);
+    if (!gx) return;   /* out of memory: t_backward reports it */
     const float *gy = y->grad;
     /* one plane per iteration: reflected positions add into the same plane in a fixed order */
 #pragma omp parallel for if (t_numel(y) > T_PAR_MIN) schedule(static)
@@ -217,6 +219,7 @@ static void embedding_backward(TNode *n) {
     const int32_t *ids = n->saved;
     int64_t rows = n->iarg[0], D = w->shape[1];
     float *gw = t_grad_buf(w);
+    if (!gw) return;   /* out of memory: t_backward reports it */
     const float *g = n->out->grad;
     /* threads own column blocks and walk the ids in order: repeated ids add in a fixed order, no races */
 #pragma omp parallel for if (rows * D > T_PAR_MIN) schedule(static)
@@ -294,6 +297,7 @@ static void masked_fill_backward(TNode *n) {
     if (!t_needs_grad(x)) return;
     const unsigned char *keep = n->saved;
     float *gx = t_grad_buf(x);
+    if (!gx) return;   /* out of memory: t_backward reports it */
     const float *g = y->grad;
     int64_t N = t_numel(y);
 #pragma omp parallel for simd if (N > T_PAR_MIN) schedule(static)
@@ -334,7 +338,8 @@ static void expand_backward(TNode *n) {
     if (!t_needs_grad(x)) return;
     int64_t gs[T_MAX_DIMS];
     grad_strides(x, y->ndim, y->shape, gs);
-    t_strided_add(t_grad_buf(x), gs, y->ndim, y->shape, y->grad);
+    float *gx = t_grad_buf(x);
+    if (gx) t_strided_add(gx, gs, y->ndim, y->shape, y->grad);   /* else out of memory: t_backward reports it */
 }
 
 Tensor *t_expand(Tensor *x, int ndim, const int64_t *shape) {

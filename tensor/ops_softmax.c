@@ -122,6 +122,7 @@ static void softmax_backward(TNode *nd) {
     int log_mode = (int)nd->iarg[1];
     Geo g = geometry(y, (int)nd->iarg[0]);
     float *dx = t_grad_buf(x);
+    if (!dx) return;   /* out of memory: t_backward reports it */
     const float *yd = y->data, *gy = y->grad;
     int64_t N = t_numel(y);
     if (g.inner == 1) {

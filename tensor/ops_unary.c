@@ -132,6 +132,7 @@ static void unary_backward(TNode *n) {
     const float *xd = n->saved, *yd = y->data, *gy = y->grad;   /* saved = contiguous x */
     bool fresh;
     float *gx = t_grad_buf_for_write(x, &fresh);
+    if (!gx) return;   /* out of memory: t_backward reports it */
     int64_t N = t_numel(y), chunks = (N + UNARY_CHUNK - 1) / UNARY_CHUNK;
 #pragma omp parallel for if (N > T_PAR_MIN) schedule(static)
     for (int64_t c = 0; c < chunks; c++) {

@@ -20,8 +20,10 @@ static inline float *t_partials_new(int threads, int64_t n) {
     return t_arena_calloc(sizeof(float) * (size_t)threads * (size_t)(n > 0 ? n : 1));
 }
 
-/* dst[i] += sum over t of part[t*n + i], t in increasing order. */
+/* dst[i] += sum over t of part[t*n + i], t in increasing order (nothing when dst is NULL: a gradient
+ * buffer that could not be had, which t_backward reports). */
 static inline void t_partials_reduce(const float *part, int threads, int64_t n, float *dst) {
+    if (!dst || !part) return;
 #pragma omp parallel for if (n * threads > T_PAR_MIN) schedule(static)
     for (int64_t i = 0; i < n; i++) {
         float s = 0.0f;

@@ -17,6 +17,7 @@ static void view_backward(TNode *n) {
     if (!t_needs_grad(x)) return;
     const ViewMap *m = n->saved;
     float *g = t_grad_buf(x);
+    if (!g) return;   /* out of memory: t_backward reports it */
     t_strided_add(g + m->goffset, m->gstride, n->out->ndim, n->out->shape, n->out->grad);
 }
 

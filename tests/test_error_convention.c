@@ -197,7 +197,8 @@ static Tensor *unet_train_step(void *p) {
     Tensor *x = t_from(4, u->shape, u->x), *cond = t_from(4, u->shape, u->cond);
     Tensor *d = t_from(T_SHAPE(1, u->context), u->degra), *ct = t_from(T_SHAPE(1, u->context), u->content);
     Tensor *y = unet_forward(&u->u, x, cond, &u->time, d, ct);
-    Tensor *loss = y ? t_mse_loss(y, t_zeros(4, y->shape)) : NULL;
+    /* through binary ops too: their backward allocates broadcast scratch and gradient buffers */
+    Tensor *loss = y ? t_mse_loss(t_add(y, t_mul(y, y)), t_zeros(4, y->shape)) : NULL;
     t_set_grad_enabled(prev);
     if (!loss || t_backward(loss)) return NULL;
     int64_t total = 0;
