@@ -11,13 +11,13 @@
 #   4. the DA-CLIP controller on top of it (train-daclip), then its evaluation on the held-out photos
 #      (eval-daclip: accuracy per type, confusion matrix, heat map).
 # Re-running continues where it stopped: finished stages are skipped, training resumes from its checkpoint.
-# Output: runs/small/ (OUT). Env: OUT, CLIP_MODEL (tiny-128), PATCHES (8), CLIP_STEPS (3000), DACLIP_STEPS (3000), BATCH (128),
+# Output: runs/small-<CLIP_MODEL>/ (OUT). Env: OUT, CLIP_MODEL (tiny-128), PATCHES (8), CLIP_STEPS (3000), DACLIP_STEPS (3000), BATCH (128),
 # DACLIP_THREADS, DACLIP_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-runs/small}
 PATCHES=${PATCHES:-8}
 CLIP_MODEL=${CLIP_MODEL:-tiny-128}
+OUT=${OUT:-runs/small-$CLIP_MODEL}
 CLIP_STEPS=${CLIP_STEPS:-3000}
 DACLIP_STEPS=${DACLIP_STEPS:-3000}
 BATCH=${BATCH:-128}
