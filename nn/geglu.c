@@ -14,4 +14,3 @@ Tensor *geglu_ff_forward(const FeedForwardGEGLU *f, Tensor *x) {
     return linear_forward(&f->out, t_geglu(linear_forward(&f->proj, x)));
 }
 
-Tensor *nn_geglu(Tensor *x) { return t_geglu(x); }

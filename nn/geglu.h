@@ -13,7 +13,5 @@ typedef struct {
 void geglu_ff_init(FeedForwardGEGLU *f, ParamSet *ps, const char *prefix, int64_t dim, int mult, TRng *r);
 Tensor *geglu_ff_forward(const FeedForwardGEGLU *f, Tensor *x);   /* [..., dim] -> [..., dim] */
 
-/* x [..., 2D] -> x[..., :D] · gelu(x[..., D:]): t_geglu (tensor/ops_fused.h), the op the feed-forward uses. */
-Tensor *nn_geglu(Tensor *x);
 
 #endif

@@ -22,9 +22,6 @@ Tensor *linear_attention_forward(const LinearAttention *a, Tensor *x) {
     return channel_layernorm_forward(&a->out_norm, conv2d_forward(&a->to_out, out));
 }
 
-Tensor *nn_linear_attention_core(Tensor *qkv, int heads, int dim_head) {
-    return t_linear_attention(qkv, heads, dim_head);
-}
 
 void linear_attn_block_init(LinearAttnBlock *b, ParamSet *ps, const char *prefix, int64_t dim, TRng *r) {
     char p[256];

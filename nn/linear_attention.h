@@ -21,9 +21,7 @@ void linear_attention_init(LinearAttention *a, ParamSet *ps, const char *prefix,
                            int dim_head, TRng *r);
 Tensor *linear_attention_forward(const LinearAttention *a, Tensor *x);   /* [N, dim, H, W] -> same */
 
-/* The attention between to_qkv and to_out: t_linear_attention (tensor/ops_fused.h), qkv [B, 3·heads·dim_head,
- * H, W] -> out [B, heads·dim_head, H, W]. */
-Tensor *nn_linear_attention_core(Tensor *qkv, int heads, int dim_head);
+
 
 typedef struct {
     ChannelLayerNorm norm;   /* fn.norm */

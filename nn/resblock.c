@@ -46,6 +46,3 @@ Tensor *resblock_forward_cat(const ResBlock *b, Tensor *x, Tensor *skip, Tensor 
     return t_conv2d_fused(&c2);
 }
 
-Tensor *nn_scale_shift_silu(Tensor *h, Tensor *ss) { return t_scale_shift_silu(h, ss); }
-
-Tensor *nn_silu_add(Tensor *a, Tensor *r) { return t_silu_add(a, r); }

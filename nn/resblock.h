@@ -25,9 +25,6 @@ Tensor *resblock_forward(const ResBlock *b, Tensor *x, Tensor *temb);
 /* The same on cat(x, skip) along channels (the U-Net's up path), without building the concatenation. */
 Tensor *resblock_forward_cat(const ResBlock *b, Tensor *x, Tensor *skip, Tensor *temb);
 
-/* silu(h·(1 + ss[:, :C]) + ss[:, C:]) and silu(a) + r on existing tensors: t_scale_shift_silu and t_silu_add
- * (tensor/ops_fused.h). resblock_forward applies both inside its convolutions instead (tensor/conv_fused.h). */
-Tensor *nn_scale_shift_silu(Tensor *h, Tensor *ss);
-Tensor *nn_silu_add(Tensor *a, Tensor *r);
+
 
 #endif

@@ -27,6 +27,7 @@
 #include "nn/time_embedding.h"
 #include "nn/updown.h"
 #include "tensor/ops.h"
+#include "tensor/ops_fused.h"
 #include "tensor/tensor.h"
 #include "tests/util_check.h"
 
@@ -300,9 +301,9 @@ static void test_updown(void **state) {
 
 /* ---------------------------------------------------------------- fused ops: finite differences */
 
-static Tensor *f_scale_shift_silu(Tensor **in, void *ctx) { (void)ctx; return nn_scale_shift_silu(in[0], in[1]); }
-static Tensor *f_silu_add(Tensor **in, void *ctx) { (void)ctx; return nn_silu_add(in[0], in[1]); }
-static Tensor *f_geglu(Tensor **in, void *ctx) { (void)ctx; return nn_geglu(in[0]); }
+static Tensor *f_scale_shift_silu(Tensor **in, void *ctx) { (void)ctx; return t_scale_shift_silu(in[0], in[1]); }
+static Tensor *f_silu_add(Tensor **in, void *ctx) { (void)ctx; return t_silu_add(in[0], in[1]); }
+static Tensor *f_geglu(Tensor **in, void *ctx) { (void)ctx; return t_geglu(in[0]); }
 
 static void test_fused_ops_gradcheck(void **state) {
     (void)state;
@@ -321,14 +322,14 @@ static void test_fused_ops_extremes(void **state) {
     (void)state;
     /* the clamped exp must keep silu/gelu exact in the tails: silu(-200) = -0, silu(200) = 200 */
     Tensor *a = t_from(T_SHAPE(1, 4), (const float[]){-200.0f, -90.0f, 90.0f, 200.0f});
-    Tensor *y = nn_silu_add(a, t_zeros(T_SHAPE(1, 4)));
+    Tensor *y = t_silu_add(a, t_zeros(T_SHAPE(1, 4)));
     assert_non_null(y);
     assert_float_close(y->data[0], 0.0f, 1e-30);
     assert_float_close(y->data[1], 0.0f, 1e-30);
     assert_float_close(y->data[2], 90.0f, 1e-5);
     assert_float_close(y->data[3], 200.0f, 1e-5);
     Tensor *x = t_from(T_SHAPE(1, 4), (const float[]){3.0f, 5.0f, -30.0f, 30.0f});   /* a = 3, 5; g = -30, 30 */
-    Tensor *z = nn_geglu(x);
+    Tensor *z = t_geglu(x);
     assert_float_close(z->data[0], 0.0f, 1e-30);
     assert_float_close(z->data[1], 150.0f, 1e-4);
 }
@@ -387,11 +388,11 @@ static void test_shape_errors(void **state) {
     (void)state;
     t_set_error_handler(record_error);
     Tensor *h = t_zeros(T_SHAPE(2, 4, 3, 3));
-    assert_null(nn_scale_shift_silu(h, t_zeros(T_SHAPE(2, 4))));     /* needs [2, 8] */
+    assert_null(t_scale_shift_silu(h, t_zeros(T_SHAPE(2, 4))));     /* needs [2, 8] */
     assert_non_null(strstr(seen, "scale_shift_silu"));
-    assert_null(nn_geglu(t_zeros(T_SHAPE(3, 5))));                  /* odd last axis */
+    assert_null(t_geglu(t_zeros(T_SHAPE(3, 5))));                  /* odd last axis */
     assert_non_null(strstr(seen, "geglu"));
-    assert_null(nn_silu_add(h, t_zeros(T_SHAPE(2, 4, 3, 2))));
+    assert_null(t_silu_add(h, t_zeros(T_SHAPE(2, 4, 3, 2))));
     assert_non_null(strstr(seen, "silu_add"));
     ParamSet ps;
     params_init(&ps);

@@ -20,6 +20,7 @@
 #include "tensor/conv_geom.h"
 #include "tensor/gemm.h"
 #include "tensor/ops.h"
+#include "tensor/ops_fused.h"
 #include "tensor/tensor.h"
 #include "tests/util_check.h"
 
@@ -65,7 +66,7 @@ static Tensor *linear_attention_composed(Tensor *qkv, int heads, int dh) {
 static void check_core_against_composed(int64_t B, int heads, int dh, int64_t H, int64_t W, float spread) {
     Tensor *qkv = rand_tensor(T_SHAPE(B, 3 * heads * dh, H, W), 11, -spread, spread);
     Tensor *a = leaf_copy(qkv), *b = leaf_copy(qkv);
-    Tensor *ya = nn_linear_attention_core(a, heads, dh), *yb = linear_attention_composed(b, heads, dh);
+    Tensor *ya = t_linear_attention(a, heads, dh), *yb = linear_attention_composed(b, heads, dh);
     assert_non_null(ya);
     assert_non_null(yb);
     check_close(ya->data, yb->data, t_numel(ya), 1e-6, 1e-4, "linear attention forward");
@@ -124,7 +125,7 @@ static void test_linear_attn_block_matches_composed(void **state) {
 
 static Tensor *f_la_core(Tensor **in, void *ctx) {
     (void)ctx;
-    return nn_linear_attention_core(in[0], 2, 4);
+    return t_linear_attention(in[0], 2, 4);
 }
 
 static void test_linear_attention_core_gradcheck(void **state) {
@@ -137,9 +138,9 @@ static void test_linear_attention_core_bad_shape(void **state) {
     (void)state;
     t_set_error_handler(record_error);
     seen[0] = 0;
-    assert_null(nn_linear_attention_core(t_zeros(T_SHAPE(1, 10, 2, 2)), 2, 4));   /* not 3·2·4 channels */
+    assert_null(t_linear_attention(t_zeros(T_SHAPE(1, 10, 2, 2)), 2, 4));   /* not 3·2·4 channels */
     assert_non_null(strstr(seen, "linear_attention"));
-    assert_null(nn_linear_attention_core(t_zeros(T_SHAPE(24, 2, 2)), 2, 4));      /* not 4-D */
+    assert_null(t_linear_attention(t_zeros(T_SHAPE(24, 2, 2)), 2, 4));      /* not 4-D */
     t_set_error_handler(NULL);
 }
 
@@ -161,8 +162,8 @@ static Tensor *fused_composed(const FusedCase *c, Tensor *x, Tensor *x2, Tensor 
     }
     if (c->up) in = t_upsample_nearest2x(in);
     Tensor *z = t_conv2d(in, w, b, 1, c->pad);
-    if (c->act == CONV_ACT_SCALE_SHIFT_SILU) return nn_scale_shift_silu(z, ss);
-    if (c->act == CONV_ACT_SILU_ADD) return nn_silu_add(z, res);
+    if (c->act == CONV_ACT_SCALE_SHIFT_SILU) return t_scale_shift_silu(z, ss);
+    if (c->act == CONV_ACT_SILU_ADD) return t_silu_add(z, res);
     return z;
 }
 
