@@ -4,19 +4,19 @@
 #   2. a mixed-degradation dataset in the official layout: each photo (fetch-photos.sh has already shrunk the
 #      lossy ones by a whole factor >= 2, so they carry no codec artefacts) cut into PATCHES random crops of
 #      128 px, each with the ten degradations; the train/val split is by photo;
-#   3. a small CLIP (CLIP_MODEL "tiny-128": 128-px view, patch 16, width 128, 4 layers; "tiny" is the same
-#      transformer on a 64-px view, which averages JPEG's 8×8 blocks away) trained from scratch on clean and degraded
+#   3. a small CLIP (CLIP_MODEL "tiny": 64-px view, patch 8, width 128, 4 layers; "tiny-128" is the same
+#      transformer on the crops' full 128 px, which measured no better: models/README.md) trained from scratch on clean and degraded
 #      crops with their captions ("<caption>: clean" for a clean crop, "<caption>: <degradation>" for a
 #      degraded one), so that its text tower knows the degradation words, as LAION's CLIP does;
 #   4. the DA-CLIP controller on top of it (train-daclip), then its evaluation on the held-out photos
 #      (eval-daclip: accuracy per type, confusion matrix, heat map).
 # Re-running continues where it stopped: finished stages are skipped, training resumes from its checkpoint.
-# Output: runs/small-<CLIP_MODEL>/ (OUT). Env: OUT, CLIP_MODEL (tiny-128), PATCHES (8), CLIP_STEPS (3000), DACLIP_STEPS (3000), BATCH (128),
+# Output: runs/small-<CLIP_MODEL>/ (OUT). Env: OUT, CLIP_MODEL (tiny), PATCHES (8), CLIP_STEPS (3000), DACLIP_STEPS (3000), BATCH (128),
 # DACLIP_THREADS, DACLIP_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PATCHES=${PATCHES:-8}
-CLIP_MODEL=${CLIP_MODEL:-tiny-128}
+CLIP_MODEL=${CLIP_MODEL:-tiny}
 OUT=${OUT:-runs/small-$CLIP_MODEL}
 CLIP_STEPS=${CLIP_STEPS:-3000}
 DACLIP_STEPS=${DACLIP_STEPS:-3000}

@@ -9,9 +9,8 @@
 #        on all ten degradations, conditioned on the frozen DA-CLIP of stage 4;
 #   6.   eval-ir on the held-out photos' crops (EVAL_LIMIT per type, EVAL_STEPS sampling steps);
 #   7.   the models in F16 to models/ (daclip-small.safetensors, irsde-small.safetensors).
-# The shipped models were made with CLIP_MODEL=tiny (a 64-px CLIP view), the default here so that the
-# recipe reproduces them; CLIP_MODEL=tiny-128 classifies degradations better (models/README.md) but its
-# U-Net has not been trained yet.
+# The shipped models were made with CLIP_MODEL=tiny (a 64-px CLIP view); tiny-128 (the full 128-px crop)
+# measured no better at classifying degradations (models/README.md).
 # Output: runs/small/ (OUT); the log of each stage in OUT/*.txt. Env (defaults): OUT, CLIP_MODEL (tiny), PATCHES (8),
 # CLIP_STEPS (1200), DACLIP_STEPS (1200), BATCH (128), IR_STEPS (6000), IR_BATCH (16), IR_PATCH (48),
 # IR_LR (1e-3), EVAL_LIMIT (8), EVAL_STEPS (25), MODELS (models), DACLIP_BIN.
