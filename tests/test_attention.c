@@ -98,17 +98,11 @@ static void test_other_heads(void **state) {
     check_case(1, 1, 4, 20, 144, 16, false, false);
 }
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_vit_heads, teardown),
-        cmocka_unit_test_teardown(test_other_heads, teardown),
+        cmocka_unit_test_teardown(test_vit_heads, arena_teardown),
+        cmocka_unit_test_teardown(test_other_heads, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();

@@ -21,6 +21,7 @@
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
 #include "tests/util_tmpdir.h"
+#include "tests/util_check.h"
 
 static char dir[64];
 
@@ -53,12 +54,6 @@ static int count_temp_files(void) {
 static int remove_dir(void **state) {
     (void)state;
     return test_tmpdir_remove(dir);
-}
-
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
 }
 
 /* ---- a small run: linear(8->32)-gelu-linear(32->4) + MSE on random batches drawn from the run's RNG */
@@ -330,10 +325,10 @@ static void test_kill_during_save_loop(void **state) {
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_resume_bit_identical, teardown),
-        cmocka_unit_test_teardown(test_load_errors, teardown),
-        cmocka_unit_test_teardown(test_kill_at_each_phase, teardown),
-        cmocka_unit_test_teardown(test_kill_during_save_loop, teardown),
+        cmocka_unit_test_teardown(test_resume_bit_identical, arena_teardown),
+        cmocka_unit_test_teardown(test_load_errors, arena_teardown),
+        cmocka_unit_test_teardown(test_kill_at_each_phase, arena_teardown),
+        cmocka_unit_test_teardown(test_kill_during_save_loop, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, make_dir, remove_dir);
     t_arena_shutdown();

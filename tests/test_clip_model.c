@@ -129,17 +129,11 @@ static void test_vitb32_image_tower_matches_pytorch(void **state) {
     fixture_free(&fx);
 }
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_small_clip_matches_pytorch, teardown),
-        cmocka_unit_test_teardown(test_vitb32_image_tower_matches_pytorch, teardown),
+        cmocka_unit_test_teardown(test_small_clip_matches_pytorch, arena_teardown),
+        cmocka_unit_test_teardown(test_vitb32_image_tower_matches_pytorch, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();

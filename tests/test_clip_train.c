@@ -29,6 +29,7 @@
 #include "train/sample_order.h"
 #include "tests/util_cli.h"
 #include "tests/util_tmpdir.h"
+#include "tests/util_check.h"
 
 static char tmpdir[256];
 
@@ -352,21 +353,15 @@ static void test_bad_images_are_named(void **state) {
     tokenizer_free(tok);
 }
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
 int main(void) {
     t_init();
     if (test_tmpdir_create(tmpdir, sizeof tmpdir, "test-clip")) return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_tiny_clip_learns_shapes, teardown),
-        cmocka_unit_test_teardown(test_resume_is_bit_identical, teardown),
-        cmocka_unit_test_teardown(test_stream_batches, teardown),
-        cmocka_unit_test_teardown(test_training_memory_is_bounded, teardown),
-        cmocka_unit_test_teardown(test_bad_images_are_named, teardown),
+        cmocka_unit_test_teardown(test_tiny_clip_learns_shapes, arena_teardown),
+        cmocka_unit_test_teardown(test_resume_is_bit_identical, arena_teardown),
+        cmocka_unit_test_teardown(test_stream_batches, arena_teardown),
+        cmocka_unit_test_teardown(test_training_memory_is_bounded, arena_teardown),
+        cmocka_unit_test_teardown(test_bad_images_are_named, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     if (test_tmpdir_remove(tmpdir)) rc = rc ? rc : 1;

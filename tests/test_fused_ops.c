@@ -20,18 +20,6 @@
 #define EPS 1e-2f   /* finite-difference step and tolerance, as in test_ops_grad */
 #define TOL 3e-3
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
-static Tensor *rnd(int ndim, const int64_t *shape, uint64_t seed, float lo, float hi) {
-    Tensor *t = t_new(ndim, shape);
-    fill_uniform(t, seed, lo, hi);
-    return t;
-}
-
 /* ---------------------------------------------------------------- res + linear(x) */
 
 static Tensor *f_linear_add(Tensor **in, void *ctx) {
@@ -43,8 +31,8 @@ static Tensor *f_linear_add(Tensor **in, void *ctx) {
 static void test_linear_add_grad(void **state) {
     (void)state;
     for (int variant = 0; variant < 3; variant++) {
-        Tensor *x = variant == 2 ? rnd(T_SHAPE(3, 2, 7), 1, -1, 1) : rnd(T_SHAPE(2, 3, 7), 1, -1, 1);
-        Tensor *in[4] = {x, rnd(T_SHAPE(5, 7), 2, -1, 1), rnd(T_SHAPE(2, 3, 5), 3, -1, 1), rnd(T_SHAPE(5), 4, -1, 1)};
+        Tensor *x = variant == 2 ? rand_tensor(T_SHAPE(3, 2, 7), 1, -1, 1) : rand_tensor(T_SHAPE(2, 3, 7), 1, -1, 1);
+        Tensor *in[4] = {x, rand_tensor(T_SHAPE(5, 7), 2, -1, 1), rand_tensor(T_SHAPE(2, 3, 5), 3, -1, 1), rand_tensor(T_SHAPE(5), 4, -1, 1)};
         assert_true(gradcheck(f_linear_add, variant == 1 ? 3 : 4, in, &variant, EPS, TOL, TOL, 300, "linear_add") > 0);
     }
 }
@@ -76,8 +64,8 @@ static void test_mha_in_proj_grad(void **state) {
         for (int which = 0; which < 4; which++)
             for (int bias = 0; bias < 2; bias++) {
                 InProjCtx c = {2, nq, which, bias};
-                Tensor *in[3] = {rnd(T_SHAPE(B, L, C), 10, -1, 1), rnd(T_SHAPE(3 * C, C), 11, -0.5f, 0.5f),
-                                 rnd(T_SHAPE(3 * C), 12, -0.5f, 0.5f)};
+                Tensor *in[3] = {rand_tensor(T_SHAPE(B, L, C), 10, -1, 1), rand_tensor(T_SHAPE(3 * C, C), 11, -0.5f, 0.5f),
+                                 rand_tensor(T_SHAPE(3 * C), 12, -0.5f, 0.5f)};
                 assert_true(gradcheck(f_in_proj, bias ? 3 : 2, in, &c, EPS, TOL, TOL, 200, "mha_in_proj") > 0);
                 t_arena_reset();
             }
@@ -87,7 +75,7 @@ static void test_mha_in_proj_grad(void **state) {
 static void test_mha_in_proj_outputs(void **state) {
     (void)state;
     enum { B = 2, L = 4, C = 6, H = 3 };
-    Tensor *x = rnd(T_SHAPE(B, L, C), 20, -1, 1), *w = rnd(T_SHAPE(3 * C, C), 21, -1, 1);
+    Tensor *x = rand_tensor(T_SHAPE(B, L, C), 20, -1, 1), *w = rand_tensor(T_SHAPE(3 * C, C), 21, -1, 1);
     Tensor *o[3];
     assert_int_equal(t_mha_in_proj(x, w, NULL, H, L, o), 0);   /* nothing requires grad */
     for (int i = 0; i < 3; i++) assert_true(o[i]->node == NULL && o[i]->grad == NULL && !o[i]->requires_grad);
@@ -134,10 +122,10 @@ static void test_mha_out_proj_grad(void **state) {
             OutProjCtx c = {bias, res};
             Tensor *in[4];
             int n = 0;
-            in[n++] = rnd(T_SHAPE(B, H, L, D), 30, -1, 1);
-            in[n++] = rnd(T_SHAPE(Co, H * D), 31, -1, 1);
-            if (bias) in[n++] = rnd(T_SHAPE(Co), 32, -1, 1);
-            if (res) in[n++] = rnd(T_SHAPE(B, L, Co), 33, -1, 1);
+            in[n++] = rand_tensor(T_SHAPE(B, H, L, D), 30, -1, 1);
+            in[n++] = rand_tensor(T_SHAPE(Co, H * D), 31, -1, 1);
+            if (bias) in[n++] = rand_tensor(T_SHAPE(Co), 32, -1, 1);
+            if (res) in[n++] = rand_tensor(T_SHAPE(B, L, Co), 33, -1, 1);
             assert_true(gradcheck(f_out_proj, n, in, &c, EPS, TOL, TOL, 300, "mha_out_proj") > 0);
         }
 }
@@ -163,14 +151,14 @@ static void test_mlp_gelu_grad(void **state) {
             MlpCtx c = {biases, res};
             Tensor *in[6];
             int n = 0;
-            in[n++] = rnd(T_SHAPE(2, R / 2, C), 40, -1.5f, 1.5f);
-            in[n++] = rnd(T_SHAPE(M, C), 41, -1, 1);
-            in[n++] = rnd(T_SHAPE(Co, M), 42, -1, 1);
+            in[n++] = rand_tensor(T_SHAPE(2, R / 2, C), 40, -1.5f, 1.5f);
+            in[n++] = rand_tensor(T_SHAPE(M, C), 41, -1, 1);
+            in[n++] = rand_tensor(T_SHAPE(Co, M), 42, -1, 1);
             if (biases) {
-                in[n++] = rnd(T_SHAPE(M), 43, -1, 1);
-                in[n++] = rnd(T_SHAPE(Co), 44, -1, 1);
+                in[n++] = rand_tensor(T_SHAPE(M), 43, -1, 1);
+                in[n++] = rand_tensor(T_SHAPE(Co), 44, -1, 1);
             }
-            if (res) in[n++] = rnd(T_SHAPE(2, R / 2, Co), 45, -1, 1);
+            if (res) in[n++] = rand_tensor(T_SHAPE(2, R / 2, Co), 45, -1, 1);
             assert_true(gradcheck(f_mlp, n, in, &c, EPS, TOL, TOL, 300, "mlp_gelu") > 0);
         }
 }
@@ -185,8 +173,8 @@ typedef struct {
 } Attn;
 
 static Attn attn_new(uint64_t seed) {
-    Attn a = {rnd(T_SHAPE(3 * MC, MC), seed, -0.4f, 0.4f), rnd(T_SHAPE(3 * MC), seed + 1, -0.2f, 0.2f),
-              rnd(T_SHAPE(MC, MC), seed + 2, -0.4f, 0.4f), rnd(T_SHAPE(MC), seed + 3, -0.2f, 0.2f)};
+    Attn a = {rand_tensor(T_SHAPE(3 * MC, MC), seed, -0.4f, 0.4f), rand_tensor(T_SHAPE(3 * MC), seed + 1, -0.2f, 0.2f),
+              rand_tensor(T_SHAPE(MC, MC), seed + 2, -0.4f, 0.4f), rand_tensor(T_SHAPE(MC), seed + 3, -0.2f, 0.2f)};
     Tensor *all[4] = {a.w_in, a.b_in, a.w_out, a.b_out};
     for (int i = 0; i < 4; i++) t_requires_grad(all[i]);
     return a;
@@ -238,8 +226,8 @@ static void test_mha_fused_matches_composed(void **state) {
         for (int fused = 0; fused < 2; fused++) {
             t_arena_reset();
             Attn a = attn_new(50);
-            Tensor *x = rnd(T_SHAPE(MB, ML, MC), 54, -1, 1), *res = rnd(T_SHAPE(MB, nq, MC), 55, -1, 1);
-            Tensor *r = rnd(T_SHAPE(MB, nq, MC), 56, -1, 1);
+            Tensor *x = rand_tensor(T_SHAPE(MB, ML, MC), 54, -1, 1), *res = rand_tensor(T_SHAPE(MB, nq, MC), 55, -1, 1);
+            Tensor *r = rand_tensor(T_SHAPE(MB, nq, MC), 56, -1, 1);
             t_requires_grad(x);
             t_requires_grad(res);
             Tensor *mask = t_new(T_SHAPE(nq, ML));
@@ -272,8 +260,8 @@ static void test_two_backwards_in_one_step(void **state) {
         bool fused = run & 1, two = run & 2;
         t_arena_reset();
         Attn a = attn_new(60);
-        Tensor *x1 = rnd(T_SHAPE(MB, ML, MC), 64, -1, 1), *x2 = rnd(T_SHAPE(MB, ML, MC), 65, -1, 1);
-        Tensor *r1 = rnd(T_SHAPE(MB, ML, MC), 66, -1, 1), *r2 = rnd(T_SHAPE(MB, ML, MC), 67, -1, 1);
+        Tensor *x1 = rand_tensor(T_SHAPE(MB, ML, MC), 64, -1, 1), *x2 = rand_tensor(T_SHAPE(MB, ML, MC), 65, -1, 1);
+        Tensor *r1 = rand_tensor(T_SHAPE(MB, ML, MC), 66, -1, 1), *r2 = rand_tensor(T_SHAPE(MB, ML, MC), 67, -1, 1);
         Tensor *res = t_zeros(T_SHAPE(MB, ML, MC));
         t_requires_grad(x1);
         t_requires_grad(x2);
@@ -322,7 +310,7 @@ static void test_partial_paths_to_in_proj(void **state) {
         for (int fused = 0; fused < 2; fused++) {
             t_arena_reset();
             Attn a = attn_new(70);
-            Tensor *x = rnd(T_SHAPE(MB, ML, MC), 74, -1, 1), *r = rnd(T_SHAPE(MB, MH, ML, MD), 75, -1, 1);
+            Tensor *x = rand_tensor(T_SHAPE(MB, ML, MC), 74, -1, 1), *r = rand_tensor(T_SHAPE(MB, MH, ML, MD), 75, -1, 1);
             t_requires_grad(x);
             t_backward(t_sum(t_mul(partial_paths(&a, x, fused, queries), r), 0, NULL, false));
             Tensor *leaves[3] = {x, a.w_in, a.b_in};
@@ -399,34 +387,28 @@ static void test_block_under_every_cap(void **state) {
 
 /* ---------------------------------------------------------------- errors */
 
-static char seen[512];
-static void record_error(const char *msg) {
-    strncpy(seen, msg, sizeof seen - 1);
-    seen[sizeof seen - 1] = '\0';
-}
-
 static void test_errors(void **state) {
     (void)state;
-    t_set_error_handler(record_error);
+    t_set_error_handler(error_record);
     Tensor *x = t_new(T_SHAPE(2, 3, 8)), *w = t_new(T_SHAPE(24, 8)), *o[3];
     assert_int_equal(t_mha_in_proj(x, w, NULL, 3, 3, o), -1);   /* 8 is not divisible into 3 heads */
-    assert_non_null(strstr(seen, "3 heads"));
+    assert_non_null(strstr(error_seen(), "3 heads"));
     assert_null(o[0]);
     assert_int_equal(t_mha_in_proj(x, w, NULL, 2, 4, o), -1);   /* 4 queries of 3 tokens */
-    assert_non_null(strstr(seen, "4 queries"));
+    assert_non_null(strstr(error_seen(), "4 queries"));
     assert_int_equal(t_mha_in_proj(x, w, t_new(T_SHAPE(8)), 2, 3, o), -1);
-    assert_non_null(strstr(seen, "bias [8]"));
+    assert_non_null(strstr(error_seen(), "bias [8]"));
     assert_int_equal(t_mha_in_proj(NULL, w, NULL, 2, 3, o), -1);
     assert_null(o[1]);
     assert_null(t_mha_out_proj(t_new(T_SHAPE(2, 2, 3, 4)), t_new(T_SHAPE(8, 6)), NULL, NULL));
-    assert_non_null(strstr(seen, "weight [8, 6]"));
+    assert_non_null(strstr(error_seen(), "weight [8, 6]"));
     assert_null(t_mha_out_proj(t_new(T_SHAPE(2, 2, 3, 4)), t_new(T_SHAPE(8, 8)), NULL, t_new(T_SHAPE(2, 4, 8))));
-    assert_non_null(strstr(seen, "residual [2, 4, 8]"));
+    assert_non_null(strstr(error_seen(), "residual [2, 4, 8]"));
     assert_null(t_linear_add(t_new(T_SHAPE(2, 8)), t_new(T_SHAPE(3, 8)), NULL, t_new(T_SHAPE(2, 4))));
-    assert_non_null(strstr(seen, "linear_add"));
+    assert_non_null(strstr(error_seen(), "linear_add"));
     assert_null(t_linear_add(t_new(T_SHAPE(2, 8)), t_new(T_SHAPE(0, 8)), NULL, t_new(T_SHAPE(2, 0))));
     assert_null(t_mlp_gelu_add(t_new(T_SHAPE(2, 8)), t_new(T_SHAPE(3, 8)), NULL, t_new(T_SHAPE(8, 4)), NULL, NULL));
-    assert_non_null(strstr(seen, "mlp_gelu"));
+    assert_non_null(strstr(error_seen(), "mlp_gelu"));
     assert_null(t_mlp_gelu_add(NULL, t_new(T_SHAPE(3, 8)), NULL, t_new(T_SHAPE(8, 3)), NULL, NULL));
     t_set_error_handler(NULL);
 }
@@ -434,16 +416,16 @@ static void test_errors(void **state) {
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_linear_add_grad, teardown),
-        cmocka_unit_test_teardown(test_mha_in_proj_grad, teardown),
-        cmocka_unit_test_teardown(test_mha_in_proj_outputs, teardown),
-        cmocka_unit_test_teardown(test_mha_out_proj_grad, teardown),
-        cmocka_unit_test_teardown(test_mlp_gelu_grad, teardown),
-        cmocka_unit_test_teardown(test_mha_fused_matches_composed, teardown),
-        cmocka_unit_test_teardown(test_two_backwards_in_one_step, teardown),
-        cmocka_unit_test_teardown(test_partial_paths_to_in_proj, teardown),
-        cmocka_unit_test_teardown(test_block_under_every_cap, teardown),
-        cmocka_unit_test_teardown(test_errors, teardown),
+        cmocka_unit_test_teardown(test_linear_add_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_mha_in_proj_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_mha_in_proj_outputs, arena_teardown),
+        cmocka_unit_test_teardown(test_mha_out_proj_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_mlp_gelu_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_mha_fused_matches_composed, arena_teardown),
+        cmocka_unit_test_teardown(test_two_backwards_in_one_step, arena_teardown),
+        cmocka_unit_test_teardown(test_partial_paths_to_in_proj, arena_teardown),
+        cmocka_unit_test_teardown(test_block_under_every_cap, arena_teardown),
+        cmocka_unit_test_teardown(test_errors, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_tape_free();

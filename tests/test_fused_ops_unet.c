@@ -20,18 +20,6 @@
 #define EPS 1e-2f   /* finite-difference step, as in test_ops_grad */
 #define TOL 3e-3
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
-static Tensor *rnd(int ndim, const int64_t *shape, uint64_t seed, float lo, float hi) {
-    Tensor *t = t_new(ndim, shape);
-    fill_uniform(t, seed, lo, hi);
-    return t;
-}
-
 /* ---------------------------------------------------------------- GEGLU */
 
 static Tensor *f_geglu(Tensor **in, void *ctx) {
@@ -41,7 +29,7 @@ static Tensor *f_geglu(Tensor **in, void *ctx) {
 static void test_geglu_grad(void **state) {
     (void)state;
     for (int strided = 0; strided < 2; strided++) {
-        Tensor *x = rnd(T_SHAPE(3, 2, 10), 1, -3, 3);
+        Tensor *x = rand_tensor(T_SHAPE(3, 2, 10), 1, -3, 3);
         assert_true(gradcheck(f_geglu, 1, &x, &strided, EPS, TOL, TOL, 300, "geglu") > 0);
         t_arena_reset();
     }
@@ -88,12 +76,12 @@ static void check_pair(GradFn f, Tensor *a, Tensor *b, const char *what) {
 
 static void test_scale_shift_silu_grad(void **state) {
     (void)state;
-    check_pair(f_sss, rnd(T_SHAPE(2, 3, 4, 5), 2, -3, 3), rnd(T_SHAPE(2, 6), 3, -1, 1), "scale_shift_silu");
+    check_pair(f_sss, rand_tensor(T_SHAPE(2, 3, 4, 5), 2, -3, 3), rand_tensor(T_SHAPE(2, 6), 3, -1, 1), "scale_shift_silu");
 }
 
 static void test_silu_add_grad(void **state) {
     (void)state;
-    check_pair(f_silu_add, rnd(T_SHAPE(2, 3, 4, 5), 4, -4, 4), rnd(T_SHAPE(2, 3, 4, 5), 5, -1, 1), "silu_add");
+    check_pair(f_silu_add, rand_tensor(T_SHAPE(2, 3, 4, 5), 4, -4, 4), rand_tensor(T_SHAPE(2, 3, 4, 5), 5, -1, 1), "silu_add");
 }
 
 /* ---------------------------------------------------------------- linear attention */
@@ -105,7 +93,7 @@ static Tensor *f_la(Tensor **in, void *ctx) {
 
 static void test_linear_attention_grad(void **state) {
     (void)state;
-    Tensor *qkv = rnd(T_SHAPE(2, 24, 3, 5), 6, -2, 2);
+    Tensor *qkv = rand_tensor(T_SHAPE(2, 24, 3, 5), 6, -2, 2);
     assert_true(gradcheck(f_la, 1, &qkv, NULL, EPS, 2e-3, 2e-3, 1000, "linear_attention") > 0);
 }
 
@@ -125,12 +113,12 @@ static Tensor *f_block(Tensor **in, void *ctx) {
 }
 
 static void block_inputs(Tensor **in, int conv) {
-    in[0] = rnd(T_SHAPE(LB, LC, LH, LW), 7, -2, 2);
-    in[1] = rnd(T_SHAPE(1, LC, 1, 1), 8, 0.5f, 1.5f);
-    in[2] = conv ? rnd(T_SHAPE(3 * LHD, LC, 1, 1), 9, -0.5f, 0.5f) : rnd(T_SHAPE(3 * LHD, LC), 9, -0.5f, 0.5f);
-    in[3] = conv ? rnd(T_SHAPE(LC, LHD, 1, 1), 10, -0.5f, 0.5f) : rnd(T_SHAPE(LC, LHD), 10, -0.5f, 0.5f);
-    in[4] = rnd(T_SHAPE(1, LC, 1, 1), 11, 0.5f, 1.5f);
-    in[5] = rnd(T_SHAPE(LC), 12, -0.5f, 0.5f);
+    in[0] = rand_tensor(T_SHAPE(LB, LC, LH, LW), 7, -2, 2);
+    in[1] = rand_tensor(T_SHAPE(1, LC, 1, 1), 8, 0.5f, 1.5f);
+    in[2] = conv ? rand_tensor(T_SHAPE(3 * LHD, LC, 1, 1), 9, -0.5f, 0.5f) : rand_tensor(T_SHAPE(3 * LHD, LC), 9, -0.5f, 0.5f);
+    in[3] = conv ? rand_tensor(T_SHAPE(LC, LHD, 1, 1), 10, -0.5f, 0.5f) : rand_tensor(T_SHAPE(LC, LHD), 10, -0.5f, 0.5f);
+    in[4] = rand_tensor(T_SHAPE(1, LC, 1, 1), 11, 0.5f, 1.5f);
+    in[5] = rand_tensor(T_SHAPE(LC), 12, -0.5f, 0.5f);
 }
 
 static void test_linear_attention_block_grad(void **state) {
@@ -179,8 +167,8 @@ static void test_linear_attention_block_partial(void **state) {
 
 static void test_one_node_each_none_without_tape(void **state) {
     (void)state;
-    Tensor *x = rnd(T_SHAPE(2, 8), 20, -1, 1), *h = rnd(T_SHAPE(2, 3, 4), 21, -1, 1), *ss = rnd(T_SHAPE(2, 6), 22, -1, 1);
-    Tensor *qkv = rnd(T_SHAPE(1, 24, 2, 3), 23, -1, 1), *in[6];
+    Tensor *x = rand_tensor(T_SHAPE(2, 8), 20, -1, 1), *h = rand_tensor(T_SHAPE(2, 3, 4), 21, -1, 1), *ss = rand_tensor(T_SHAPE(2, 6), 22, -1, 1);
+    Tensor *qkv = rand_tensor(T_SHAPE(1, 24, 2, 3), 23, -1, 1), *in[6];
     block_inputs(in, 0);
     LinearAttnBlockArgs a = {.x = in[0], .norm_g = in[1], .norm_eps = 1e-5f, .w_qkv = in[2], .w_out = in[3],
                              .b_out = in[5], .out_g = in[4], .out_eps = 1e-5f, .heads = LHEADS, .dim_head = LD};
@@ -236,7 +224,7 @@ static Tensor *cap_forward(const CapCase *c, Tensor **in) {
 
 /* forward + backward, twice (the second pass adds into the gradients the first one made); 0 and every input
  * gradient concatenated into grads, or -1. The loss is seeded directly (t_backward_with): no other op takes
- * part, so every failure seen is the fused op's or the tape's. */
+ * part, so every failure error_seen() is the fused op's or the tape's. */
 static int cap_step(const CapCase *c, float *grads, int64_t total) {
     Tensor *in[6];
     Tensor *y = cap_forward(c, in);
@@ -313,25 +301,19 @@ static void test_every_cap(void **state) {
 
 /* ---------------------------------------------------------------- errors */
 
-static char seen[512];
-static void record_error(const char *msg) {
-    strncpy(seen, msg, sizeof seen - 1);
-    seen[sizeof seen - 1] = '\0';
-}
-
 static void test_errors(void **state) {
     (void)state;
-    t_set_error_handler(record_error);
+    t_set_error_handler(error_record);
     assert_null(t_geglu(t_new(T_SHAPE(3, 5))));   /* odd last axis */
-    assert_non_null(strstr(seen, "geglu"));
+    assert_non_null(strstr(error_seen(), "geglu"));
     assert_null(t_geglu(NULL));
     assert_null(t_scale_shift_silu(t_new(T_SHAPE(2, 4, 3)), t_new(T_SHAPE(2, 4))));   /* needs [2, 8] */
-    assert_non_null(strstr(seen, "scale_shift_silu"));
+    assert_non_null(strstr(error_seen(), "scale_shift_silu"));
     assert_null(t_silu_add(t_new(T_SHAPE(2, 4)), t_new(T_SHAPE(4, 2))));
-    assert_non_null(strstr(seen, "silu_add"));
+    assert_non_null(strstr(error_seen(), "silu_add"));
     assert_null(t_silu_add(t_new(T_SHAPE(2, 4)), NULL));
     assert_null(t_linear_attention(t_new(T_SHAPE(1, 10, 2, 2)), 2, 4));   /* not 3·2·4 channels */
-    assert_non_null(strstr(seen, "linear_attention"));
+    assert_non_null(strstr(error_seen(), "linear_attention"));
     assert_null(t_linear_attention(t_new(T_SHAPE(24, 2, 2)), 2, 4));      /* not 4-D */
     Tensor *in[6];
     block_inputs(in, 1);
@@ -339,13 +321,13 @@ static void test_errors(void **state) {
                              .b_out = in[5], .out_g = in[4], .out_eps = 1e-5f, .heads = LHEADS, .dim_head = LD};
     assert_non_null(t_linear_attention_block(&a));
     a.heads = 3;   /* to_qkv has 2·4·3 rows */
-    seen[0] = 0;
+    error_record("");
     assert_null(t_linear_attention_block(&a));
-    assert_non_null(strstr(seen, "linear_attention: input [2, 6, 3, 5]"));
+    assert_non_null(strstr(error_seen(), "linear_attention: input [2, 6, 3, 5]"));
     a.heads = LHEADS;
     a.w_out = in[2];
     assert_null(t_linear_attention_block(&a));
-    assert_non_null(strstr(seen, "to_out [24, 6, 1, 1]"));
+    assert_non_null(strstr(error_seen(), "to_out [24, 6, 1, 1]"));
     a.w_out = in[3];
     a.b_out = in[1];   /* 6 elements: fine */
     assert_non_null(t_linear_attention_block(&a));
@@ -362,15 +344,15 @@ static void test_errors(void **state) {
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_geglu_grad, teardown),
-        cmocka_unit_test_teardown(test_scale_shift_silu_grad, teardown),
-        cmocka_unit_test_teardown(test_silu_add_grad, teardown),
-        cmocka_unit_test_teardown(test_linear_attention_grad, teardown),
-        cmocka_unit_test_teardown(test_linear_attention_block_grad, teardown),
-        cmocka_unit_test_teardown(test_linear_attention_block_partial, teardown),
-        cmocka_unit_test_teardown(test_one_node_each_none_without_tape, teardown),
-        cmocka_unit_test_teardown(test_every_cap, teardown),
-        cmocka_unit_test_teardown(test_errors, teardown),
+        cmocka_unit_test_teardown(test_geglu_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_scale_shift_silu_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_silu_add_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_linear_attention_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_linear_attention_block_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_linear_attention_block_partial, arena_teardown),
+        cmocka_unit_test_teardown(test_one_node_each_none_without_tape, arena_teardown),
+        cmocka_unit_test_teardown(test_every_cap, arena_teardown),
+        cmocka_unit_test_teardown(test_errors, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_tape_free();

@@ -119,6 +119,14 @@ static void test_thread_count_independent(void **state) {
     free(A), free(B), free(C1), free(C2);
 }
 
+/* n window offsets in [0, 3000) */
+static void random_offsets(int64_t *off, int64_t n, unsigned *s) {
+    for (int64_t w = 0; w < n; w++) {
+        *s = *s * 1664525u + 1013904223u;
+        off[w] = (*s >> 8) % 3000;
+    }
+}
+
 /* Shifted-window B (implicit im2col), both forms, against the product with B materialised. */
 static void test_shifted_windows(void **state) {
     (void)state;
@@ -136,10 +144,7 @@ static void test_shifted_windows(void **state) {
             fill(A, M * K, &seed);
             fill(src, span, &seed);
             fill(bias, M, &seed);
-            for (int64_t w = 0; w < nw; w++) {
-                seed = seed * 1664525u + 1013904223u;
-                off[w] = (seed >> 8) % 3000;
-            }
+            random_offsets(off, nw, &seed);
             for (int64_t k = 0; k < K; k++)
                 for (int64_t j = 0; j < N; j++) B[k * N + j] = cols ? src[off[j] + k] : src[off[k] + j];
             fill(C, M * N, &seed);
@@ -150,6 +155,58 @@ static void test_shifted_windows(void **state) {
                 if (!close_enough(C[i], R[i], 1e-4, 1e-4))
                     fail_msg("dims %zu cols %d: element %lld %g vs %g", d, cols, (long long)i, C[i], R[i]);
             free(A), free(src), free(B), free(C), free(R), free(bias), free(off);
+        }
+}
+
+/* The settle form hands every column of C over exactly once, in whole-column chunks, bit-identical to
+ * t_sgemm_shifted with beta 0: few rows (windows read in place) and many (windows packed), threaded and
+ * from inside a parallel region (one thread). */
+typedef struct {
+    float *C;
+    int64_t M, N;
+    int *seen;   /* per column: how many times settled */
+} Settled;
+
+static void settle_into(void *ctx, int64_t j0, int64_t ncols, const float *c, int64_t ldc) {
+    Settled *s = ctx;
+    for (int64_t j = 0; j < ncols; j++) {
+        __atomic_add_fetch(&s->seen[j0 + j], 1, __ATOMIC_RELAXED);
+        for (int64_t i = 0; i < s->M; i++) s->C[i * s->N + j0 + j] = c[i * ldc + j];
+    }
+}
+
+static void test_shifted_settle(void **state) {
+    (void)state;
+    const int64_t dims[][3] = {{64, 130 * 7 + 5, 576}, {200, 2000, 300}, {3, 47, 9}};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int how = 0; how < 2; how++) {   /* threaded, inside a parallel region */
+            int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2], span = 3000 + N + 64;
+            unsigned seed = (unsigned)(d * 3 + how + 11);
+            float *A = malloc(sizeof(float) * (size_t)(M * K)), *src = malloc(sizeof(float) * (size_t)span);
+            float *C = malloc(sizeof(float) * (size_t)(M * N)), *R = malloc(sizeof(float) * (size_t)(M * N));
+            float *bias = malloc(sizeof(float) * (size_t)M);
+            int64_t *off = malloc(sizeof(int64_t) * (size_t)K);
+            int *seen = calloc((size_t)N, sizeof(int));
+            fill(A, M * K, &seed);
+            fill(src, span, &seed);
+            fill(bias, M, &seed);
+            random_offsets(off, K, &seed);
+            fill(C, M * N, &seed);
+            assert_true(t_sgemm_shifted(false, M, N, K, 1.0f, A, K, src, off, 0.0f, R, N, bias));
+            Settled s = {C, M, N, seen};
+            if (how == 1) {
+                bool ok = false;
+#pragma omp parallel num_threads(2)
+#pragma omp single
+                ok = t_sgemm_shifted_settle(M, N, K, A, K, src, off, bias, settle_into, &s);
+                assert_true(ok);
+            } else {
+                assert_true(t_sgemm_shifted_settle(M, N, K, A, K, src, off, bias, settle_into, &s));
+            }
+            for (int64_t j = 0; j < N; j++)
+                if (seen[j] != 1) fail_msg("dims %zu how %d: column %lld settled %d times", d, how, (long long)j, seen[j]);
+            assert_memory_equal(C, R, sizeof(float) * (size_t)(M * N));
+            free(A), free(src), free(C), free(R), free(bias), free(off), free(seen);
         }
 }
 
@@ -182,6 +239,7 @@ int main(void) {
         cmocka_unit_test(test_thread_count_independent),
         cmocka_unit_test(test_inside_parallel_region),
         cmocka_unit_test(test_shifted_windows),
+        cmocka_unit_test(test_shifted_settle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,12 +16,6 @@
 #include "tests/util_check.h"
 #include "tests/util_tmpdir.h"
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
 /* fc.weight [4,3], fc.bias [4], ln.weight [4] */
 static void small_model(ParamSet *ps) {
     params_init(ps);
@@ -156,10 +150,10 @@ static void test_initialisers(void **state) {
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_names_freeze_count, teardown),
-        cmocka_unit_test_teardown(test_strict_lists_all_three, teardown),
-        cmocka_unit_test_teardown(test_file_round_trip_with_prefix, teardown),
-        cmocka_unit_test_teardown(test_initialisers, teardown),
+        cmocka_unit_test_teardown(test_names_freeze_count, arena_teardown),
+        cmocka_unit_test_teardown(test_strict_lists_all_three, arena_teardown),
+        cmocka_unit_test_teardown(test_file_round_trip_with_prefix, arena_teardown),
+        cmocka_unit_test_teardown(test_initialisers, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();

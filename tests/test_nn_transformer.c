@@ -31,12 +31,6 @@
 #define ATOL_ATTN 2e-5
 #define RTOL_ATTN 2e-4
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
 /* Loads every non-"@" array of the fixture into ps by name, strictly. */
 static void load_state_dict(ParamSet *ps, const Fixture *fx) {
     NamedArray *arr = calloc((size_t)fx->count, sizeof *arr);
@@ -587,20 +581,20 @@ static void test_errors(void **state) {
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_linear, teardown),
-        cmocka_unit_test_teardown(test_linear_add_matches_unfused, teardown),
-        cmocka_unit_test_teardown(test_layernorm, teardown),
-        cmocka_unit_test_teardown(test_embedding, teardown),
-        cmocka_unit_test_teardown(test_mha, teardown),
-        cmocka_unit_test_teardown(test_mha_causal, teardown),
-        cmocka_unit_test_teardown(test_resblock, teardown),
-        cmocka_unit_test_teardown(test_stack_with_control, teardown),
-        cmocka_unit_test_teardown(test_stack_first_rows_match_full, teardown),
-        cmocka_unit_test_teardown(test_lazy_zero_grad, teardown),
-        cmocka_unit_test_teardown(test_mlp_gelu_matches_exact, teardown),
-        cmocka_unit_test_teardown(test_no_grad_forward, teardown),
-        cmocka_unit_test_teardown(test_names_and_init, teardown),
-        cmocka_unit_test_teardown(test_errors, teardown),
+        cmocka_unit_test_teardown(test_linear, arena_teardown),
+        cmocka_unit_test_teardown(test_linear_add_matches_unfused, arena_teardown),
+        cmocka_unit_test_teardown(test_layernorm, arena_teardown),
+        cmocka_unit_test_teardown(test_embedding, arena_teardown),
+        cmocka_unit_test_teardown(test_mha, arena_teardown),
+        cmocka_unit_test_teardown(test_mha_causal, arena_teardown),
+        cmocka_unit_test_teardown(test_resblock, arena_teardown),
+        cmocka_unit_test_teardown(test_stack_with_control, arena_teardown),
+        cmocka_unit_test_teardown(test_stack_first_rows_match_full, arena_teardown),
+        cmocka_unit_test_teardown(test_lazy_zero_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_mlp_gelu_matches_exact, arena_teardown),
+        cmocka_unit_test_teardown(test_no_grad_forward, arena_teardown),
+        cmocka_unit_test_teardown(test_names_and_init, arena_teardown),
+        cmocka_unit_test_teardown(test_errors, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();

@@ -120,12 +120,6 @@ static void harness_check(Harness *h, Tensor *out, const char *what) {
     }
 }
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
 /* ---------------------------------------------------------------- layers */
 
 typedef struct {
@@ -411,21 +405,21 @@ static void test_shape_errors(void **state) {
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_conv2d, teardown),
-        cmocka_unit_test_teardown(test_groupnorm, teardown),
-        cmocka_unit_test_teardown(test_channel_layernorm, teardown),
-        cmocka_unit_test_teardown(test_time_mlp, teardown),
-        cmocka_unit_test_teardown(test_sinusoidal_values, teardown),
-        cmocka_unit_test_teardown(test_resblock, teardown),
-        cmocka_unit_test_teardown(test_linear_attention, teardown),
-        cmocka_unit_test_teardown(test_cross_attention, teardown),
-        cmocka_unit_test_teardown(test_geglu, teardown),
-        cmocka_unit_test_teardown(test_spatial_transformer, teardown),
-        cmocka_unit_test_teardown(test_updown, teardown),
-        cmocka_unit_test_teardown(test_fused_ops_gradcheck, teardown),
-        cmocka_unit_test_teardown(test_fused_ops_extremes, teardown),
-        cmocka_unit_test_teardown(test_init_matches_pytorch_defaults, teardown),
-        cmocka_unit_test_teardown(test_shape_errors, teardown),
+        cmocka_unit_test_teardown(test_conv2d, arena_teardown),
+        cmocka_unit_test_teardown(test_groupnorm, arena_teardown),
+        cmocka_unit_test_teardown(test_channel_layernorm, arena_teardown),
+        cmocka_unit_test_teardown(test_time_mlp, arena_teardown),
+        cmocka_unit_test_teardown(test_sinusoidal_values, arena_teardown),
+        cmocka_unit_test_teardown(test_resblock, arena_teardown),
+        cmocka_unit_test_teardown(test_linear_attention, arena_teardown),
+        cmocka_unit_test_teardown(test_cross_attention, arena_teardown),
+        cmocka_unit_test_teardown(test_geglu, arena_teardown),
+        cmocka_unit_test_teardown(test_spatial_transformer, arena_teardown),
+        cmocka_unit_test_teardown(test_updown, arena_teardown),
+        cmocka_unit_test_teardown(test_fused_ops_gradcheck, arena_teardown),
+        cmocka_unit_test_teardown(test_fused_ops_extremes, arena_teardown),
+        cmocka_unit_test_teardown(test_init_matches_pytorch_defaults, arena_teardown),
+        cmocka_unit_test_teardown(test_shape_errors, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();

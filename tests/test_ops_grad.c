@@ -19,18 +19,6 @@
 #define EPS 1e-2f
 #define TOL 3e-3
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
-static Tensor *rnd(int ndim, const int64_t *shape, uint64_t seed, float lo, float hi) {
-    Tensor *t = t_new(ndim, shape);
-    fill_uniform(t, seed, lo, hi);
-    return t;
-}
-
 /* Moves every element at least `gap` away from `point` (kinks of abs/relu/clamp, finite differences). */
 static Tensor *away_from(Tensor *t, float point, float gap) {
     for (int64_t i = 0; i < t_numel(t); i++) {
@@ -80,11 +68,11 @@ static void test_binary_grad(void **state) {
     for (int op = 0; op < 5; op++) {
         for (int s = 0; s < 4; s++) {
             BinCtx c = {op, 0};
-            Tensor *in[2] = {rnd(ra[s], sa[s], 3 + (uint64_t)s, -1, 1), rnd(rb[s], sb[s], 7 + (uint64_t)s, 0.5f, 2)};
+            Tensor *in[2] = {rand_tensor(ra[s], sa[s], 3 + (uint64_t)s, -1, 1), rand_tensor(rb[s], sb[s], 7 + (uint64_t)s, 0.5f, 2)};
             assert_true(gradcheck(f_binary, 2, in, &c, EPS, TOL, TOL, 300, names[op]) > 0);
         }
         BinCtx c = {op, 1};
-        Tensor *in[2] = {rnd(T_SHAPE(5, 6, 3), 21, -1, 1), rnd(T_SHAPE(3, 1), 22, 0.5f, 2)};
+        Tensor *in[2] = {rand_tensor(T_SHAPE(5, 6, 3), 21, -1, 1), rand_tensor(T_SHAPE(3, 1), 22, 0.5f, 2)};
         assert_true(gradcheck(f_binary, 2, in, &c, EPS, TOL, TOL, 300, names[op]) > 0);
     }
 }
@@ -133,7 +121,7 @@ static void test_unary_grad(void **state) {
     for (size_t i = 0; i < sizeof unary_cases / sizeof unary_cases[0]; i++)
         for (int strided = 0; strided < 2; strided++) {
             const UnaryCase *u = &unary_cases[i];
-            Tensor *x = rnd(T_SHAPE(3, 4, 5), 40 + i, u->lo, u->hi);
+            Tensor *x = rand_tensor(T_SHAPE(3, 4, 5), 40 + i, u->lo, u->hi);
             /* clamp's second kink sits at -0.5 */
             if (!isnan(u->kink)) away_from(x, u->kink, 0.05f);
             if (u->fn == u_clamp) away_from(x, -0.5f, 0.05f);
@@ -173,7 +161,7 @@ static void test_reduce_grad(void **state) {
                 for (int strided = 0; strided < 2; strided++) {
                     RedCtx c = {kind, axes_sets[a][0], {axes_sets[a][1], axes_sets[a][2]}, keep, strided};
                     if (kind == 4 && c.naxes != 1) continue;
-                    Tensor *x = kind == 4 ? distinct(T_SHAPE(3, 4, 5), (uint64_t)a + 1) : rnd(T_SHAPE(3, 4, 5), 60, -1, 1);
+                    Tensor *x = kind == 4 ? distinct(T_SHAPE(3, 4, 5), (uint64_t)a + 1) : rand_tensor(T_SHAPE(3, 4, 5), 60, -1, 1);
                     Tensor *in[1] = {x};
                     assert_true(gradcheck(f_reduce, 1, in, &c, EPS, TOL, TOL, 200, names[kind]) > 0);
                 }
@@ -198,11 +186,11 @@ static void test_matmul_grad(void **state) {
         for (int tb = 0; tb < 2; tb++) {
             MMCtx c = {ta, tb};
             /* a [2,1,4,5] broadcast against b [3,5,6] on the batch axis, both directions */
-            Tensor *a = ta ? rnd(T_SHAPE(2, 1, 5, 4), 70, -1, 1) : rnd(T_SHAPE(2, 1, 4, 5), 70, -1, 1);
-            Tensor *b = tb ? rnd(T_SHAPE(3, 6, 5), 71, -1, 1) : rnd(T_SHAPE(3, 5, 6), 71, -1, 1);
+            Tensor *a = ta ? rand_tensor(T_SHAPE(2, 1, 5, 4), 70, -1, 1) : rand_tensor(T_SHAPE(2, 1, 4, 5), 70, -1, 1);
+            Tensor *b = tb ? rand_tensor(T_SHAPE(3, 6, 5), 71, -1, 1) : rand_tensor(T_SHAPE(3, 5, 6), 71, -1, 1);
             Tensor *in[2] = {a, b};
             assert_true(gradcheck(f_matmul, 2, in, &c, EPS, TOL, TOL, 300, "matmul") > 0);
-            Tensor *in2[2] = {rnd(T_SHAPE(4, 3), 72, -1, 1), rnd(T_SHAPE(3, 2), 73, -1, 1)};
+            Tensor *in2[2] = {rand_tensor(T_SHAPE(4, 3), 72, -1, 1), rand_tensor(T_SHAPE(3, 2), 73, -1, 1)};
             MMCtx c2 = {0, 0};
             assert_true(gradcheck(f_matmul, 2, in2, &c2, EPS, TOL, TOL, 300, "matmul 2-D") > 0);
         }
@@ -217,7 +205,7 @@ static Tensor *f_linear(Tensor **in, void *ctx) {
 static void test_linear_grad(void **state) {
     (void)state;
     for (int strided = 0; strided < 2; strided++) {
-        Tensor *in[3] = {rnd(T_SHAPE(3, 2, 7), 80, -1, 1), rnd(T_SHAPE(5, 7), 81, -1, 1), rnd(T_SHAPE(5), 82, -1, 1)};
+        Tensor *in[3] = {rand_tensor(T_SHAPE(3, 2, 7), 80, -1, 1), rand_tensor(T_SHAPE(5, 7), 81, -1, 1), rand_tensor(T_SHAPE(5), 82, -1, 1)};
         assert_true(gradcheck(f_linear, strided ? 2 : 3, in, &strided, EPS, TOL, TOL, 300, "linear") > 0);
     }
 }
@@ -242,7 +230,7 @@ static void test_views_grad(void **state) {
     (void)state;
     static const char *names[] = {"reshape", "permute", "slice", "select", "contiguous", "squeeze", "views fan-out"};
     for (int k = 0; k < 7; k++) {
-        Tensor *in[1] = {rnd(T_SHAPE(2, 3, 4), 90 + (uint64_t)k, -1, 1)};
+        Tensor *in[1] = {rand_tensor(T_SHAPE(2, 3, 4), 90 + (uint64_t)k, -1, 1)};
         assert_true(gradcheck(f_view, 1, in, &k, EPS, TOL, TOL, 200, names[k]) > 0);
     }
 }
@@ -265,15 +253,15 @@ static void test_softmax_grad(void **state) {
         for (int axis = -3; axis < 3; axis++)
             for (int permuted = 0; permuted < 2; permuted++) {
                 SmCtx c = {axis, log_mode, permuted};
-                Tensor *in[1] = {rnd(T_SHAPE(3, 4, 5), 10 + (uint64_t)axis, -2, 2)};
+                Tensor *in[1] = {rand_tensor(T_SHAPE(3, 4, 5), 10 + (uint64_t)axis, -2, 2)};
                 assert_true(gradcheck(f_softmax, 1, in, &c, EPS, TOL, TOL, 200, log_mode ? "log_softmax" : "softmax") > 0);
             }
     /* wide inner extent: more than one 64-column block */
     SmCtx c = {0, 0, 0};
-    Tensor *in[1] = {rnd(T_SHAPE(3, 70), 3, -2, 2)};
+    Tensor *in[1] = {rand_tensor(T_SHAPE(3, 70), 3, -2, 2)};
     assert_true(gradcheck(f_softmax, 1, in, &c, EPS, TOL, TOL, 200, "softmax wide") > 0);
     c.log_mode = 1;
-    in[0] = rnd(T_SHAPE(3, 70), 4, -2, 2);   /* fresh input: the tape still holds the first graph */
+    in[0] = rand_tensor(T_SHAPE(3, 70), 4, -2, 2);   /* fresh input: the tape still holds the first graph */
     assert_true(gradcheck(f_softmax, 1, in, &c, EPS, TOL, TOL, 200, "log_softmax wide") > 0);
 }
 
@@ -314,13 +302,13 @@ static void test_attention_grad(void **state) {
     (void)state;
     for (int use_mask = 0; use_mask < 2; use_mask++) {
         AttnCtx c = {0, use_mask, 2, 3, 4, 5, 6, 7};
-        Tensor *in[5] = {rnd(T_SHAPE(2, 3, 4, 6), 1, -1, 1), rnd(T_SHAPE(2, 3, 5, 6), 2, -1, 1),
-                         rnd(T_SHAPE(2, 3, 7, 5), 3, -1, 1), causal_mask(4, 5), rnd(T_SHAPE(4, 5), 4, -1, 1)};
+        Tensor *in[5] = {rand_tensor(T_SHAPE(2, 3, 4, 6), 1, -1, 1), rand_tensor(T_SHAPE(2, 3, 5, 6), 2, -1, 1),
+                         rand_tensor(T_SHAPE(2, 3, 7, 5), 3, -1, 1), causal_mask(4, 5), rand_tensor(T_SHAPE(4, 5), 4, -1, 1)};
         /* the -inf entries get no gradient and finite differences see none (-inf + eps = -inf) */
         assert_true(gradcheck(f_attention, use_mask ? 5 : 3, in, &c, EPS, TOL, TOL, 150, "attention") > 0);
     }
     AttnCtx c = {1, 1, 2, 2, 5, 5, 4, 4};
-    Tensor *in[3] = {rnd(T_SHAPE(2, 5, 3, 2, 4), 5, -1, 1), causal_mask(5, 5), rnd(T_SHAPE(5, 5), 6, -1, 1)};
+    Tensor *in[3] = {rand_tensor(T_SHAPE(2, 5, 3, 2, 4), 5, -1, 1), causal_mask(5, 5), rand_tensor(T_SHAPE(5, 5), 6, -1, 1)};
     assert_true(gradcheck(f_attention, 3, in, &c, EPS, TOL, TOL, 150, "attention fused layout") > 0);
 }
 
@@ -336,12 +324,12 @@ static Tensor *f_concat(Tensor **in, void *ctx) {
 static void test_concat_grad(void **state) {
     (void)state;
     int axis = 1;
-    Tensor *in[3] = {rnd(T_SHAPE(2, 3, 4), 100, -1, 1), rnd(T_SHAPE(5, 2, 4), 101, -1, 1),
-                     rnd(T_SHAPE(2, 1, 4), 102, -1, 1)};
+    Tensor *in[3] = {rand_tensor(T_SHAPE(2, 3, 4), 100, -1, 1), rand_tensor(T_SHAPE(5, 2, 4), 101, -1, 1),
+                     rand_tensor(T_SHAPE(2, 1, 4), 102, -1, 1)};
     assert_true(gradcheck(f_concat, 3, in, &axis, EPS, TOL, TOL, 200, "concat axis 1") > 0);
     axis = -1;
-    Tensor *in2[3] = {rnd(T_SHAPE(2, 3, 2), 103, -1, 1), rnd(T_SHAPE(3, 2, 3), 104, -1, 1),
-                      rnd(T_SHAPE(2, 3, 1), 105, -1, 1)};
+    Tensor *in2[3] = {rand_tensor(T_SHAPE(2, 3, 2), 103, -1, 1), rand_tensor(T_SHAPE(3, 2, 3), 104, -1, 1),
+                      rand_tensor(T_SHAPE(2, 3, 1), 105, -1, 1)};
     assert_true(gradcheck(f_concat, 3, in2, &axis, EPS, TOL, TOL, 200, "concat last axis") > 0);
 }
 
@@ -360,7 +348,7 @@ static Tensor *f_split(Tensor **in, void *ctx) {
 static void test_split_chunk_grad(void **state) {
     (void)state;
     for (int chunk = 0; chunk < 2; chunk++) {
-        Tensor *in[1] = {rnd(T_SHAPE(2, 7, 3), 110 + (uint64_t)chunk, -1, 1)};
+        Tensor *in[1] = {rand_tensor(T_SHAPE(2, 7, 3), 110 + (uint64_t)chunk, -1, 1)};
         assert_true(gradcheck(f_split, 1, in, &chunk, EPS, TOL, TOL, 200, chunk ? "chunk" : "split") > 0);
     }
 }
@@ -378,7 +366,7 @@ static void test_pad2d_grad(void **state) {
     (void)state;
     PadCtx cases[] = {{1, 2, 0, 1, T_PAD_ZERO}, {2, 1, 3, 2, T_PAD_REFLECT}, {1, 1, 1, 1, T_PAD_REFLECT}};
     for (int i = 0; i < 3; i++) {
-        Tensor *in[1] = {rnd(T_SHAPE(2, 2, 5, 4), 120 + (uint64_t)i, -1, 1)};   /* used as [2, 2, 4, 5] */
+        Tensor *in[1] = {rand_tensor(T_SHAPE(2, 2, 5, 4), 120 + (uint64_t)i, -1, 1)};   /* used as [2, 2, 4, 5] */
         assert_true(gradcheck(f_pad, 1, in, &cases[i], EPS, TOL, TOL, 200, cases[i].mode ? "pad2d reflect" : "pad2d zero") > 0);
     }
 }
@@ -392,7 +380,7 @@ static Tensor *f_embedding(Tensor **in, void *ctx) {
 
 static void test_embedding_grad(void **state) {
     (void)state;
-    Tensor *in[1] = {rnd(T_SHAPE(5, 4), 130, -1, 1)};
+    Tensor *in[1] = {rand_tensor(T_SHAPE(5, 4), 130, -1, 1)};
     assert_true(gradcheck(f_embedding, 1, in, NULL, EPS, TOL, TOL, 200, "embedding") > 0);
 }
 
@@ -410,9 +398,9 @@ static void test_masked_fill_expand_grad(void **state) {
     (void)state;
     Tensor *mask = t_new(T_SHAPE(4, 1));
     for (int i = 0; i < 4; i++) mask->data[i] = (float)(i % 2);
-    Tensor *in[1] = {rnd(T_SHAPE(4, 3, 1), 140, -1, 1)};
+    Tensor *in[1] = {rand_tensor(T_SHAPE(4, 3, 1), 140, -1, 1)};
     assert_true(gradcheck(f_masked_fill, 1, in, mask, EPS, TOL, TOL, 200, "masked_fill") > 0);
-    Tensor *in2[1] = {rnd(T_SHAPE(1, 3, 1), 141, -1, 1)};
+    Tensor *in2[1] = {rand_tensor(T_SHAPE(1, 3, 1), 141, -1, 1)};
     assert_true(gradcheck(f_expand, 1, in2, NULL, EPS, TOL, TOL, 200, "expand") > 0);
 }
 
@@ -434,7 +422,7 @@ static void test_loss_grad(void **state) {
     (void)state;
     static const char *names[] = {"l1_loss", "mse_loss", "cross_entropy"};
     for (int kind = 0; kind < 3; kind++) {
-        Tensor *p = rnd(T_SHAPE(5, 4), 150 + (uint64_t)kind, -2, 2), *t = rnd(T_SHAPE(4, 5), 160, -2, 2);
+        Tensor *p = rand_tensor(T_SHAPE(5, 4), 150 + (uint64_t)kind, -2, 2), *t = rand_tensor(T_SHAPE(4, 5), 160, -2, 2);
         if (kind == 0)   /* keep |p - t| away from the kink at 0 */
             for (int i = 0; i < 5; i++)
                 for (int j = 0; j < 4; j++) {
@@ -449,20 +437,20 @@ static void test_loss_grad(void **state) {
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_binary_grad, teardown),
-        cmocka_unit_test_teardown(test_unary_grad, teardown),
-        cmocka_unit_test_teardown(test_reduce_grad, teardown),
-        cmocka_unit_test_teardown(test_matmul_grad, teardown),
-        cmocka_unit_test_teardown(test_linear_grad, teardown),
-        cmocka_unit_test_teardown(test_views_grad, teardown),
-        cmocka_unit_test_teardown(test_softmax_grad, teardown),
-        cmocka_unit_test_teardown(test_attention_grad, teardown),
-        cmocka_unit_test_teardown(test_concat_grad, teardown),
-        cmocka_unit_test_teardown(test_split_chunk_grad, teardown),
-        cmocka_unit_test_teardown(test_pad2d_grad, teardown),
-        cmocka_unit_test_teardown(test_embedding_grad, teardown),
-        cmocka_unit_test_teardown(test_masked_fill_expand_grad, teardown),
-        cmocka_unit_test_teardown(test_loss_grad, teardown),
+        cmocka_unit_test_teardown(test_binary_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_unary_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_reduce_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_matmul_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_linear_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_views_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_softmax_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_attention_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_concat_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_split_chunk_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_pad2d_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_embedding_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_masked_fill_expand_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_loss_grad, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();

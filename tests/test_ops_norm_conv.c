@@ -17,18 +17,6 @@
 #include "tensor/tensor.h"
 #include "tests/util_check.h"
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
-static Tensor *rand_tensor(int ndim, const int64_t *shape, uint64_t seed, float lo, float hi) {
-    Tensor *t = t_new(ndim, shape);
-    fill_uniform(t, seed, lo, hi);
-    return t;
-}
-
 /* A view of a [d1, d0, ...] buffer with its first two axes swapped: same logical shape as shape,
  * non-contiguous. gradcheck perturbs the parent (inputs[]), the op sees the view. */
 static Tensor *swap01(Tensor *parent) { return t_transpose(parent, 0, 1); }
@@ -308,15 +296,15 @@ static void test_bad_shapes_name_op_and_shapes(void **state) {
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_layer_norm_grad, teardown),
-        cmocka_unit_test_teardown(test_group_norm_grad, teardown),
-        cmocka_unit_test_teardown(test_channel_layer_norm_grad, teardown),
-        cmocka_unit_test_teardown(test_conv2d_grad, teardown),
-        cmocka_unit_test_teardown(test_conv2d_grad_chunked, teardown),
-        cmocka_unit_test_teardown(test_resample_grad, teardown),
-        cmocka_unit_test_teardown(test_norms_match_torch, teardown),
-        cmocka_unit_test_teardown(test_convs_match_torch, teardown),
-        cmocka_unit_test_teardown(test_bad_shapes_name_op_and_shapes, teardown),
+        cmocka_unit_test_teardown(test_layer_norm_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_group_norm_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_channel_layer_norm_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_conv2d_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_conv2d_grad_chunked, arena_teardown),
+        cmocka_unit_test_teardown(test_resample_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_norms_match_torch, arena_teardown),
+        cmocka_unit_test_teardown(test_convs_match_torch, arena_teardown),
+        cmocka_unit_test_teardown(test_bad_shapes_name_op_and_shapes, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();

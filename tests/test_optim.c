@@ -19,12 +19,6 @@
 static const char *const names[] = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "logit_scale"};
 enum { NP = 5, STEPS = 20 };
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
 /* fc1 [16,8], fc2 [4,16], logit_scale [] initialised from the fixture. */
 static void build(ParamSet *ps, const Fixture *fx) {
     params_init(ps);
@@ -243,13 +237,13 @@ static void test_ema(void **state) {
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_adamw_matches_torch, teardown),
-        cmocka_unit_test_teardown(test_sgd_momentum_matches_torch, teardown),
-        cmocka_unit_test_teardown(test_clip_grad_norm_matches_torch, teardown),
-        cmocka_unit_test_teardown(test_frozen_params_untouched, teardown),
-        cmocka_unit_test_teardown(test_decay_rule, teardown),
-        cmocka_unit_test_teardown(test_schedules, teardown),
-        cmocka_unit_test_teardown(test_ema, teardown),
+        cmocka_unit_test_teardown(test_adamw_matches_torch, arena_teardown),
+        cmocka_unit_test_teardown(test_sgd_momentum_matches_torch, arena_teardown),
+        cmocka_unit_test_teardown(test_clip_grad_norm_matches_torch, arena_teardown),
+        cmocka_unit_test_teardown(test_frozen_params_untouched, arena_teardown),
+        cmocka_unit_test_teardown(test_decay_rule, arena_teardown),
+        cmocka_unit_test_teardown(test_schedules, arena_teardown),
+        cmocka_unit_test_teardown(test_ema, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();

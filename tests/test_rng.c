@@ -9,12 +9,7 @@
 
 #include "tensor/rng.h"
 #include "tensor/tensor.h"
-
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
+#include "tests/util_check.h"
 
 /* Random123 kat_vectors, "philox4x32 10": counter[4], key[2] -> out[4]. */
 static void test_known_answers(void **state) {
@@ -97,10 +92,10 @@ static void test_moments(void **state) {
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_known_answers, teardown),
-        cmocka_unit_test_teardown(test_same_seed_same_tensor, teardown),
-        cmocka_unit_test_teardown(test_state_roundtrip, teardown),
-        cmocka_unit_test_teardown(test_moments, teardown),
+        cmocka_unit_test_teardown(test_known_answers, arena_teardown),
+        cmocka_unit_test_teardown(test_same_seed_same_tensor, arena_teardown),
+        cmocka_unit_test_teardown(test_state_roundtrip, arena_teardown),
+        cmocka_unit_test_teardown(test_moments, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();

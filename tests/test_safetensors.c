@@ -29,12 +29,6 @@ static int remove_dir(void **state) {
     return test_tmpdir_remove(tmpdir);
 }
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
 static void test_python_fixture(void **state) {
     (void)state;
     Fixture fx;
@@ -253,11 +247,11 @@ static void test_save_errors_keep_old_file(void **state) {
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_python_fixture, teardown),
-        cmocka_unit_test_teardown(test_round_trip, teardown),
-        cmocka_unit_test_teardown(test_malformed_files, teardown),
-        cmocka_unit_test_teardown(test_save_errors_keep_old_file, teardown),
-        cmocka_unit_test_teardown(test_save_f16_matches_numpy, teardown),
+        cmocka_unit_test_teardown(test_python_fixture, arena_teardown),
+        cmocka_unit_test_teardown(test_round_trip, arena_teardown),
+        cmocka_unit_test_teardown(test_malformed_files, arena_teardown),
+        cmocka_unit_test_teardown(test_save_errors_keep_old_file, arena_teardown),
+        cmocka_unit_test_teardown(test_save_f16_matches_numpy, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, setup_dir, remove_dir);
     t_arena_shutdown();

@@ -13,12 +13,6 @@
 #include "tensor/tensor.h"
 #include "tests/util_check.h"
 
-static int teardown(void **state) {
-    (void)state;
-    t_arena_reset();
-    return 0;
-}
-
 static void test_views_share_storage(void **state) {
     (void)state;
     Tensor *x = t_new(T_SHAPE(2, 3, 4));
@@ -194,15 +188,15 @@ static void test_linear_grad(void **state) {
 int main(void) {
     t_init();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_views_share_storage, teardown),
-        cmocka_unit_test_teardown(test_views_grad, teardown),
-        cmocka_unit_test_teardown(test_broadcast_grad, teardown),
-        cmocka_unit_test_teardown(test_fan_out_accumulates, teardown),
-        cmocka_unit_test_teardown(test_no_grad_records_nothing, teardown),
-        cmocka_unit_test_teardown(test_arena_steady_state, teardown),
-        cmocka_unit_test_teardown(test_shape_errors_name_op_and_shapes, teardown),
-        cmocka_unit_test_teardown(test_matmul_grad_transposes_and_batch, teardown),
-        cmocka_unit_test_teardown(test_linear_grad, teardown),
+        cmocka_unit_test_teardown(test_views_share_storage, arena_teardown),
+        cmocka_unit_test_teardown(test_views_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_broadcast_grad, arena_teardown),
+        cmocka_unit_test_teardown(test_fan_out_accumulates, arena_teardown),
+        cmocka_unit_test_teardown(test_no_grad_records_nothing, arena_teardown),
+        cmocka_unit_test_teardown(test_arena_steady_state, arena_teardown),
+        cmocka_unit_test_teardown(test_shape_errors_name_op_and_shapes, arena_teardown),
+        cmocka_unit_test_teardown(test_matmul_grad_transposes_and_batch, arena_teardown),
+        cmocka_unit_test_teardown(test_linear_grad, arena_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     t_arena_shutdown();

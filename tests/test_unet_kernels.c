@@ -31,12 +31,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static Tensor *rand_tensor(int ndim, const int64_t *shape, uint64_t seed, float lo, float hi) {
-    Tensor *t = t_new(ndim, shape);
-    fill_uniform(t, seed, lo, hi);
-    return t;
-}
-
 /* A fresh leaf copy of x (own data, requires grad). */
 static Tensor *leaf_copy(const Tensor *x) {
     Tensor *c = t_from(x->ndim, x->shape, x->data);

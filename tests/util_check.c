@@ -198,3 +198,22 @@ Tensor *fixture_tensor(const Fixture *fx, const char *name) {
     int i = find(fx, name);
     return t_from(fx->ndim[i], fx->shape[i], fx->data[i]);
 }
+
+Tensor *rand_tensor(int ndim, const int64_t *shape, uint64_t seed, float lo, float hi) {
+    Tensor *t = t_new(ndim, shape);
+    fill_uniform(t, seed, lo, hi);
+    return t;
+}
+
+int arena_teardown(void **state) {
+    (void)state;
+    t_arena_reset();
+    return 0;
+}
+
+static char g_error_seen[512];
+void error_record(const char *msg) {
+    strncpy(g_error_seen, msg, sizeof g_error_seen - 1);
+    g_error_seen[sizeof g_error_seen - 1] = '\0';
+}
+const char *error_seen(void) { return g_error_seen; }

@@ -40,6 +40,15 @@ int gradcheck(GradFn f, int n_inputs, Tensor **inputs, void *ctx, float eps, dou
 
 /* Fills t with U(lo, hi) from a simple fixed-seed generator (test-local, independent of tensor/rng). */
 void fill_uniform(Tensor *t, uint64_t seed, float lo, float hi);
+/* A new tensor of the shape, filled as fill_uniform does. */
+Tensor *rand_tensor(int ndim, const int64_t *shape, uint64_t seed, float lo, float hi);
+
+/* cmocka teardown that frees the step's tensors (t_arena_reset). */
+int arena_teardown(void **state);
+
+/* An error handler (t_set_error_handler) that only keeps the message; error_seen() is the last one. */
+void error_record(const char *msg);
+const char *error_seen(void);
 
 /* Fixtures: "DCFX" magic, u32 version 1, u32 count, then per tensor: u32 name length, name bytes,
  * u32 ndim, i64 shape[ndim], f32 data (little-endian). */
