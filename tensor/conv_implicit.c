@@ -10,7 +10,10 @@
  *     dW       dW      += dY' [Cout, Ho·Wp] · window(xp)ᵀ                   dY' = dY with zero columns
  * dX is the forward convolution of dY with W', so no col2im is needed either.
  * The padded copy is made anyway, so the input may come in two parts (a concatenation along channels,
- * never built), and the pass that drops the extra columns also applies the ResBlock's activation. */
+ * never built). The product is never stored whole: the GEMM hands it over in column chunks still in cache
+ * (t_sgemm_shifted_settle), and the pass that drops the extra columns also applies the ResBlock's
+ * activation (forward) or adds into dX (backward); that saves a [C, nb, Hp, Wp] buffer, 17 MB per 64-channel
+ * 256² image, 270 MB at 1024². */
 #include <string.h>
 
 #include "tensor/conv_act.h"
@@ -84,6 +87,35 @@ int64_t conv_chunk_images(int64_t N, int64_t C, int64_t Hp, int64_t Wp) {
     return nb < 1 ? 1 : nb > N ? N : nb;
 }
 
+/* Where the GEMM's columns go: q = (n·Hp + y)·Wp + x over a chunk of images starting at image n0, each a
+ * [C, Hp, Wp] plane of which the top-left H×W corner is kept (a forward's y, a backward's dX). */
+typedef struct {
+    const ConvDst *dst;
+    const ConvEpi *epi;   /* the forward's epilogue, or NULL */
+    bool add;             /* dst += (without an epilogue) */
+    int64_t C, H, W, n0, Hp, Wp;
+} ConvSettle;
+
+/* Stores columns [j0, j0 + ncols) of the product, the kept ones, through the epilogue. */
+static void settle_columns(void *ctx, int64_t j0, int64_t ncols, const float *c, int64_t ldc) {
+    const ConvSettle *s = ctx;
+    const int64_t plane = s->Hp * s->Wp;
+    for (int64_t q = j0; q < j0 + ncols;) {
+        int64_t n = q / plane, y = q % plane / s->Wp, x = q % s->Wp;
+        int64_t run = s->Wp - x < j0 + ncols - q ? s->Wp - x : j0 + ncols - q;   /* to the row's end */
+        if (y < s->H && x < s->W) {
+            int64_t len = s->W - x < run ? s->W - x : run;
+            for (int64_t ch = 0; ch < s->C; ch++) {
+                float *d = conv_dst_plane(s->dst, s->n0 + n, ch);
+                if (d)
+                    conv_epi_row(s->epi, s->C, s->H * s->W, s->n0 + n, ch, y * s->W + x, c + ch * ldc + (q - j0),
+                                 d + y * s->W + x, len, s->add);
+            }
+        }
+        q += run;
+    }
+}
+
 void conv_implicit_forward(const ConvGeom *g, const float *x1, const float *x2, const float *w, const float *b,
                            float *y, const ConvEpi *epi) {
     const int64_t Hp = g->H + 2 * g->ph, Wp = g->W + 2 * g->pw, slack = CONV_WINDOW_SLACK(g->kw);
@@ -92,9 +124,8 @@ void conv_implicit_forward(const ConvGeom *g, const float *x1, const float *x2, 
     const ConvDst dst = {y, NULL, g->Cout, g->Cout, g->Ho * g->Wo};
     size_t mark = t_arena_mark();
     float *xp = t_arena_alloc(sizeof(float) * (size_t)(g->Cin * NB * Hp * Wp + slack));  /* [Cin, nb, Hp, Wp] */
-    float *tmp = t_arena_alloc(sizeof(float) * (size_t)(g->Cout * NB * Hp * Wp));       /* [Cout, nb, Hp, Wp] */
     int64_t *off = t_arena_alloc(sizeof(int64_t) * (size_t)g->K);
-    if (!xp || !tmp || !off) {   /* out of memory (reported): the caller sees t_arena_failed() */
+    if (!xp || !off) {   /* out of memory (reported): the caller sees t_arena_failed() */
         t_arena_release(mark);
         return;
     }
@@ -104,8 +135,13 @@ void conv_implicit_forward(const ConvGeom *g, const float *x1, const float *x2, 
         int64_t Nq = plane - (Hp - g->Ho) * Wp;
         window_offsets(g->Cin, g->kh, g->kw, plane, Wp, off);
         conv_pad_planes(&src, n0, nb, g->H, g->W, g->ph, g->pw, Hp, Wp, xp, slack);
-        t_sgemm_shifted(false, g->Cout, Nq, g->K, 1.0f, w, g->K, xp, off, 0.0f, tmp, plane, b);
-        conv_take_valid(tmp, n0, nb, g->Cout, g->Ho, g->Wo, Hp, Wp, &dst, false, epi);
+        /* the product's columns go straight to y, chunk by chunk, while in cache: no [Cout, nb, Hp, Wp]
+         * buffer is written and read back */
+        ConvSettle st = {&dst, epi, false, g->Cout, g->Ho, g->Wo, n0, Hp, Wp};
+        if (!t_sgemm_shifted_settle(g->Cout, Nq, g->K, w, g->K, xp, off, b, settle_columns, &st)) {
+            t_error("conv2d", "out of memory for the product's fallback buffer");
+            break;
+        }
     }
     t_arena_release(mark);
 }
@@ -122,7 +158,7 @@ void conv_implicit_backward(const ConvGeom *g, const float *x1, const float *x2,
     const ConvSrc xs = {x1, x2, g->C1, Cin, g->H * g->W}, dys = {dy, NULL, Cout, Cout, g->Ho * g->Wo};
     const ConvDst dxd = {dx1, dx2, g->C1, Cin, g->H * g->W};
     size_t mark = t_arena_mark();
-    float *xp = NULL, *dyw = NULL, *dyp = NULL, *wt = NULL, *tmpx = NULL;
+    float *xp = NULL, *dyw = NULL, *dyp = NULL, *wt = NULL;
     int64_t *off = NULL, *offx = NULL;
     if (dw) {
         xp = t_arena_alloc(sizeof(float) * (size_t)(Cin * NB * Hp * Wp + slack));   /* [Cin, nb, Hp, Wp] */
@@ -136,9 +172,8 @@ void conv_implicit_backward(const ConvGeom *g, const float *x1, const float *x2,
     if (want_dx) {
         dyp = t_arena_alloc(sizeof(float) * (size_t)(Cout * NB * Hq * Wq + slack));  /* [Cout, nb, Hq, Wq] */
         wt = t_arena_alloc(sizeof(float) * (size_t)(Cin * Kx));                     /* [Cin, Cout, kh, kw] */
-        tmpx = t_arena_alloc(sizeof(float) * (size_t)(Cin * NB * Hq * Wq));         /* [Cin, nb, Hq, Wq] */
         offx = t_arena_alloc(sizeof(int64_t) * (size_t)Kx);
-        if (!dyp || !wt || !tmpx || !offx) {   /* out of memory (reported): the caller sees t_arena_failed() */
+        if (!dyp || !wt || !offx) {   /* out of memory (reported): the caller sees t_arena_failed() */
             t_arena_release(mark);
             return;
         }
@@ -163,8 +198,11 @@ void conv_implicit_backward(const ConvGeom *g, const float *x1, const float *x2,
             int64_t plane = nb * Hq * Wq;
             window_offsets(Cout, kh, kw, plane, Wq, offx);
             conv_pad_planes(&dys, n0, nb, g->Ho, g->Wo, qh, qw, Hq, Wq, dyp, slack);
-            t_sgemm_shifted(false, Cin, plane - (Hq - g->H) * Wq, Kx, 1.0f, wt, Kx, dyp, offx, 0.0f, tmpx, plane, NULL);
-            conv_take_valid(tmpx, n0, nb, Cin, g->H, g->W, Hq, Wq, &dxd, true, NULL);
+            ConvSettle st = {&dxd, NULL, true, Cin, g->H, g->W, n0, Hq, Wq};   /* dX += , chunk by chunk */
+            if (!t_sgemm_shifted_settle(Cin, plane - (Hq - g->H) * Wq, Kx, wt, Kx, dyp, offx, NULL, settle_columns, &st)) {
+                t_error("conv2d", "out of memory for the product's fallback buffer");
+                break;
+            }
         }
     }
     t_arena_release(mark);

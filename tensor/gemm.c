@@ -15,7 +15,8 @@
  * the thread count. That holds only when this kernel runs: products under MIN_FLOPS, CPUs without
  * AVX-512F, DACLIP_GEMM=blas, a busy lock or slot (run_ours) and failed scratch allocation go to OpenBLAS,
  * whose sums can change with the thread count (docs/architecture.md, Threads). Transposed operands are
- * packed with 16×16 in-register transposes. */
+ * packed with 16×16 in-register transposes. A settle callback (t_sgemm_shifted_settle) takes C chunk by
+ * chunk from a thread's [M][NC] scratch instead of C being stored. */
 #include "tensor/gemm.h"
 
 #include <cblas.h>
@@ -56,6 +57,8 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static float *g_apack;
 static size_t g_apack_cap;
 static float *g_bpack[MAX_THREADS];
+static float *g_cbuf[MAX_THREADS];   /* [M][NC] chunks of C for a settle callback */
+static size_t g_cbuf_cap[MAX_THREADS];
 
 static float *grow(float **buf, size_t *cap, size_t n) {
     if (n <= *cap) return *buf;
@@ -152,6 +155,8 @@ typedef struct {
     const float *src;
     const int64_t *off;
     bool b_in_place;       /* B_SHIFTED read in place by the kernel (else packed like dense B) */
+    TGemmSettle settle;    /* C is not stored: each column chunk goes to settle from a thread's scratch */
+    void *settle_ctx;
 } Gemm;
 
 /* Packs op(B) rows k in [k0, k0+kc), columns [j0, j0+ncols) into panels of NR columns, each [kc][NR],
@@ -277,9 +282,9 @@ static AVX512 void kernel_ds(int64_t kc, const float *a, int64_t ars, int64_t as
 /* One 8×48 tile over K-block [k0, k0 + kc): A packed (apack) or in place (alpha 1), B packed (bpanel) or
  * shifted windows. */
 static AVX512 void tile(const Gemm *g, const float *apack, int64_t ip, int64_t k0, int64_t kc, const float *bpanel,
-                        int64_t q, bool acc, bool first) {
+                        int64_t q, bool acc, bool first, float *cbase, int64_t ldc, int64_t qbase) {
     int mr = (int)(g->M - ip * MR < MR ? g->M - ip * MR : MR), nr = (int)(g->N - q * NR < NR ? g->N - q * NR : NR);
-    float *c = g->C + ip * MR * g->ldc + q * NR;
+    float *c = cbase + ip * MR * ldc + (q - qbase) * NR;
     const float *brow = first && g->bias_row ? g->bias_row + ip * MR : NULL;
     const float *bcol = first && g->bias_col ? g->bias_col + q * NR : NULL;
     if (g->a_direct) {
@@ -287,15 +292,15 @@ static AVX512 void tile(const Gemm *g, const float *apack, int64_t ip, int64_t k
         const float *a = g->ta ? g->A + k0 * g->lda + ip * MR : g->A + ip * MR * g->lda + k0;
         int64_t ars = g->ta ? 1 : g->lda, astep = g->ta ? g->lda : 1;
         if (g->b_in_place)
-            kernel_ds(kc, a, ars, astep, g->src + q * NR, g->off + k0, c, g->ldc, mr, nr, acc, brow, bcol);
+            kernel_ds(kc, a, ars, astep, g->src + q * NR, g->off + k0, c, ldc, mr, nr, acc, brow, bcol);
         else
-            kernel_dp(kc, a, ars, astep, bpanel, c, g->ldc, mr, nr, acc, brow, bcol);
+            kernel_dp(kc, a, ars, astep, bpanel, c, ldc, mr, nr, acc, brow, bcol);
     } else {
         const float *a = apack + ((g->M + MR - 1) / MR * MR) * k0 + ip * MR * kc;
         if (g->b_in_place)
-            kernel_ps(kc, a, g->src + q * NR, g->off + k0, c, g->ldc, mr, nr, acc, brow, bcol);
+            kernel_ps(kc, a, g->src + q * NR, g->off + k0, c, ldc, mr, nr, acc, brow, bcol);
         else
-            kernel_pp(kc, a, bpanel, c, g->ldc, mr, nr, acc, brow, bcol);
+            kernel_pp(kc, a, bpanel, c, ldc, mr, nr, acc, brow, bcol);
     }
 }
 
@@ -333,8 +338,9 @@ static int64_t pack_a_count(const Gemm *g) {
 }
 
 /* Columns panels [p0, p1) of C from packed A, packing op(B) NC columns at a time into bp (B_SHIFTED
- * reads B in place instead). */
-static AVX512 void compute_columns(const Gemm *g, const float *apack, float *bp, int64_t p0, int64_t p1) {
+ * reads B in place instead). With a settle callback, each NC-wide chunk of C is made in cbuf [M][NC]
+ * and handed over while it is still in L2, instead of being stored. */
+static AVX512 void compute_columns(const Gemm *g, const float *apack, float *bp, float *cbuf, int64_t p0, int64_t p1) {
     const int64_t M = g->M, N = g->N, ldc = g->ldc, npm = (M + MR - 1) / MR;
     if (p1 <= p0) return;
     if (g->beta != 0.0f && g->beta != 1.0f) {
@@ -345,6 +351,8 @@ static AVX512 void compute_columns(const Gemm *g, const float *apack, float *bp,
     for (int64_t q0 = p0; q0 < p1; q0 += NC / NR) {
         int64_t q1 = q0 + NC / NR < p1 ? q0 + NC / NR : p1;
         int64_t j0 = q0 * NR, ncols = (q1 * NR < N ? q1 * NR : N) - j0;
+        float *cb = g->settle ? cbuf : g->C;
+        int64_t cld = g->settle ? NC : ldc, qb = g->settle ? q0 : 0;
         for (int64_t k0 = 0; k0 < g->K; k0 += k_block(g)) {
             int64_t kc = k_len(g, k0);
             bool first = k0 == 0, acc = !first || g->beta != 0.0f;
@@ -352,13 +360,15 @@ static AVX512 void compute_columns(const Gemm *g, const float *apack, float *bp,
                 /* windows read in place: keep one 48-column panel of them in L1 across all of A's panels
                  * (the in-place reads are unaligned, each spanning two cache lines) */
                 for (int64_t q = q0; q < q1; q++)
-                    for (int64_t ip = 0; ip < npm; ip++) tile(g, apack, ip, k0, kc, NULL, q, acc, first);
+                    for (int64_t ip = 0; ip < npm; ip++) tile(g, apack, ip, k0, kc, NULL, q, acc, first, cb, cld, qb);
                 continue;
             }
             pack_b(g, j0, ncols, k0, kc, bp);
             for (int64_t ip = 0; ip < npm; ip++)
-                for (int64_t q = q0; q < q1; q++) tile(g, apack, ip, k0, kc, bp + (q - q0) * kc * NR, q, acc, first);
+                for (int64_t q = q0; q < q1; q++)
+                    tile(g, apack, ip, k0, kc, bp + (q - q0) * kc * NR, q, acc, first, cb, cld, qb);
         }
+        if (g->settle) g->settle(g->settle_ctx, j0, ncols, cbuf, NC);
     }
 }
 
@@ -381,13 +391,14 @@ static void gemm_threaded(const Gemm *g, float *apack, int nthreads) {
         if (chunk > NC / NR) chunk = NC / NR;
         if (chunk < 1) chunk = 1;
 #pragma omp for schedule(dynamic, 1) nowait
-        for (int64_t p = 0; p < npn; p += chunk) compute_columns(g, apack, g_bpack[t], p, p + chunk < npn ? p + chunk : npn);
+        for (int64_t p = 0; p < npn; p += chunk)
+            compute_columns(g, apack, g_bpack[t], g_cbuf[t], p, p + chunk < npn ? p + chunk : npn);
     }
 }
 
 /* Scratch of the in-thread path (a call from inside a parallel region): one slot per team thread. */
-static float *g_slot_a[MAX_THREADS], *g_slot_b[MAX_THREADS];
-static size_t g_slot_a_cap[MAX_THREADS];
+static float *g_slot_a[MAX_THREADS], *g_slot_b[MAX_THREADS], *g_slot_c[MAX_THREADS];
+static size_t g_slot_a_cap[MAX_THREADS], g_slot_c_cap[MAX_THREADS];
 static atomic_flag g_slot_busy[MAX_THREADS];
 
 /* Runs the product on the calling thread; false (nothing done) when its slot is busy or memory short. */
@@ -400,23 +411,26 @@ static bool gemm_in_thread(const Gemm *g) {
         g_slot_b[t] = NULL;
         ok = false;
     }
+    if (ok && g->settle) ok = grow(&g_slot_c[t], &g_slot_c_cap[t], (size_t)(Mp * NC)) != NULL;
     if (ok) {
         if (!g->a_direct) pack_a_items(g, g_slot_a[t], 0, pack_a_count(g));
-        compute_columns(g, g_slot_a[t], g_slot_b[t], 0, (g->N + NR - 1) / NR);
+        compute_columns(g, g_slot_a[t], g_slot_b[t], g_slot_c[t], 0, (g->N + NR - 1) / NR);
     }
     atomic_flag_clear(&g_slot_busy[t]);
     return ok;
 }
 
 /* The scratch of the threaded path for nthreads threads, or false when memory is short. */
-static bool scratch_ready(int64_t M, int64_t K, int nthreads) {
+static bool scratch_ready(int64_t M, int64_t K, int nthreads, int64_t Mc) {
     int64_t Mp = (M + MR - 1) / MR * MR;
     if (Mp > 0 && !grow(&g_apack, &g_apack_cap, (size_t)(Mp * K))) return false;
-    for (int t = 0; t < nthreads; t++)
+    for (int t = 0; t < nthreads; t++) {
         if (!g_bpack[t] && posix_memalign((void **)&g_bpack[t], 64, (size_t)KC * NC * sizeof(float)) != 0) {
             g_bpack[t] = NULL;
             return false;
         }
+        if (Mc > 0 && !grow(&g_cbuf[t], &g_cbuf_cap[t], (size_t)((Mc + MR - 1) / MR * MR * NC))) return false;
+    }
     return true;
 }
 #endif /* GEMM_HAVE_AVX512_CODE */
@@ -464,7 +478,7 @@ static bool run_ours(const Gemm *g) {
     if (nt > MAX_THREADS) nt = MAX_THREADS;
     int64_t npn = (g->N + NR - 1) / NR;
     if (nt > npn) nt = (int)npn;
-    bool ok = scratch_ready(g->a_direct ? 0 : g->M, g->K, nt);
+    bool ok = scratch_ready(g->a_direct ? 0 : g->M, g->K, nt, g->settle ? g->M : 0);
     if (ok) gemm_threaded(g, g_apack, nt);
     pthread_mutex_unlock(&g_lock);
     return ok;
@@ -528,6 +542,28 @@ bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, 
     t_sgemm_bias(false, false, M, N, K, alpha, A, lda, B, N, beta, C, ldc, bias_row, NULL);
     free(B);
     return true;
+}
+
+bool t_sgemm_shifted_settle(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *src,
+                            const int64_t *off, const float *bias_row, TGemmSettle settle, void *ctx) {
+    if (M <= 0 || N <= 0) return true;
+#if GEMM_HAVE_AVX512_CODE
+    if (backend() && K > 0) {
+        Gemm g = {.M = M, .N = N, .K = K, .lda = lda, .ldc = 0, .alpha = 1.0f, .beta = 0.0f, .A = A,
+                  .bias_row = bias_row, .C = NULL, .bmode = B_SHIFTED, .src = src, .off = off,
+                  .settle = settle, .settle_ctx = ctx};
+        g.b_in_place = M < SHIFTED_PACK_M;   /* as t_sgemm_shifted chooses */
+        g.a_direct = !g.b_in_place && !g_pack_a_always;
+        if (run_ours(&g)) return true;
+    }
+#endif
+    /* elsewhere: C made whole, then settled at once */
+    float *C = malloc(sizeof(float) * (size_t)M * (size_t)N);
+    if (!C) return false;
+    bool ok = t_sgemm_shifted(false, M, N, K, 1.0f, A, lda, src, off, 0.0f, C, N, bias_row);
+    if (ok) settle(ctx, 0, N, C, N);
+    free(C);
+    return ok;
 }
 
 void t_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,

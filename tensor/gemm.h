@@ -35,6 +35,15 @@ bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, 
                      int64_t lda, const float *src, const int64_t *off, float beta, float *C, int64_t ldc,
                      const float *bias_row);
 
+/* t_sgemm_shifted (windows_are_columns false, alpha 1, beta 0) whose C is never stored whole: it is made in
+ * chunks of whole columns, C[0..M)[j0 .. j0 + ncols), each handed to settle(ctx, j0, ncols, c, ldc) with
+ * element (i, j0 + j) at c[i·ldc + j], while it is still in cache. settle may run on any thread of the
+ * GEMM's team, concurrently for disjoint chunks; it must not start OpenMP work. Every element is summed in
+ * the same order as t_sgemm_shifted's. False only when memory runs out (nothing settled then). */
+typedef void (*TGemmSettle)(void *ctx, int64_t j0, int64_t ncols, const float *c, int64_t ldc);
+bool t_sgemm_shifted_settle(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *src,
+                            const int64_t *off, const float *bias_row, TGemmSettle settle, void *ctx);
+
 /* Which implementation large products use: "avx512" or "blas". */
 const char *t_sgemm_backend(void);
 
