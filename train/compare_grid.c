@@ -10,7 +10,7 @@
 
 #define MARGIN 10
 #define LINE 11          /* text line height at scale 1 (7 px glyphs) */
-#define HEADER 34        /* title line and column names */
+#define HEADER 34        /* one title line and the column names */
 
 static const float background[3] = {0.13f, 0.13f, 0.14f}, ink[3] = {0.92f, 0.92f, 0.92f},
                    accent[3] = {1.0f, 0.80f, 0.30f}, frame[3] = {0.25f, 0.25f, 0.27f};
@@ -41,7 +41,7 @@ static void paste(Image *dst, const Image *src, int x0, int y0, int cell) {
 
 /* The font's characters pass, anything else becomes a space; cut to what fits `width` px. */
 static void caption(Image *im, int x, int y, const char *text, int width, const float rgb[3]) {
-    char buf[64];
+    char buf[256];
     size_t n = 0, max = (size_t)(width / 6);
     for (; text[n] && n < sizeof buf - 1 && n < max; n++) {
         char ch = text[n];
@@ -52,16 +52,41 @@ static void caption(Image *im, int x, int y, const char *text, int width, const 
     draw_text_rgb(im, x, y, buf, 1, rgb);
 }
 
+/* Splits text at spaces into lines of at most max characters (a longer word is cut); up to nmax lines of
+ * up to 255 characters each. Returns the number of lines. */
+static int wrap_lines(const char *text, int max, char lines[][256], int nmax) {
+    int n = 0;
+    if (max > 255) max = 255;
+    while (*text && n < nmax) {
+        while (*text == ' ') text++;
+        int len = (int)strlen(text);
+        if (!len) break;
+        int take = len <= max ? len : max;
+        if (take < len) {   /* break at the last space that fits */
+            int sp = take;
+            while (sp > 0 && text[sp] != ' ') sp--;
+            if (sp > 0) take = sp;
+        }
+        memcpy(lines[n], text, (size_t)take);
+        lines[n++][take] = 0;
+        text += take;
+    }
+    return n;
+}
+
 int compare_grid_write(const char *png_path, const CompareRow *rows, int n, int cell, const char *title) {
-    int row_h = cell + 3 * LINE + 6 + MARGIN;
+    int row_h = cell + 3 * LINE + 6 + MARGIN, width = 3 * cell + 4 * MARGIN;
+    char tl[4][256];   /* the title, wrapped to the grid's width */
+    int ntl = wrap_lines(title ? title : "", (width - 2 * MARGIN) / 6, tl, 4);
+    int header = HEADER + (ntl > 1 ? (ntl - 1) * LINE : 0);
     Image im;
-    if (image_alloc(&im, 3 * cell + 4 * MARGIN, HEADER + n * row_h + MARGIN, 3)) return -1;
+    if (image_alloc(&im, width, header + n * row_h + MARGIN, 3)) return -1;
     draw_fill(&im, 0, 0, im.w, im.h, background);
-    caption(&im, MARGIN, 6, title ? title : "", im.w - 2 * MARGIN, accent);
+    for (int l = 0; l < ntl; l++) caption(&im, MARGIN, 6 + l * LINE, tl[l], im.w - 2 * MARGIN, accent);
     static const char *const heads[3] = {"DEGRADED INPUT", "RESTORED", "GROUND TRUTH"};
-    for (int c = 0; c < 3; c++) caption(&im, MARGIN + c * (cell + MARGIN), 20, heads[c], cell, ink);
+    for (int c = 0; c < 3; c++) caption(&im, MARGIN + c * (cell + MARGIN), header - 14, heads[c], cell, ink);
     for (int r = 0; r < n; r++) {
-        int y = HEADER + r * row_h;
+        int y = header + r * row_h;
         const Image *cells[3] = {&rows[r].lq, &rows[r].restored, &rows[r].gt};
         for (int c = 0; c < 3; c++) {
             int x = MARGIN + c * (cell + MARGIN);
