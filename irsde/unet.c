@@ -233,9 +233,7 @@ int unet_load_file(const char *path, ConditionalUNet *u, ParamSet *ps) {
     int rc = unet_config_from_file(f, &cfg);
     st_close(f);
     if (rc) return -1;
-    TRng rng;
-    rng_seed(&rng, 0);   /* every value is overwritten by the load */
-    if (unet_init(u, ps, "", &cfg, &rng)) {
+    if (unet_init(u, ps, "", &cfg, NULL)) {   /* no random start: the strict load overwrites every value */
         char why[512];
         snprintf(why, sizeof why, "%s", t_errmsg());
         t_set_errmsg("%s: %s", path, why);

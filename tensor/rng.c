@@ -53,11 +53,13 @@ float rng_normal(TRng *r) {
 }
 
 void t_fill_uniform(Tensor *t, TRng *r, float lo, float hi) {
+    if (!r) return;
     int64_t n = t_numel(t);
     for (int64_t i = 0; i < n; i++) t->data[i] = lo + (hi - lo) * rng_uniform(r);
 }
 
 void t_fill_normal(Tensor *t, TRng *r, float mean, float std) {
+    if (!r) return;
     int64_t n = t_numel(t);
     for (int64_t i = 0; i < n; i++) t->data[i] = mean + std * rng_normal(r);
 }

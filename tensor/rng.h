@@ -21,7 +21,9 @@ void rng_seed(TRng *r, uint64_t seed);
 uint32_t rng_u32(TRng *r);
 float rng_uniform(TRng *r);                 /* [0, 1), 24 random bits */
 float rng_normal(TRng *r);                  /* N(0, 1), Box-Muller (cos branch; 2 words per draw) */
-/* Fills; the tensor must be contiguous. Same seed -> same tensor. */
+/* Fills; the tensor must be contiguous. Same seed -> same tensor. With r NULL nothing is drawn and t keeps
+ * its values: a model built only to be loaded (every parameter overwritten) passes NULL to its init, which
+ * skips a random start that costs seconds for the official models. */
 void t_fill_uniform(Tensor *t, TRng *r, float lo, float hi);
 void t_fill_normal(Tensor *t, TRng *r, float mean, float std);
 /* Serialised state: 4 u64 words (key, counter, buf position, 0 reserved) for checkpoints. The buffered

@@ -124,10 +124,8 @@ int clip_model_load(const char *path, const char *vocab_override, Clip *m, Param
         return -1;
     }
     params_init(ps);
-    TRng rng;
-    rng_seed(&rng, 0);
-    LoadReport rep;
-    if (clip_init(m, ps, "", &cfg, &rng) || params_load_file(ps, path, true, "module.", &rep)) {
+    LoadReport rep;   /* no random start (NULL): the strict load overwrites every value */
+    if (clip_init(m, ps, "", &cfg, NULL) || params_load_file(ps, path, true, "module.", &rep)) {
         snprintf(err, errlen, "%s", t_errmsg());
         clip_free(m);
         params_free(ps);

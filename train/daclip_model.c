@@ -69,9 +69,8 @@ static int model_setup(DaclipModel *m, const ClipConfig *cfg, const char *path, 
         return -1;
     }
     params_init(&m->ps);
-    TRng rng;
-    rng_seed(&rng, 0);
-    if (clip_init(&m->clip, &m->ps, "clip", cfg, &rng) || controller_init(&m->ctl, &m->ps, &cfg->vision, &rng)) {
+    /* no random start (NULL): every caller then loads the whole CLIP and loads or copies the controller */
+    if (clip_init(&m->clip, &m->ps, "clip", cfg, NULL) || controller_init(&m->ctl, &m->ps, &cfg->vision, NULL)) {
         snprintf(err, errlen, "%s: %s", path, t_errmsg());
         return -1;
     }

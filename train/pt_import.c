@@ -295,10 +295,8 @@ int unet_model_open(const char *path, const char *config_json, ConditionalUNet *
     }
     int rc = config_json ? unet_config_from_options_json(config_json, cfg, err, errlen)
                          : unet_config_from_pt(&sd, cfg, err, errlen);
-    TRng rng;
-    rng_seed(&rng, 0);
-    LoadReport rep;
-    if (!rc && (unet_init(u, ps, "", cfg, &rng) || params_load_pt(ps, &sd, true, &rep))) {
+    LoadReport rep;   /* no random start (NULL): the strict load overwrites every value */
+    if (!rc && (unet_init(u, ps, "", cfg, NULL) || params_load_pt(ps, &sd, true, &rep))) {
         snprintf(err, errlen, "%s", t_errmsg());
         rc = -1;
     }
