@@ -847,20 +847,32 @@ int pt_read_f32(PtFile *f, const PtEntry *e, float *out) {
     for (int k = 0; k < e->ndim; k++) numel *= e->shape[k];
     int64_t idx[T_MAX_DIMS] = {0};
     size_t es = elsize[e->dtype];
-    for (int64_t i = 0; i < numel; i++) {
-        int64_t off = e->offset;
-        for (int k = 0; k < e->ndim; k++) off += idx[k] * e->stride[k];
-        const unsigned char *p = d + (size_t)off * es;
-        switch (e->dtype) {
-        case PT_F32: memcpy(&out[i], p, 4); break;
-        case PT_F16: out[i] = half_to_float(rd16(p)); break;
-        case PT_BF16: { uint32_t b = (uint32_t)rd16(p) << 16; memcpy(&out[i], &b, 4); break; }
-        case PT_F64: { double x; memcpy(&x, p, 8); out[i] = (float)x; break; }
-        default: break;
-        }
-        for (int k = e->ndim - 1; k >= 0; k--) {
-            if (++idx[k] < e->shape[k]) break;
-            idx[k] = 0;
+    /* row-major contiguous (every tensor of the official checkpoints): a run of numel elements at offset,
+     * inside the storage (checked when the entry was parsed) */
+    bool contiguous = true;
+    int64_t want = 1;
+    for (int k = e->ndim - 1; k >= 0; k--) {
+        if (e->shape[k] > 1 && e->stride[k] != want) contiguous = false;
+        want *= e->shape[k];
+    }
+    if (contiguous && e->dtype == PT_F32) {
+        if (numel > 0) memcpy(out, d + (size_t)e->offset * es, (size_t)numel * es);
+    } else {
+        for (int64_t i = 0; i < numel; i++) {
+            int64_t off = e->offset;
+            for (int k = 0; k < e->ndim; k++) off += idx[k] * e->stride[k];
+            const unsigned char *p = d + (size_t)off * es;
+            switch (e->dtype) {
+            case PT_F32: memcpy(&out[i], p, 4); break;
+            case PT_F16: out[i] = half_to_float(rd16(p)); break;
+            case PT_BF16: { uint32_t b = (uint32_t)rd16(p) << 16; memcpy(&out[i], &b, 4); break; }
+            case PT_F64: { double x; memcpy(&x, p, 8); out[i] = (float)x; break; }
+            default: break;
+            }
+            for (int k = e->ndim - 1; k >= 0; k--) {
+                if (++idx[k] < e->shape[k]) break;
+                idx[k] = 0;
+            }
         }
     }
     /* the file's pages of this storage were only needed for the copy: give them back, so that loading a
