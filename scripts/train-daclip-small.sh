@@ -5,21 +5,23 @@
 #      lossy ones by a whole factor >= 2, so they carry no codec artefacts) cut into PATCHES random crops of
 #      128 px, each with the ten degradations; the train/val split is by photo;
 #   3. a small CLIP (CLIP_MODEL "tiny": 64-px view, patch 8, width 128, 4 layers; "tiny-128" is the same
-#      transformer on the crops' full 128 px, which measured no better: models/README.md) trained from scratch on clean and degraded
+#      transformer on the crops' full 128 px, compared so far only with under-trained controllers) trained from scratch on clean and degraded
 #      crops with their captions ("<caption>: clean" for a clean crop, "<caption>: <degradation>" for a
 #      degraded one), so that its text tower knows the degradation words, as LAION's CLIP does;
 #   4. the DA-CLIP controller on top of it (train-daclip), then its evaluation on the held-out photos
 #      (eval-daclip: accuracy per type, confusion matrix, heat map).
 # Re-running continues where it stopped: finished stages are skipped, training resumes from its checkpoint.
-# Output: runs/small-<CLIP_MODEL>/ (OUT). Env: OUT, CLIP_MODEL (tiny), PATCHES (8), CLIP_STEPS (3000), DACLIP_STEPS (3000), BATCH (128),
-# DACLIP_THREADS, DACLIP_BIN.
+# Output: runs/small-<CLIP_MODEL>/ (OUT). Env: OUT, CLIP_MODEL (tiny), PATCHES (8), CLIP_STEPS (1200: the CLIP
+# over-fits the photos after that), DACLIP_STEPS (3000), DACLIP_LR (2e-3: 5e-4 under-fits, models/README.md),
+# BATCH (128), DACLIP_THREADS, DACLIP_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PATCHES=${PATCHES:-8}
 CLIP_MODEL=${CLIP_MODEL:-tiny}
 OUT=${OUT:-runs/small-$CLIP_MODEL}
-CLIP_STEPS=${CLIP_STEPS:-3000}
+CLIP_STEPS=${CLIP_STEPS:-1200}
 DACLIP_STEPS=${DACLIP_STEPS:-3000}
+DACLIP_LR=${DACLIP_LR:-2e-3}
 BATCH=${BATCH:-128}
 D=${DACLIP_BIN:-build/daclip}   # DACLIP_BIN: a built binary to use as it is (no make)
 [ -n "${DACLIP_BIN:-}" ] || make -s -j2 "$D"
@@ -73,9 +75,9 @@ stamp "== CLIP ($CLIP_MODEL, $CLIP_STEPS steps, batch $BATCH)"
 train train-clip "$OUT/clip" "$CLIP_STEPS" --train "$OUT/clip_train.csv" --val "$OUT/clip_val.csv" --root "$OUT/ds" \
   --model "$CLIP_MODEL" --batch "$BATCH" --lr 1e-3 --warmup 200 --val-every 500 --ckpt-every 100
 
-stamp "== DA-CLIP controller ($DACLIP_STEPS steps, batch $BATCH)"
+stamp "== DA-CLIP controller ($DACLIP_STEPS steps, batch $BATCH, lr $DACLIP_LR)"
 train train-daclip "$OUT/daclip" "$DACLIP_STEPS" --clip "$OUT/clip/model.safetensors" \
-  --train "$OUT/ds/daclip_train.csv" --val "$OUT/ds/daclip_val.csv" --batch "$BATCH" --lr 5e-4 --warmup 200 \
+  --train "$OUT/ds/daclip_train.csv" --val "$OUT/ds/daclip_val.csv" --batch "$BATCH" --lr "$DACLIP_LR" --warmup 200 \
   --val-every 500 --ckpt-every 100
 
 stamp "== evaluation on the held-out photos"
