@@ -73,10 +73,17 @@ int64_t conv_chunk_images(int64_t N, int64_t C, int64_t Hp, int64_t Wp);
 /* dst [C, nb, Hp, Wp] = images n0.. of src placed at (top, left), zero elsewhere, then `slack` zeros. */
 void conv_pad_planes(const ConvSrc *src, int64_t n0, int64_t nb, int64_t H, int64_t W, int64_t top, int64_t left,
                      int64_t Hp, int64_t Wp, float *dst, int64_t slack);
-/* The top-left H×W of each image of src [C, nb, Hs, Ws] into images n0.. of dst (+= when add), through
- * the epilogue when epi is given (dst then has one part). */
-void conv_take_valid(const float *src, int64_t n0, int64_t nb, int64_t C, int64_t H, int64_t W, int64_t Hs,
-                     int64_t Ws, const ConvDst *dst, bool add, const ConvEpi *epi);
+/* Where a product's columns go: q = (n·Hp + y)·Wp + x over a chunk of images starting at image n0, each a
+ * [C, Hp, Wp] plane of which the top-left H×W corner is kept (a forward's y, a backward's dX). */
+typedef struct {
+    const ConvDst *dst;
+    const ConvEpi *epi;   /* the forward's epilogue, or NULL (dst then has one part) */
+    bool add;             /* dst += (without an epilogue) */
+    int64_t C, H, W, n0, Hp, Wp;
+} ConvSettle;
+/* t_sgemm_shifted_settle's callback (ctx: a ConvSettle): stores columns [j0, j0 + ncols) of the product, the
+ * kept ones, through the epilogue. */
+void conv_settle_columns(void *ctx, int64_t j0, int64_t ncols, const float *c, int64_t ldc);
 /* Floats past a padded input that the GEMM may read: the last window's run rounded up to 48. */
 #define CONV_WINDOW_SLACK(kw) ((kw) + 64)
 

@@ -69,35 +69,13 @@ void conv_epi_row(const ConvEpi *e, int64_t Cout, int64_t HWo, int64_t img, int6
     }
 }
 
-void conv_take_valid(const float *src, int64_t n0, int64_t nb, int64_t C, int64_t H, int64_t W, int64_t Hs,
-                     int64_t Ws, const ConvDst *dst, bool add, const ConvEpi *epi) {
-#pragma omp parallel for collapse(2) if (nb * C * H * W > T_PAR_MIN) schedule(static)
-    for (int64_t n = 0; n < nb; n++)
-        for (int64_t c = 0; c < C; c++) {
-            float *d = conv_dst_plane(dst, n0 + n, c);
-            if (!d) continue;
-            for (int64_t y = 0; y < H; y++)
-                conv_epi_row(epi, C, H * W, n0 + n, c, y * W, src + ((c * nb + n) * Hs + y) * Ws, d + y * W, W, add);
-        }
-}
-
 int64_t conv_implicit_chunk_bytes = (int64_t)48 << 20;
 int64_t conv_chunk_images(int64_t N, int64_t C, int64_t Hp, int64_t Wp) {
     int64_t per = C * Hp * Wp * (int64_t)sizeof(float), nb = per > 0 ? conv_implicit_chunk_bytes / per : N;
     return nb < 1 ? 1 : nb > N ? N : nb;
 }
 
-/* Where the GEMM's columns go: q = (n·Hp + y)·Wp + x over a chunk of images starting at image n0, each a
- * [C, Hp, Wp] plane of which the top-left H×W corner is kept (a forward's y, a backward's dX). */
-typedef struct {
-    const ConvDst *dst;
-    const ConvEpi *epi;   /* the forward's epilogue, or NULL */
-    bool add;             /* dst += (without an epilogue) */
-    int64_t C, H, W, n0, Hp, Wp;
-} ConvSettle;
-
-/* Stores columns [j0, j0 + ncols) of the product, the kept ones, through the epilogue. */
-static void settle_columns(void *ctx, int64_t j0, int64_t ncols, const float *c, int64_t ldc) {
+void conv_settle_columns(void *ctx, int64_t j0, int64_t ncols, const float *c, int64_t ldc) {
     const ConvSettle *s = ctx;
     const int64_t plane = s->Hp * s->Wp;
     for (int64_t q = j0; q < j0 + ncols;) {
@@ -138,7 +116,7 @@ void conv_implicit_forward(const ConvGeom *g, const float *x1, const float *x2, 
         /* the product's columns go straight to y, chunk by chunk, while in cache: no [Cout, nb, Hp, Wp]
          * buffer is written and read back */
         ConvSettle st = {&dst, epi, false, g->Cout, g->Ho, g->Wo, n0, Hp, Wp};
-        if (!t_sgemm_shifted_settle(g->Cout, Nq, g->K, w, g->K, xp, off, b, settle_columns, &st)) {
+        if (!t_sgemm_shifted_settle(g->Cout, Nq, g->K, w, g->K, xp, off, b, conv_settle_columns, &st)) {
             t_error("conv2d", "out of memory for the product's fallback buffer");
             break;
         }
@@ -199,7 +177,7 @@ void conv_implicit_backward(const ConvGeom *g, const float *x1, const float *x2,
             window_offsets(Cout, kh, kw, plane, Wq, offx);
             conv_pad_planes(&dys, n0, nb, g->Ho, g->Wo, qh, qw, Hq, Wq, dyp, slack);
             ConvSettle st = {&dxd, NULL, true, Cin, g->H, g->W, n0, Hq, Wq};   /* dX += , chunk by chunk */
-            if (!t_sgemm_shifted_settle(Cin, plane - (Hq - g->H) * Wq, Kx, wt, Kx, dyp, offx, NULL, settle_columns, &st)) {
+            if (!t_sgemm_shifted_settle(Cin, plane - (Hq - g->H) * Wq, Kx, wt, Kx, dyp, offx, NULL, conv_settle_columns, &st)) {
                 t_error("conv2d", "out of memory for the product's fallback buffer");
                 break;
             }

@@ -106,9 +106,8 @@ void conv_up2x_backward(const ConvGeom *g, const float *x, const float *w, const
     float *xp = dw ? t_arena_alloc(sizeof(float) * (size_t)(Cin * NB * Hp * Wp + CONV_WINDOW_SLACK(3))) : NULL;
     float *dwph = dw ? t_arena_alloc(sizeof(float) * (size_t)(Cout * K)) : NULL;
     float *wt = dx ? t_arena_alloc(sizeof(float) * (size_t)(Cin * Kx)) : NULL;
-    float *tmpx = dx ? t_arena_alloc(sizeof(float) * (size_t)(Cin * NB * Hp * Wp)) : NULL;
     int64_t *off = t_arena_alloc(sizeof(int64_t) * (size_t)(K > Kx ? K : Kx));
-    if (!dyp || !off || (dw && (!xp || !dwph)) || (dx && (!wt || !tmpx))) {   /* out of memory (reported): the caller sees t_arena_failed() */
+    if (!dyp || !off || (dw && (!xp || !dwph)) || (dx && !wt)) {   /* out of memory (reported): the caller sees t_arena_failed() */
         t_arena_release(mark);
         return;
     }
@@ -158,8 +157,11 @@ void conv_up2x_backward(const ConvGeom *g, const float *x, const float *w, const
                         for (int u = 0; u < 2; u++)
                             off[(ab * Cout + co) * 4 + t * 2 + u] =
                                 (ab * Cout + co) * plane + (2 - (ab >> 1) - t) * Wp + (2 - (ab & 1) - u);
-            t_sgemm_shifted(false, Cin, Nq, Kx, 1.0f, wt, Kx, dyp, off, 0.0f, tmpx, plane, NULL);
-            conv_take_valid(tmpx, n0, nb, Cin, h, wd, Hp, Wp, &dxd, true, NULL);
+            ConvSettle st = {&dxd, NULL, true, Cin, h, wd, n0, Hp, Wp};   /* dX += , chunk by chunk */
+            if (!t_sgemm_shifted_settle(Cin, Nq, Kx, wt, Kx, dyp, off, NULL, conv_settle_columns, &st)) {
+                t_error("conv2d", "out of memory for the product's fallback buffer");
+                break;
+            }
         }
     }
     t_arena_release(mark);

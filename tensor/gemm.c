@@ -508,6 +508,21 @@ void t_sgemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
     blas_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+#if GEMM_HAVE_AVX512_CODE
+/* How a shifted-window product reads its operands (g->bmode, M and alpha set).
+ * Windows read in place suit few output channels (M < SHIFTED_PACK_M: A, packed, is small and the windows
+ * are re-read from L1 for each of its 8-row panels); with more, A's panels and the windows no longer share
+ * L1, so the windows are packed like dense B (aligned, L2-resident, a copy amortised over M/8 panels) and A
+ * is read in place. U-Net convs at 256-512 channels: conv time / dense GEMM time 1.4-1.6 -> 1.2-1.4
+ * (bench_unet_convs, three alternating runs). Windows in place sweep all of A for every 48-column panel
+ * (see compute_columns): A must then be one contiguous L2 stream, i.e. packed. Windows as columns
+ * (B_SHIFTED_T) are always packed, A then read in place when alpha is 1. */
+static void choose_shifted_operands(Gemm *g) {
+    g->b_in_place = g->bmode == B_SHIFTED && g->M < SHIFTED_PACK_M;
+    g->a_direct = !g->b_in_place && g->alpha == 1.0f && !g_pack_a_always;
+}
+#endif
+
 bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                      int64_t lda, const float *src, const int64_t *off, float beta, float *C, int64_t ldc,
                      const float *bias_row) {
@@ -520,17 +535,8 @@ bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, 
     if (backend()) {
         Gemm g = {.M = M, .N = N, .K = K, .lda = lda, .ldc = ldc, .alpha = alpha, .beta = beta, .A = A,
                   .bias_row = bias_row, .C = C, .bmode = windows_are_columns ? B_SHIFTED_T : B_SHIFTED,
-                  /* windows in place sweep all of A for every 48-column panel (see compute_columns):
-                   * A must then be one contiguous L2 stream, i.e. packed */
-                  .a_direct = windows_are_columns && alpha == 1.0f && !g_pack_a_always,
                   .src = src, .off = off};
-        /* Windows read in place suit few output channels (M < SHIFTED_PACK_M: A, packed, is small and the
-         * windows are re-read from L1 for each of its 8-row panels); with more, A's panels and the
-         * windows no longer share L1, so the windows are packed like dense B (aligned, L2-resident, a copy
-         * amortised over M/8 panels) and A is read in place. U-Net convs at 256-512 channels: conv time /
-         * dense GEMM time 1.4-1.6 -> 1.2-1.4 (bench_unet_convs, three alternating runs). */
-        g.b_in_place = g.bmode == B_SHIFTED && M < SHIFTED_PACK_M;
-        if (!g.b_in_place && alpha == 1.0f && !g_pack_a_always) g.a_direct = true;
+        choose_shifted_operands(&g);
         if (run_ours(&g)) return true;
     }
 #endif
@@ -552,8 +558,7 @@ bool t_sgemm_shifted_settle(int64_t M, int64_t N, int64_t K, const float *A, int
         Gemm g = {.M = M, .N = N, .K = K, .lda = lda, .ldc = 0, .alpha = 1.0f, .beta = 0.0f, .A = A,
                   .bias_row = bias_row, .C = NULL, .bmode = B_SHIFTED, .src = src, .off = off,
                   .settle = settle, .settle_ctx = ctx};
-        g.b_in_place = M < SHIFTED_PACK_M;   /* as t_sgemm_shifted chooses */
-        g.a_direct = !g.b_in_place && !g_pack_a_always;
+        choose_shifted_operands(&g);
         if (run_ours(&g)) return true;
     }
 #endif

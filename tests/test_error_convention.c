@@ -166,9 +166,9 @@ static void unet_ctx_free(UNetCtx *c) {
     params_free(&c->ps);
 }
 
-static Tensor *unet_call(void *p) {
-    UNetCtx *c = p;
-    bool prev = t_set_grad_enabled(false);
+/* The U-Net's forward on the context's inputs, with the tape on or off. */
+static Tensor *unet_run(UNetCtx *c, bool grad) {
+    bool prev = t_set_grad_enabled(grad);
     Tensor *x = t_from(4, c->shape, c->x), *cond = t_from(4, c->shape, c->cond);
     Tensor *d = t_from(T_SHAPE(1, c->context), c->degra), *ct = t_from(T_SHAPE(1, c->context), c->content);
     Tensor *y = unet_forward(&c->u, x, cond, &c->time, d, ct);
@@ -176,14 +176,21 @@ static Tensor *unet_call(void *p) {
     return y;
 }
 
-static void test_unet_under_every_cap(void **state) {
-    (void)state;
+static Tensor *unet_call(void *p) { return unet_run(p, false); }
+
+/* sweep() over f on a U-Net context built with unet_ctx_init(side, time, seed). */
+static void sweep_unet(Forward f, int64_t side, float time, uint64_t seed, int caps) {
     TErrorHandler prev = t_set_error_handler(NULL);
     UNetCtx c;
-    unet_ctx_init(&c, 24, 7.0f, 9);
-    sweep(unet_call, &c, 400);
+    unet_ctx_init(&c, side, time, seed);
+    sweep(f, &c, caps);
     unet_ctx_free(&c);
     t_set_error_handler(prev);
+}
+
+static void test_unet_under_every_cap(void **state) {
+    (void)state;
+    sweep_unet(unet_call, 24, 7.0f, 9, 400);
 }
 
 /* A training step of the same U-Net: forward with the tape, loss = mean(out²), backward. The result is every
@@ -193,11 +200,9 @@ static Tensor *unet_train_step(void *p) {
     UNetCtx *u = p;
     ParamSet *ps = &u->ps;
     params_zero_grad(ps);
-    bool prev = t_set_grad_enabled(true);
-    Tensor *x = t_from(4, u->shape, u->x), *cond = t_from(4, u->shape, u->cond);
-    Tensor *d = t_from(T_SHAPE(1, u->context), u->degra), *ct = t_from(T_SHAPE(1, u->context), u->content);
-    Tensor *y = unet_forward(&u->u, x, cond, &u->time, d, ct);
+    Tensor *y = unet_run(u, true);
     /* through binary ops too: their backward allocates broadcast scratch and gradient buffers */
+    bool prev = t_set_grad_enabled(true);
     Tensor *loss = y ? t_mse_loss(t_add(y, t_mul(y, y)), t_zeros(4, y->shape)) : NULL;
     t_set_grad_enabled(prev);
     if (!loss || t_backward(loss)) return NULL;
@@ -217,12 +222,7 @@ static Tensor *unet_train_step(void *p) {
 
 static void test_unet_training_step_under_every_cap(void **state) {
     (void)state;
-    TErrorHandler prev = t_set_error_handler(NULL);
-    UNetCtx c;
-    unet_ctx_init(&c, 16, 3.0f, 11);
-    sweep(unet_train_step, &c, 300);
-    unet_ctx_free(&c);
-    t_set_error_handler(prev);
+    sweep_unet(unet_train_step, 16, 3.0f, 11, 300);
 }
 
 int main(void) {
