@@ -23,7 +23,7 @@
 
 bool conv_implicit_ok(const ConvGeom *g) {
     return g->sh == 1 && g->sw == 1 && !g->direct && g->ph < g->kh && g->pw < g->kw &&
-           strcmp(t_sgemm_backend(), "avx512") == 0;
+           strcmp(t_sgemm_backend(), "blas") != 0;
 }
 
 void conv_pad_planes(const ConvSrc *src, int64_t n0, int64_t nb, int64_t H, int64_t W, int64_t top, int64_t left,

@@ -20,7 +20,7 @@
 
 bool conv_up2x_ok(const ConvGeom *g) {
     return g->kh == 3 && g->kw == 3 && g->ph == 1 && g->pw == 1 && g->sh == 1 && g->sw == 1 && g->C1 == g->Cin &&
-           g->H % 2 == 0 && g->W % 2 == 0 && strcmp(t_sgemm_backend(), "avx512") == 0;
+           g->H % 2 == 0 && g->W % 2 == 0 && strcmp(t_sgemm_backend(), "blas") != 0;
 }
 
 /* first and last 3×3 tap that phase a's tap t sums */

@@ -1,7 +1,11 @@
-/* Packed single-precision GEMM with an AVX-512 8×48 micro-kernel (Goto/BLIS structure).
+/* Packed single-precision GEMM with an 8×48 micro-kernel (Goto/BLIS structure): the driver. The leaves
+ * (packing, micro-kernel) exist for AVX-512F (gemm_avx512.c) and AVX2 + FMA (gemm_avx2.c), picked once per
+ * process by CPU (tensor/gemm_kernels.h).
  *
- * Why our own: on this machine (2 cores, AVX-512 with two FMA ports) the FMA peak is ≈335 GFLOP/s, and
- * OpenBLAS 0.3.21's SkylakeX sgemm reaches ≈200-280 at the ViT and convolution shapes this project runs.
+ * Why our own: on the AVX-512 machines of this project (2 cores, two FMA ports) the FMA peak is ≈335
+ * GFLOP/s, and OpenBLAS 0.3.21's SkylakeX sgemm reaches ≈200-280 at the ViT and convolution shapes this
+ * project runs; and only our driver reads convolution windows in place (t_sgemm_shifted) and hands C over
+ * in chunks (t_sgemm_shifted_settle).
  *
  * Structure. Each thread owns a contiguous range of 48-column panels of C; for each NC-wide slice of it
  * and each K-block it packs that slice of op(B) (KC × NC ≤ 2.3 MB; in practice a chunk of a few panels,
@@ -9,14 +13,14 @@
  * alpha is 1 (8 rows × KC ≤ 24 KB
  * stay in L1 across the sweep, so packing would only add a pass over it); otherwise it is packed once,
  * scaled, shared by all threads (one barrier). A transposed A is always packed: read in place, its 8-float
- * slivers sit lda apart, and with lda a multiple of 1 KB (768, 3072) they all fall in one L1 set. The micro-kernel keeps the 8×48 tile of C in 24 zmm accumulators: per k, three
- * vector loads of B, eight broadcasts of A, 24 FMAs.
+ * slivers sit lda apart, and with lda a multiple of 1 KB (768, 3072) they all fall in one L1 set.
  * Every element of C is summed in the same order (k ascending within a block, blocks in order) whatever
- * the thread count. That holds only when this kernel runs: products under MIN_FLOPS, CPUs without
- * AVX-512F, DACLIP_GEMM=blas, a busy lock or slot (run_ours) and failed scratch allocation go to OpenBLAS,
- * whose sums can change with the thread count (docs/architecture.md, Threads). Transposed operands are
- * packed with 16×16 in-register transposes. A settle callback (t_sgemm_shifted_settle) takes C chunk by
- * chunk from a thread's [M][NC] scratch instead of C being stored. */
+ * the thread count. That holds only when our kernels run: products under MIN_FLOPS (BLAS_SERIAL_FLOPS on
+ * AVX2, where OpenBLAS then runs single-threaded), CPUs without AVX2 +
+ * FMA, DACLIP_GEMM=blas, a busy lock or slot (run_ours) and failed scratch allocation go to OpenBLAS,
+ * whose sums can change with the thread count (docs/architecture.md, Threads). A settle callback
+ * (t_sgemm_shifted_settle) takes C chunk by chunk from a thread's [M][NC] scratch instead of C being
+ * stored. */
 #include "tensor/gemm.h"
 
 #include <cblas.h>
@@ -26,20 +30,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/gemm_kernels.h"
+
 #if defined(__x86_64__)
-#include <immintrin.h>
-#define GEMM_HAVE_AVX512_CODE 1
+#define GEMM_HAVE_KERNELS 1
 #else
-#define GEMM_HAVE_AVX512_CODE 0
+#define GEMM_HAVE_KERNELS 0
 #endif
 
-#define MR 8
-#define NR 48
 #define KC 768                      /* largest K-block of a dense op(B); a product's blocks are K split evenly */
 #define KC_SHIFTED 512              /* ... of shifted windows (convolutions) */
 #define NC 768                      /* 16 panels of NR */
 #define SHIFTED_PACK_M 128          /* shifted windows are packed (not read in place) from this many rows of C */
 #define MIN_FLOPS (4.0 * 1024 * 1024) /* below this, cblas_sgemm's small-matrix path is as good */
+/* OpenBLAS 0.3.21 threads a product above M·N·K = 65536 · 4 (interface/gemm.c). Its SkylakeX kernels give
+ * the same sums whatever its split; its Haswell ones (AVX2 CPUs) do not (a 3-step restore differed between
+ * 1 and 2 threads). So on AVX2 our kernel takes every product OpenBLAS would thread. */
+#define BLAS_SERIAL_FLOPS (2.0 * 65536 * 4)
 #define MAX_THREADS 256
 
 static void blas_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
@@ -48,8 +55,8 @@ static void blas_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float 
                 alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
 
-#if GEMM_HAVE_AVX512_CODE
-#define AVX512 __attribute__((target("avx512f")))
+#if GEMM_HAVE_KERNELS
+static const GemmIsa *g_isa;   /* the leaves of this CPU (backend()) */
 
 /* Scratch kept for the life of the process (reachable from globals, so leak checkers stay quiet). One
  * caller at a time uses it (g_lock); a concurrent caller falls back to BLAS. */
@@ -70,218 +77,10 @@ static float *grow(float **buf, size_t *cap, size_t n) {
     return *buf;
 }
 
-static inline AVX512 __mmask16 lane_mask(int n) {
-    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1u);
-}
-
-/* Loads rows×cols (≤16×16) floats, row i at p[i], zero-filled to 16×16, and transposes:
- * out[c] lane r = p[r][c]. */
-static inline AVX512 void load_transpose16p(const float *const *p, int rows, int cols, __m512 out[16]) {
-    __mmask16 m = lane_mask(cols);
-    __m512 r[16];
-    for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(m, p[i]) : _mm512_setzero_ps();
-    __m512 t[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]);
-        __m512d b0 = _mm512_castps_pd(t[4 * i + 2]), b1 = _mm512_castps_pd(t[4 * i + 3]);
-        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, b0));
-        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, b0));
-        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, b1));
-        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, b1));
-    }
-    /* r[4i+j] now holds, for rows 4i..4i+3, column j of each 128-bit lane group. */
-    for (int j = 0; j < 4; j++) {
-        __m512 x0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88), x1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
-        __m512 y0 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88), y1 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
-        out[j] = _mm512_shuffle_f32x4(x0, y0, 0x88);
-        out[j + 8] = _mm512_shuffle_f32x4(x0, y0, 0xDD);
-        out[j + 4] = _mm512_shuffle_f32x4(x1, y1, 0x88);
-        out[j + 12] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
-    }
-}
-
-/* The same for rows at a fixed stride: out[c] lane r = src[r*ld + c]. */
-static inline AVX512 void load_transpose16(const float *src, int64_t ld, int rows, int cols, __m512 out[16]) {
-    const float *p[16];
-    for (int i = 0; i < 16; i++) p[i] = src + (i < rows ? i : 0) * ld;
-    load_transpose16p(p, rows, cols, out);
-}
-
-/* Packs rows [i0, i0+16) of op(A)·alpha, k in [k0, k0+kc), as two 8-row panels (dst, dst + 8·kc),
- * each laid out [kc][8]. Rows past M are zero. */
-static AVX512 void pack_a16(bool ta, const float *A, int64_t lda, int64_t M, int64_t i0, int64_t k0, int64_t kc,
-                            float alpha, float *dst, int npanels) {
-    int rows = (int)(M - i0 < 16 ? M - i0 : 16);
-    __m512 va = _mm512_set1_ps(alpha);
-    if (!ta) { /* A[i][k] at A[i*lda + k]: 16×16 transposes */
-        for (int64_t kk = 0; kk < kc; kk += 16) {
-            int cols = (int)(kc - kk < 16 ? kc - kk : 16);
-            __m512 v[16];
-            load_transpose16(A + i0 * lda + k0 + kk, lda, rows, cols, v);
-            for (int c = 0; c < cols; c++) {
-                __m512 x = _mm512_mul_ps(v[c], va);
-                _mm256_storeu_ps(dst + (kk + c) * MR, _mm512_castps512_ps256(x));
-                if (npanels > 1)
-                    _mm256_storeu_ps(dst + MR * kc + (kk + c) * MR,
-                                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
-            }
-        }
-    } else {   /* A[i][k] at A[k*lda + i]: contiguous along i */
-        __mmask16 m = lane_mask(rows);
-        for (int64_t k = 0; k < kc; k++) {
-            __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, A + (k0 + k) * lda + i0), va);
-            _mm256_storeu_ps(dst + k * MR, _mm512_castps512_ps256(x));
-            if (npanels > 1)
-                _mm256_storeu_ps(dst + MR * kc + k * MR, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
-        }
-    }
-}
-
-/* How op(B) is given. */
-enum { B_DENSE, B_SHIFTED, B_SHIFTED_T };
-
-typedef struct {
-    bool ta, tb;
-    int64_t M, N, K, lda, ldb, ldc;
-    float alpha, beta;
-    const float *A, *B, *bias_row, *bias_col;
-    float *C;
-    bool a_direct;         /* alpha 1: the kernel reads op(A) in place, nothing packed */
-    int bmode;             /* B_SHIFTED: op(B)[k][j] = src[off[k] + j]; B_SHIFTED_T: src[off[j] + k] */
-    const float *src;
-    const int64_t *off;
-    bool b_in_place;       /* B_SHIFTED read in place by the kernel (else packed like dense B) */
-    TGemmSettle settle;    /* C is not stored: each column chunk goes to settle from a thread's scratch */
-    void *settle_ctx;
-} Gemm;
-
-/* Packs op(B) rows k in [k0, k0+kc), columns [j0, j0+ncols) into panels of NR columns, each [kc][NR],
- * columns past ncols zero. */
-static AVX512 void pack_b(const Gemm *g, int64_t j0, int64_t ncols, int64_t k0, int64_t kc, float *dst) {
-    for (int64_t p = 0; p * NR < ncols; p++) {
-        float *d = dst + p * kc * NR;
-        int64_t jp = j0 + p * NR, pc = ncols - p * NR < NR ? ncols - p * NR : NR;
-        if ((g->bmode == B_DENSE && !g->tb) || g->bmode == B_SHIFTED) { /* B[k][j] at B[k*ldb + j] or src[off[k] + j] */
-            __mmask16 m0 = lane_mask((int)pc), m1 = lane_mask((int)pc - 16), m2 = lane_mask((int)pc - 32);
-            for (int64_t k = 0; k < kc; k++) {
-                const float *s = g->bmode == B_SHIFTED ? g->src + g->off[k0 + k] + jp : g->B + (k0 + k) * g->ldb + jp;
-                _mm512_storeu_ps(d + k * NR, _mm512_maskz_loadu_ps(m0, s));
-                _mm512_storeu_ps(d + k * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
-                _mm512_storeu_ps(d + k * NR + 32, _mm512_maskz_loadu_ps(m2, s + 32));
-            }
-            continue;
-        }
-        /* column j of op(B) is a contiguous run along k (B[j*ldb + k], or src[off[j] + k]):
-         * transpose 16×16 blocks */
-        for (int c0 = 0; c0 < NR; c0 += 16) {
-            int rows = (int)(pc - c0 < 16 ? pc - c0 : 16);
-            if (rows <= 0) {
-                for (int64_t k = 0; k < kc; k++) _mm512_storeu_ps(d + k * NR + c0, _mm512_setzero_ps());
-                continue;
-            }
-            const float *col[16];
-            for (int i = 0; i < 16; i++) {
-                int64_t j = jp + c0 + (i < rows ? i : 0);
-                col[i] = (g->bmode == B_SHIFTED_T ? g->src + g->off[j] : g->B + j * g->ldb) + k0;
-            }
-            for (int64_t kk = 0; kk < kc; kk += 16) {
-                int cols = (int)(kc - kk < 16 ? kc - kk : 16);
-                __m512 v[16];
-                load_transpose16p(col, rows, cols, v);
-                for (int c = 0; c < cols; c++) _mm512_storeu_ps(d + (kk + c) * NR + c0, v[c]);
-                for (int i = 0; i < 16; i++) col[i] += 16;
-            }
-        }
-    }
-}
-
-/* C[mr × nr] (+)= A[8][kc] · B[kc][48] (+ brow[i] + bcol[j] when given).
- * A is a packed panel (a[k·8 + i]) or, when a_rows, read in place: element (i, k) at a[i·ars + k·astep]
- * (rows past mr re-read row mr−1, so nothing outside op(A) is touched).
- * B is a packed panel (b, row stride NR) or, when boff is given, shifted windows read in place: row k at
- * b + boff[k] (unaligned, at least 48 floats readable). */
-static inline __attribute__((always_inline)) AVX512 void
-kernel_core(int64_t kc, const float *restrict a, bool a_rows, int64_t ars, int64_t astep, const float *restrict b,
-            const int64_t *boff, float *restrict c, int64_t ldc, int mr, int nr, bool accumulate, const float *brow,
-            const float *bcol) {
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
-    __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
-    __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
-    __m512 c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
-    const float *r0 = a, *r1 = a, *r2 = a, *r3 = a, *r4 = a, *r5 = a, *r6 = a, *r7 = a;
-    if (a_rows) {
-#define RP(i) r##i = a + (i < mr ? i : mr - 1) * ars
-        RP(1); RP(2); RP(3); RP(4); RP(5); RP(6); RP(7);
-#undef RP
-    }
-    int64_t idx = 0;
-#define ROW(i)                                                          \
-    do {                                                                \
-        __m512 ai = _mm512_set1_ps(a_rows ? r##i[idx] : a[i]);          \
-        c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);                     \
-        c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);                     \
-        c##i##2 = _mm512_fmadd_ps(ai, b2, c##i##2);                     \
-    } while (0)
-#pragma GCC unroll 2
-    for (int64_t k = 0; k < kc; k++) {
-        __m512 b0, b1, b2;
-        if (boff) {
-            const float *bk = b + boff[k];
-            b0 = _mm512_loadu_ps(bk), b1 = _mm512_loadu_ps(bk + 16), b2 = _mm512_loadu_ps(bk + 32);
-        } else {
-            b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16), b2 = _mm512_load_ps(b + 32);
-            b += NR;
-        }
-        ROW(0); ROW(1); ROW(2); ROW(3); ROW(4); ROW(5); ROW(6); ROW(7);
-        if (a_rows) idx += astep;
-        else a += MR;
-    }
-#undef ROW
-    __m512 acc[MR][3] = {{c00, c01, c02}, {c10, c11, c12}, {c20, c21, c22}, {c30, c31, c32},
-                         {c40, c41, c42}, {c50, c51, c52}, {c60, c61, c62}, {c70, c71, c72}};
-    __mmask16 m[3] = {lane_mask(nr), lane_mask(nr - 16), lane_mask(nr - 32)};
-    __m512 bc[3] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    if (bcol)
-        for (int v = 0; v < 3; v++) bc[v] = _mm512_maskz_loadu_ps(m[v], bcol + 16 * v);
-    for (int i = 0; i < mr; i++) {
-        float *ci = c + i * ldc;
-        __m512 br = _mm512_set1_ps(brow ? brow[i] : 0.0f);
-        for (int v = 0; v < 3; v++) {
-            if (!m[v]) break;
-            __m512 x = acc[i][v];
-            if (accumulate) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m[v], ci + 16 * v));
-            if (brow || bcol) x = _mm512_add_ps(x, _mm512_add_ps(br, bc[v]));
-            _mm512_mask_storeu_ps(ci + 16 * v, m[v], x);
-        }
-    }
-}
-
-/* The four instances: A packed or in place, B packed or shifted windows. */
-static AVX512 void kernel_pp(int64_t kc, const float *a, const float *b, float *c, int64_t ldc, int mr, int nr,
-                             bool accumulate, const float *brow, const float *bcol) {
-    kernel_core(kc, a, false, 0, 0, b, NULL, c, ldc, mr, nr, accumulate, brow, bcol);
-}
-static AVX512 void kernel_ps(int64_t kc, const float *a, const float *b, const int64_t *boff, float *c, int64_t ldc,
-                             int mr, int nr, bool accumulate, const float *brow, const float *bcol) {
-    kernel_core(kc, a, false, 0, 0, b, boff, c, ldc, mr, nr, accumulate, brow, bcol);
-}
-static AVX512 void kernel_dp(int64_t kc, const float *a, int64_t ars, int64_t astep, const float *b, float *c,
-                             int64_t ldc, int mr, int nr, bool accumulate, const float *brow, const float *bcol) {
-    kernel_core(kc, a, true, ars, astep, b, NULL, c, ldc, mr, nr, accumulate, brow, bcol);
-}
-static AVX512 void kernel_ds(int64_t kc, const float *a, int64_t ars, int64_t astep, const float *b,
-                             const int64_t *boff, float *c, int64_t ldc, int mr, int nr, bool accumulate,
-                             const float *brow, const float *bcol) {
-    kernel_core(kc, a, true, ars, astep, b, boff, c, ldc, mr, nr, accumulate, brow, bcol);
-}
 
 /* One 8×48 tile over K-block [k0, k0 + kc): A packed (apack) or in place (alpha 1), B packed (bpanel) or
  * shifted windows. */
-static AVX512 void tile(const Gemm *g, const float *apack, int64_t ip, int64_t k0, int64_t kc, const float *bpanel,
+static void tile(const Gemm *g, const float *apack, int64_t ip, int64_t k0, int64_t kc, const float *bpanel,
                         int64_t q, bool acc, bool first, float *cbase, int64_t ldc, int64_t qbase) {
     int mr = (int)(g->M - ip * MR < MR ? g->M - ip * MR : MR), nr = (int)(g->N - q * NR < NR ? g->N - q * NR : NR);
     float *c = cbase + ip * MR * ldc + (q - qbase) * NR;
@@ -292,15 +91,15 @@ static AVX512 void tile(const Gemm *g, const float *apack, int64_t ip, int64_t k
         const float *a = g->ta ? g->A + k0 * g->lda + ip * MR : g->A + ip * MR * g->lda + k0;
         int64_t ars = g->ta ? 1 : g->lda, astep = g->ta ? g->lda : 1;
         if (g->b_in_place)
-            kernel_ds(kc, a, ars, astep, g->src + q * NR, g->off + k0, c, ldc, mr, nr, acc, brow, bcol);
+            g_isa->kernel_ds(kc, a, ars, astep, g->src + q * NR, g->off + k0, c, ldc, mr, nr, acc, brow, bcol);
         else
-            kernel_dp(kc, a, ars, astep, bpanel, c, ldc, mr, nr, acc, brow, bcol);
+            g_isa->kernel_dp(kc, a, ars, astep, bpanel, c, ldc, mr, nr, acc, brow, bcol);
     } else {
         const float *a = apack + ((g->M + MR - 1) / MR * MR) * k0 + ip * MR * kc;
         if (g->b_in_place)
-            kernel_ps(kc, a, g->src + q * NR, g->off + k0, c, ldc, mr, nr, acc, brow, bcol);
+            g_isa->kernel_ps(kc, a, g->src + q * NR, g->off + k0, c, ldc, mr, nr, acc, brow, bcol);
         else
-            kernel_pp(kc, a, bpanel, c, ldc, mr, nr, acc, brow, bcol);
+            g_isa->kernel_pp(kc, a, bpanel, c, ldc, mr, nr, acc, brow, bcol);
     }
 }
 
@@ -323,11 +122,11 @@ static int64_t k_len(const Gemm *g, int64_t k0) { return g->K - k0 < k_block(g) 
 
 /* Work items [w0, w1) of packing op(A)·alpha whole: item w = (K-block, pair of 8-row panels). K-block
  * kb starts at Mp·k0 in apack, panel ip at + ip·8·kc. */
-static AVX512 void pack_a_items(const Gemm *g, float *apack, int64_t w0, int64_t w1) {
+static void pack_a_items(const Gemm *g, float *apack, int64_t w0, int64_t w1) {
     const int64_t Mp = (g->M + MR - 1) / MR * MR, npm = Mp / MR, npairs = (npm + 1) / 2;
     for (int64_t w = w0; w < w1; w++) {
         int64_t kb = w / npairs, pr = w % npairs, k0 = kb * k_block(g);
-        pack_a16(g->ta, g->A, g->lda, g->M, pr * 16, k0, k_len(g, k0), g->alpha,
+        g_isa->pack_a16(g->ta, g->A, g->lda, g->M, pr * 16, k0, k_len(g, k0), g->alpha,
                  apack + Mp * k0 + pr * 2 * MR * k_len(g, k0), (2 * pr + 1 < npm) ? 2 : 1);
     }
 }
@@ -340,7 +139,7 @@ static int64_t pack_a_count(const Gemm *g) {
 /* Columns panels [p0, p1) of C from packed A, packing op(B) NC columns at a time into bp (B_SHIFTED
  * reads B in place instead). With a settle callback, each NC-wide chunk of C is made in cbuf [M][NC]
  * and handed over while it is still in L2, instead of being stored. */
-static AVX512 void compute_columns(const Gemm *g, const float *apack, float *bp, float *cbuf, int64_t p0, int64_t p1) {
+static void compute_columns(const Gemm *g, const float *apack, float *bp, float *cbuf, int64_t p0, int64_t p1) {
     const int64_t M = g->M, N = g->N, ldc = g->ldc, npm = (M + MR - 1) / MR;
     if (p1 <= p0) return;
     if (g->beta != 0.0f && g->beta != 1.0f) {
@@ -363,7 +162,7 @@ static AVX512 void compute_columns(const Gemm *g, const float *apack, float *bp,
                     for (int64_t ip = 0; ip < npm; ip++) tile(g, apack, ip, k0, kc, NULL, q, acc, first, cb, cld, qb);
                 continue;
             }
-            pack_b(g, j0, ncols, k0, kc, bp);
+            g_isa->pack_b(g, j0, ncols, k0, kc, bp);
             for (int64_t ip = 0; ip < npm; ip++)
                 for (int64_t q = q0; q < q1; q++)
                     tile(g, apack, ip, k0, kc, bp + (q - q0) * kc * NR, q, acc, first, cb, cld, qb);
@@ -433,27 +232,64 @@ static bool scratch_ready(int64_t M, int64_t K, int nthreads, int64_t Mc) {
     }
     return true;
 }
-#endif /* GEMM_HAVE_AVX512_CODE */
+#endif /* GEMM_HAVE_KERNELS */
 
-static int g_backend = -1; /* 1: ours, 0: BLAS */
+static int g_backend = -1; /* 1: ours (g_isa), 0: BLAS */
 static bool g_pack_a_always; /* DACLIP_GEMM=packed: pack op(A) even when it could be read in place */
 
+/* Our leaves by name, when this CPU can run them (NULL otherwise). */
+static const void *isa_named(const char *name) {
+#if GEMM_HAVE_KERNELS
+    __builtin_cpu_init();
+    if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) return &gemm_isa_avx512;
+    if (strcmp(name, "avx2") == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return &gemm_isa_avx2;
+#else
+    (void)name;
+#endif
+    return NULL;
+}
+
+/* DACLIP_GEMM: blas (OpenBLAS for everything), avx2 (the AVX2 leaves even on an AVX-512 CPU), packed
+ * (ours, op(A) always packed); unset: the best leaves this CPU has. */
 static int backend(void) {
     if (g_backend < 0) {
-        int ours = 0;
-#if GEMM_HAVE_AVX512_CODE
-        __builtin_cpu_init();
-        ours = __builtin_cpu_supports("avx512f");
-#endif
         const char *e = getenv("DACLIP_GEMM");
-        if (e && strcmp(e, "blas") == 0) ours = 0;
         if (e && strcmp(e, "packed") == 0) g_pack_a_always = true;
-        g_backend = ours;
+        const void *isa = e && strcmp(e, "blas") == 0 ? NULL
+                          : e && strcmp(e, "avx2") == 0 ? isa_named("avx2")
+                          : isa_named("avx512") ? isa_named("avx512") : isa_named("avx2");
+#if GEMM_HAVE_KERNELS
+        g_isa = isa;
+#endif
+        g_backend = isa != NULL;
     }
     return g_backend;
 }
 
-const char *t_sgemm_backend(void) { return backend() ? "avx512" : "blas"; }
+const char *t_sgemm_backend(void) {
+#if GEMM_HAVE_KERNELS
+    if (backend()) return g_isa->name;
+#else
+    (void)backend();
+#endif
+    return "blas";
+}
+
+bool t_sgemm_use(const char *name) {
+    (void)backend();
+    if (strcmp(name, "blas") == 0) {
+        g_backend = 0;
+        return true;
+    }
+    const void *isa = isa_named(name);
+    if (!isa) return false;
+#if GEMM_HAVE_KERNELS
+    g_isa = isa;
+#endif
+    g_backend = 1;
+    return true;
+}
 
 /* C = beta·C + bias_row[i] + bias_col[j], the whole of the product when K or alpha is zero. */
 static void scale_and_bias(int64_t M, int64_t N, float beta, float *C, int64_t ldc, const float *bias_row,
@@ -467,7 +303,7 @@ static void scale_and_bias(int64_t M, int64_t N, float beta, float *C, int64_t l
         }
 }
 
-#if GEMM_HAVE_AVX512_CODE
+#if GEMM_HAVE_KERNELS
 /* Our kernel, threaded or on the calling thread; false when it cannot run (lock or slot busy, memory), and
  * the caller then uses OpenBLAS: a GEMM issued concurrently from a second non-OpenMP thread, or from two
  * teams with the same thread number, loses thread-count independence, at a timing-dependent moment. */
@@ -493,8 +329,8 @@ void t_sgemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
         scale_and_bias(M, N, beta, C, ldc, bias_row, bias_col);
         return;
     }
-#if GEMM_HAVE_AVX512_CODE
-    if (backend() && 2.0 * M * N * K >= MIN_FLOPS) {
+#if GEMM_HAVE_KERNELS
+    if (backend() && 2.0 * M * N * K > (g_isa == &gemm_isa_avx2 ? BLAS_SERIAL_FLOPS : MIN_FLOPS)) {
         Gemm g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha,
                   .beta = beta, .A = A, .B = B, .bias_row = bias_row, .bias_col = bias_col, .C = C, .bmode = B_DENSE,
                   .a_direct = alpha == 1.0f && !ta && !g_pack_a_always};
@@ -508,7 +344,7 @@ void t_sgemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha
     blas_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-#if GEMM_HAVE_AVX512_CODE
+#if GEMM_HAVE_KERNELS
 /* How a shifted-window product reads its operands (g->bmode, M and alpha set).
  * Windows read in place suit few output channels (M < SHIFTED_PACK_M: A, packed, is small and the windows
  * are re-read from L1 for each of its 8-row panels); with more, A's panels and the windows no longer share
@@ -531,7 +367,7 @@ bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, 
         scale_and_bias(M, N, beta, C, ldc, bias_row, NULL);
         return true;
     }
-#if GEMM_HAVE_AVX512_CODE
+#if GEMM_HAVE_KERNELS
     if (backend()) {
         Gemm g = {.M = M, .N = N, .K = K, .lda = lda, .ldc = ldc, .alpha = alpha, .beta = beta, .A = A,
                   .bias_row = bias_row, .C = C, .bmode = windows_are_columns ? B_SHIFTED_T : B_SHIFTED,
@@ -553,7 +389,7 @@ bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, 
 bool t_sgemm_shifted_settle(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *src,
                             const int64_t *off, const float *bias_row, TGemmSettle settle, void *ctx) {
     if (M <= 0 || N <= 0) return true;
-#if GEMM_HAVE_AVX512_CODE
+#if GEMM_HAVE_KERNELS
     if (backend() && K > 0) {
         Gemm g = {.M = M, .N = N, .K = K, .lda = lda, .ldc = 0, .alpha = 1.0f, .beta = 0.0f, .A = A,
                   .bias_row = bias_row, .C = NULL, .bmode = B_SHIFTED, .src = src, .off = off,

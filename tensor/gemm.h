@@ -4,10 +4,11 @@
  *   C[M,N] = alpha * op(A)[M,K] op(B)[K,N] + beta * C
  * op(X) = X, or Xᵀ when trans_X (X then stored [K,M] / [N,K] with its leading dimension).
  *
- * On CPUs with AVX-512 products above 4 MFLOP run through our own kernel (tensor/gemm.c; ≈85–90% of this
- * machine's AVX-512 FMA peak in quiet moments, 1.05–1.5× OpenBLAS 0.3.21 at our shapes, see
- * build/bench/bench_gemm). Smaller products, CPUs without AVX-512 and DACLIP_GEMM=blas go to cblas_sgemm;
- * DACLIP_GEMM=packed keeps our kernel but always packs op(A) (for comparisons). Threads split the columns
+ * On CPUs with AVX-512 or AVX2 + FMA products above 4 MFLOP run through our own kernels (tensor/gemm.c;
+ * with AVX-512 ≈85–90% of the FMA peak in quiet moments, 1.05–1.5× OpenBLAS 0.3.21 at our shapes, see
+ * build/bench/bench_gemm). Smaller products, older CPUs and DACLIP_GEMM=blas go to cblas_sgemm;
+ * DACLIP_GEMM=avx2 uses the AVX2 kernel on an AVX-512 CPU, DACLIP_GEMM=packed keeps our kernel but always
+ * packs op(A) (both for comparisons). Threads split the columns
  * of C only, so the summation order of every element, and hence the result, does not depend on the thread
  * count. Called inside an OpenMP parallel region it runs on the calling thread alone. */
 #include <stdbool.h>
@@ -44,7 +45,11 @@ typedef void (*TGemmSettle)(void *ctx, int64_t j0, int64_t ncols, const float *c
 bool t_sgemm_shifted_settle(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *src,
                             const int64_t *off, const float *bias_row, TGemmSettle settle, void *ctx);
 
-/* Which implementation large products use: "avx512" or "blas". */
+/* Which implementation large products use: "avx512", "avx2" or "blas". */
 const char *t_sgemm_backend(void);
+
+/* Switches the implementation ("avx512", "avx2", "blas"); false (nothing changed) when this CPU cannot run
+ * it. For tests and comparisons, never while a product runs. */
+bool t_sgemm_use(const char *name);
 
 #endif
