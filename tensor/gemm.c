@@ -40,6 +40,11 @@
 
 #define KC 768                      /* largest K-block of a dense op(B); a product's blocks are K split evenly */
 #define KC_SHIFTED 512              /* ... of shifted windows (convolutions) */
+/* ... of windows read in place by the AVX2 kernel: a quarter's 24 columns of 128 unaligned window rows
+ * (≈ 2 lines each, 16 KB) stay in Zen 3's 32 KB L1 for the tile's second row quarter. Three alternating
+ * runs of bench_unet_convs (2 threads): 128→64 at 256² 61–66 vs 66–78 ms at 512, upsample+3×3 128→64
+ * 28.6–29.2 vs 33.1–36.2 ms, 64→64 within the noise, 128 to 512 channels (windows packed) unaffected */
+#define KC_IN_PLACE_AVX2 128
 #define NC 768                      /* 16 panels of NR */
 #define SHIFTED_PACK_M 128          /* shifted windows are packed (not read in place) from this many rows of C */
 #define MIN_FLOPS (4.0 * 1024 * 1024) /* below this, cblas_sgemm's small-matrix path is as good */
@@ -111,8 +116,9 @@ static void tile(const Gemm *g, const float *apack, int64_t ip, int64_t k0, int6
  * column chunks are a few panels wide, and an in-place 8-row sliver of A is 24 KB, half of L1. Shifted
  * windows (convolutions) keep 512: not measured at 768. */
 static int64_t k_block(const Gemm *g) {
-    static int64_t kip = -1;
-    if (kip < 0) { const char *e = getenv("DACLIP_KIP"); kip = e ? atoll(e) : KC_SHIFTED; }
+    static int64_t kip_env = -1;   /* DACLIP_KIP: the in-place K-block, for comparisons */
+    if (kip_env < 0) { const char *e = getenv("DACLIP_KIP"); kip_env = e && atoll(e) > 0 ? atoll(e) : 0; }
+    int64_t kip = kip_env ? kip_env : g_isa == &gemm_isa_avx2 ? KC_IN_PLACE_AVX2 : KC_SHIFTED;
     int64_t kc = g->bmode == B_DENSE ? KC : g->b_in_place ? kip : KC_SHIFTED;
     int64_t nb = (g->K + kc - 1) / kc;
     return (g->K + nb - 1) / nb;
