@@ -16,11 +16,10 @@
  * slivers sit lda apart, and with lda a multiple of 1 KB (768, 3072) they all fall in one L1 set.
  * Every element of C is summed in the same order (k ascending within a block, blocks in order) whatever
  * the thread count. That holds only when our kernels run: products under MIN_FLOPS (BLAS_SERIAL_FLOPS on
- * AVX2, where OpenBLAS then runs single-threaded), CPUs without AVX2 +
- * FMA, DACLIP_GEMM=blas, a busy lock or slot (run_ours) and failed scratch allocation go to OpenBLAS,
- * whose sums can change with the thread count (docs/architecture.md, Threads). A settle callback
- * (t_sgemm_shifted_settle) takes C chunk by chunk from a thread's [M][NC] scratch instead of C being
- * stored. */
+ * AVX2, where OpenBLAS then runs single-threaded), CPUs without AVX2 + FMA, DACLIP_GEMM=blas, a busy lock
+ * or slot (run_ours) and failed scratch allocation go to OpenBLAS, whose sums can change with the thread
+ * count (docs/architecture.md, Threads). A settle callback (t_sgemm_shifted_settle) takes C chunk by chunk
+ * from a thread's [M][NC] scratch instead of C being stored. */
 #include "tensor/gemm.h"
 
 #include <cblas.h>
@@ -244,7 +243,7 @@ static int g_backend = -1; /* 1: ours (g_isa), 0: BLAS */
 static bool g_pack_a_always; /* DACLIP_GEMM=packed: pack op(A) even when it could be read in place */
 
 /* Our leaves by name, when this CPU can run them (NULL otherwise). */
-static const void *isa_named(const char *name) {
+static const GemmIsa *isa_named(const char *name) {
 #if GEMM_HAVE_KERNELS
     __builtin_cpu_init();
     if (strcmp(name, "avx512") == 0 && __builtin_cpu_supports("avx512f")) return &gemm_isa_avx512;
@@ -262,7 +261,7 @@ static int backend(void) {
     if (g_backend < 0) {
         const char *e = getenv("DACLIP_GEMM");
         if (e && strcmp(e, "packed") == 0) g_pack_a_always = true;
-        const void *isa = e && strcmp(e, "blas") == 0 ? NULL
+        const GemmIsa *isa = e && strcmp(e, "blas") == 0 ? NULL
                           : e && strcmp(e, "avx2") == 0 ? isa_named("avx2")
                           : isa_named("avx512") ? isa_named("avx512") : isa_named("avx2");
 #if GEMM_HAVE_KERNELS
@@ -288,7 +287,7 @@ bool t_sgemm_use(const char *name) {
         g_backend = 0;
         return true;
     }
-    const void *isa = isa_named(name);
+    const GemmIsa *isa = isa_named(name);
     if (!isa) return false;
 #if GEMM_HAVE_KERNELS
     g_isa = isa;
