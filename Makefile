@@ -83,7 +83,9 @@ ifeq ($(filter clean,$(MAKECMDGOALS)),)
 endif
 $(BUILD)/obj/train/dist.o: CFLAGS += $(MPI_CFLAGS)
 
-CFLAGS  += -std=c11 $(OPT) $(MARCH) $(OMPFLAG) -Wall -Wextra -Wshadow -Wno-unused-parameter \
+# -fno-trapping-math: without it GCC keeps the clamps of t_expf (tensor/vmath.h) as branches on AVX2 (only
+# AVX-512's masks if-convert them), so every exp loop ran scalar there; values are unchanged (no -ffast-math).
+CFLAGS  += -std=c11 $(OPT) $(MARCH) $(OMPFLAG) -fno-trapping-math -Wall -Wextra -Wshadow -Wno-unused-parameter \
            -D_GNU_SOURCE -I. $(if $(BLAS_INC),-I$(BLAS_INC)) -MMD -MP
 LDLIBS  += $(OMPFLAG) -lopenblas -lpng -ljpeg -lz -lpthread -lm $(MPI_LIBS)
 ifeq ($(SAN),1)

@@ -94,6 +94,11 @@ void conv_wino_forward(const ConvGeom *g, const float *x1, const float *x2, cons
                        const ConvEpi *epi);
 void conv_wino_backward(const ConvGeom *g, const float *x1, const float *x2, const float *w, const float *dy,
                         float *dx1, float *dx2, float *dw, float *db);
+/* The forward in cache-sized blocks of tiles on our GEMM's micro-kernels (from fewer channels; needs our
+ * kernels): the same result as conv_wino_forward up to rounding. */
+bool conv_wino_blocked_ok(const ConvGeom *g);
+void conv_wino_blocked_forward(const ConvGeom *g, const float *x1, const float *x2, const float *w, const float *b,
+                               float *y, const ConvEpi *epi);
 
 /* Nearest ×2 upsampling then a 3×3, pad 1, stride 1 convolution (g describes that convolution: H, W
  * are the upsampled sizes), by four 2×2 phase convolutions of x [N, Cin, H/2, W/2] (tensor/conv_upsample.c). */

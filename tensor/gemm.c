@@ -281,6 +281,15 @@ const char *t_sgemm_backend(void) {
     return "blas";
 }
 
+const GemmIsa *gemm_isa_active(void) {
+#if GEMM_HAVE_KERNELS
+    return backend() ? g_isa : NULL;
+#else
+    (void)backend();
+    return NULL;
+#endif
+}
+
 bool t_sgemm_use(const char *name) {
     (void)backend();
     if (strcmp(name, "blas") == 0) {

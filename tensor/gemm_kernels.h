@@ -62,4 +62,8 @@ extern const GemmIsa gemm_isa_avx512;   /* AVX-512F: the 8×48 tile in 24 zmm ac
 extern const GemmIsa gemm_isa_avx2;     /* AVX2 + FMA: the same tile in four 4×24 quarters */
 #endif
 
+/* The leaves the driver uses now (DACLIP_GEMM, t_sgemm_use), or NULL when OpenBLAS does every product: for
+ * callers that drive the micro-kernels themselves (tensor/conv_winograd.c). */
+const GemmIsa *gemm_isa_active(void);
+
 #endif

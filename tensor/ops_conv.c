@@ -373,7 +373,7 @@ static Tensor *conv2d_fused(const ConvFusedArgs *a, int sh, int sw, int ph, int 
         return NULL;
     }
     /* what only some paths do: the others get the concatenation / the upsampled input built */
-    if (a->x2 && (a->upsample2x || !(conv_wino_ok(&g) || conv_implicit_ok(&g) || g.direct))) {
+    if (a->x2 && (a->upsample2x || !(conv_wino_blocked_ok(&g) || conv_wino_ok(&g) || conv_implicit_ok(&g) || g.direct))) {
         ConvFusedArgs b = *a;
         Tensor *parts[2] = {a->x, a->x2};
         b.x = t_concat(2, parts, 1);
@@ -410,6 +410,8 @@ static Tensor *conv2d_fused(const ConvFusedArgs *a, int sh, int sw, int ph, int 
     const float *xd = x->data, *wd = w->data, *bd = b ? b->data : NULL;
     if (a->upsample2x) {
         conv_up2x_forward(&g, xd, wd, bd, y->data, &epi);
+    } else if (conv_wino_blocked_ok(&g)) {
+        conv_wino_blocked_forward(&g, xd, x2 ? x2->data : NULL, wd, bd, y->data, &epi);
     } else if (conv_wino_ok(&g)) {
         conv_wino_forward(&g, xd, x2 ? x2->data : NULL, wd, bd, y->data, &epi);
     } else if (conv_implicit_ok(&g)) {

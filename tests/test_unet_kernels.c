@@ -311,6 +311,52 @@ static void test_winograd_matches_implicit(void **state) {
     check_wino(3, 520, 0, 528, 1, 2, 720);     /* one row: every tile partial */
 }
 
+/* The blocked Winograd forward (conv_wino_blocked_forward) against the implicit GEMM, with each epilogue,
+ * and bit for bit the same with 1 and 3 threads. */
+static void check_wino_blocked(int64_t N, int64_t C1, int64_t C2, int64_t Cout, int64_t H, int64_t W, uint64_t seed) {
+    ConvGeom g = geom3x3(N, C1, C2, Cout, H, W);
+    assert_true(conv_wino_blocked_ok(&g) && conv_implicit_ok(&g));
+    const int64_t Cin = C1 + C2, ny = N * Cout * H * W;
+    Tensor *x1 = rand_tensor(T_SHAPE(N, C1, H, W), seed, -1, 1), *x2 = rand_tensor(T_SHAPE(N, C2 ? C2 : 1, H, W), seed + 1, -1, 1);
+    Tensor *w = rand_tensor(T_SHAPE(Cout, Cin, 3, 3), seed + 2, -0.05f, 0.05f), *b = rand_tensor(T_SHAPE(Cout), seed + 3, -1, 1);
+    Tensor *ss = rand_tensor(T_SHAPE(N, 2 * Cout), seed + 4, -1, 1), *res = rand_tensor(T_SHAPE(N, Cout, H, W), seed + 5, -1, 1);
+    const float *p2 = C2 ? x2->data : NULL;
+    const int threads = t_threads();
+    for (int act = CONV_ACT_NONE; act <= CONV_ACT_SILU_ADD; act++) {
+        Tensor *ya = t_new(T_SHAPE(N, Cout, H, W)), *yb = t_new(T_SHAPE(N, Cout, H, W)), *y3 = t_new(T_SHAPE(N, Cout, H, W));
+        Tensor *pa = t_new(T_SHAPE(N, Cout, H, W)), *pb = t_new(T_SHAPE(N, Cout, H, W));
+        ConvEpi ea = {.act = act, .ss = ss->data, .res = res->data, .pre = pa->data}, eb = ea, e3 = ea;
+        eb.pre = pb->data;
+        e3.pre = NULL;
+        t_set_threads(1);
+        conv_wino_blocked_forward(&g, x1->data, p2, w->data, b->data, ya->data, &ea);
+        t_set_threads(3);
+        conv_wino_blocked_forward(&g, x1->data, p2, w->data, b->data, y3->data, &e3);
+        t_set_threads(threads);
+        conv_implicit_forward(&g, x1->data, p2, w->data, b->data, yb->data, &eb);
+        check_close(pa->data, pb->data, ny, 1e-5, 1e-4, "blocked winograd z");
+        check_close(ya->data, yb->data, ny, 1e-5, 1e-4, "blocked winograd output");
+        assert_memory_equal(ya->data, y3->data, sizeof(float) * (size_t)ny);
+    }
+}
+
+static void test_winograd_blocked_matches_implicit(void **state) {
+    (void)state;
+    const char *isas[2] = {"avx512", "avx2"}, *was = t_sgemm_backend();
+    int ran = 0;
+    for (int i = 0; i < 2; i++) {
+        if (!t_sgemm_use(isas[i])) continue;   /* this CPU lacks it */
+        ran++;
+        check_wino_blocked(2, 64, 0, 64, 7, 9, 900);      /* odd: partial tiles on both edges */
+        check_wino_blocked(2, 64, 0, 70, 15, 17, 910);    /* blocks span tile rows and images; Cout % 8 != 0 */
+        check_wino_blocked(1, 64, 72, 136, 6, 4, 920);    /* two inputs; two chunks of output channels */
+        check_wino_blocked(3, 80, 0, 64, 1, 2, 930);      /* one row: every tile partial */
+        check_wino_blocked(1, 520, 200, 64, 9, 13, 940);  /* 720 input channels: two K-blocks */
+    }
+    assert_true(t_sgemm_use(was));
+    if (!ran) skip();   /* OpenBLAS only: the blocked path needs our kernels */
+}
+
 static Tensor *f_conv3(Tensor **in, void *ctx) {
     (void)ctx;
     ConvFusedArgs a = {.x = in[0], .w = in[1], .b = in[2], .stride = 1, .pad = 1, .act = CONV_ACT_SCALE_SHIFT_SILU,
@@ -409,6 +455,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_conv_fused_bad_args, teardown),
         cmocka_unit_test_teardown(test_winograd_matches_implicit, teardown),
         cmocka_unit_test_teardown(test_winograd_gradcheck, teardown),
+        cmocka_unit_test_teardown(test_winograd_blocked_matches_implicit, teardown),
         cmocka_unit_test_teardown(test_shifted_windows_packed, teardown),
         cmocka_unit_test_teardown(test_unet_nograd_equals_taped, teardown),
     };
