@@ -58,20 +58,24 @@ T_SIMD static void weight_lanes(const float g[9][16], int n, float *U, int64_t u
 }
 
 /* U [16][Co][Ci] = G g Gᵀ for every (out, in) pair of w [Cout][Cin][3][3] (or, flipped_t, of the flipped
- * transposed weights w'[c][k] = w[k][c] rotated by 180°, the dX convolution's: Co = Cin, Ci = Cout). */
-static void weight_transform(const float *w, int64_t Cout, int64_t Cin, bool flipped_t, float *U) {
+ * transposed weights w'[c][k] = w[k][c] rotated by 180°, the dX convolution's: Co = Cin, Ci = Cout).
+ * packed: U [16][Cp/8][Ci][8] instead, each U_ξ in 8-row panels [k][8] (gemm_kernels.h's packed A), rows
+ * Co .. Cp (Co rounded up to 8) zero. */
+static void weight_transform(const float *w, int64_t Cout, int64_t Cin, bool flipped_t, bool packed, float *U) {
     const int64_t Co = flipped_t ? Cin : Cout, Ci = flipped_t ? Cout : Cin, blocks = (Ci + 15) / 16;
-#pragma omp parallel for schedule(static) if (Co * Ci * 9 > T_PAR_MIN)
-    for (int64_t ob = 0; ob < Co * blocks; ob++) {
+    const int64_t rows = packed ? (Co + 7) / 8 * 8 : Co;
+#pragma omp parallel for schedule(static) if (rows * Ci * 9 > T_PAR_MIN)
+    for (int64_t ob = 0; ob < rows * blocks; ob++) {
         int64_t o = ob / blocks, c0 = (ob % blocks) * 16;
         int n = (int)(Ci - c0 < 16 ? Ci - c0 : 16);
         float g[9][16] = {{0}};
-        for (int l = 0; l < n; l++) {
+        for (int l = 0; l < n && o < Co; l++) {
             int64_t c = c0 + l;
             for (int ij = 0; ij < 9; ij++)
                 g[ij][l] = flipped_t ? w[(c * Cin + o) * 9 + 8 - ij] : w[(o * Cin + c) * 9 + ij];
         }
-        weight_lanes(g, n, U + o * Ci + c0, Co * Ci, 1);
+        if (packed) weight_lanes(g, n, U + (o / 8) * 8 * Ci + c0 * 8 + o % 8, rows * Ci, 8);
+        else weight_lanes(g, n, U + o * Ci + c0, Co * Ci, 1);
     }
 }
 
@@ -246,7 +250,7 @@ void conv_wino_forward(const ConvGeom *g, const float *x1, const float *x2, cons
     size_t mark = t_arena_mark();
     float *U = t_arena_alloc(sizeof(float) * (size_t)(16 * g->Cout * g->Cin));
     if (!U) return;   /* out of memory (reported): the caller sees t_arena_failed() */
-    weight_transform(w, g->Cout, g->Cin, false, U);
+    weight_transform(w, g->Cout, g->Cin, false, false, U);
     wino_conv(&tl, &src, U, g->Cout, b, &dst, false, epi);
     t_arena_release(mark);
 }
@@ -260,7 +264,7 @@ void conv_wino_backward(const ConvGeom *g, const float *x1, const float *x2, con
     if (dx1 || dx2) {   /* dX: dY through the flipped, transposed filters */
         float *U = t_arena_alloc(sizeof(float) * (size_t)(16 * Cin * Cout));
         if (!U) return;   /* out of memory (reported): t_backward reports it */
-        weight_transform(w, Cout, Cin, true, U);
+        weight_transform(w, Cout, Cin, true, false, U);
         const ConvSrc dys = {dy, NULL, Cout, Cout, g->H * g->W};
         const ConvDst dxd = {dx1, dx2, g->C1, Cin, g->H * g->W};
         wino_conv(&tl, &dys, U, Cin, NULL, &dxd, true, NULL);
@@ -338,20 +342,7 @@ bool conv_wino_blocked_ok(const ConvGeom *g) {
            g->Cin >= wino_blocked_min_c() && g->Cout >= wino_blocked_min_c() && gemm_isa_active() != NULL;
 }
 
-/* Up [16][Cp/8][Cin][8]: U_ξ = G g Gᵀ of w [Cout][Cin][3][3] in 8-row panels [k][8] (gemm_kernels.h's
- * packed A); rows Cout .. Cp zero. */
-static void weight_transform_packed(const float *w, int64_t Cout, int64_t Cin, int64_t Cp, float *Up) {
-    const int64_t blocks = (Cin + 15) / 16;
-#pragma omp parallel for schedule(static) if (Cp * Cin * 9 > T_PAR_MIN)
-    for (int64_t ob = 0; ob < Cp * blocks; ob++) {
-        int64_t o = ob / blocks, c0 = (ob % blocks) * 16;
-        int n = (int)(Cin - c0 < 16 ? Cin - c0 : 16);
-        float g[9][16] = {{0}};
-        for (int l = 0; l < n && o < Cout; l++)
-            for (int ij = 0; ij < 9; ij++) g[ij][l] = w[(o * Cin + c0 + l) * 9 + ij];
-        weight_lanes(g, n, Up + (o / 8) * 8 * Cin + c0 * 8 + o % 8, Cp * Cin, 8);
-    }
-}
+
 
 /* A run of tiles inside one tile row: image img, tile row ty, tiles tx0 .. tx0 + len − 1, at column
  * `at` of the block. */
@@ -390,7 +381,7 @@ void conv_wino_blocked_forward(const ConvGeom *g, const float *x1, const float *
         t_arena_release(mark);
         return;
     }
-    weight_transform_packed(w, Cout, Cin, Cp, Up);
+    weight_transform(w, Cout, Cin, false, true, Up);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < nblk; blk++) {
         float *vd = scratch + (int64_t)t_par_tid() * per, *vp = vd + vsz, *mb = vp + vsz, *ev = mb + msz;
@@ -406,14 +397,14 @@ void conv_wino_blocked_forward(const ConvGeom *g, const float *x1, const float *
             for (int64_t k0 = 0; k0 < Cin; k0 += kcb) {
                 Gemm gb = {.M = Cout, .N = nt, .K = Cin, .B = vd + xi * Cin * WB_TILES, .ldb = WB_TILES,
                            .bmode = B_DENSE};
-                isa->pack_b(&gb, 0, nt, k0, Cin - k0 < kcb ? Cin - k0 : kcb, vp + (xi * Cin + k0) * WB_TILES);
+                isa->pack_b(&gb, 0, nt, k0, (Cin - k0 < kcb ? Cin - k0 : kcb), vp + (xi * Cin + k0) * WB_TILES);
             }
         for (int64_t co0 = 0; co0 < Cout; co0 += WB_CO) {
             const int64_t co = Cout - co0 < WB_CO ? Cout - co0 : WB_CO;
             for (int xi = 0; xi < 16; xi++)   /* M_ξ [co][nt] = U_ξ [co][Cin] · V_ξ [Cin][nt] */
                 for (int64_t i = 0; i < co; i += 8)
                     for (int64_t k0 = 0; k0 < Cin; k0 += kcb)
-                        isa->kernel_pp(Cin - k0 < kcb ? Cin - k0 : kcb, Up + xi * Cp * Cin + (co0 + i) * Cin + k0 * 8,
+                        isa->kernel_pp((Cin - k0 < kcb ? Cin - k0 : kcb), Up + xi * Cp * Cin + (co0 + i) * Cin + k0 * 8,
                                        vp + (xi * Cin + k0) * WB_TILES, mb + (xi * WB_CO + i) * WB_TILES, WB_TILES,
                                        (int)(co - i < 8 ? co - i : 8), (int)nt, k0 > 0, NULL, NULL);
             for (int64_t k = 0; k < co; k++)   /* y = Aᵀ M A + b, two rows per run */
