@@ -67,3 +67,16 @@ int clip_preprocess_train(const Image *im, int size, double scale_min, uint64_t 
     free(rs);
     return rc;
 }
+
+int clip_view_mirror_coin(uint64_t seed) { return (int)(data_hash64(seed ^ 0xD1B54A32D192ED03ull) >> 63); }
+
+void clip_view_mirror(float *chw, int size) {
+    for (int64_t row = 0; row < (int64_t)3 * size; row++) {
+        float *r = chw + row * size;
+        for (int x = 0; x < size / 2; x++) {
+            float t = r[x];
+            r[x] = r[size - 1 - x];
+            r[size - 1 - x] = t;
+        }
+    }
+}

@@ -11,4 +11,10 @@
 
 int clip_preprocess_train(const Image *im, int size, double scale_min, uint64_t seed, float *out);
 
+/* Whether the view of `seed` is mirrored (a coin independent of the crop's draws), and the mirroring itself:
+ * a left-right flip of a CHW view [3, size, size] in place. Not part of the official recipe; an option of the
+ * trainers, for data whose labels survive a mirror (all ten degradations here are left-right symmetric). */
+int clip_view_mirror_coin(uint64_t seed);
+void clip_view_mirror(float *chw, int size);
+
 #endif

@@ -26,6 +26,8 @@ CLIP_STEPS=${CLIP_STEPS:-1200}
 DACLIP_STEPS=${DACLIP_STEPS:-4000}
 DACLIP_LR=${DACLIP_LR:-2e-3}
 BATCH=${BATCH:-128}
+MIRROR=${MIRROR:-0}
+mirror=(); [ "$MIRROR" = 1 ] && mirror=(--mirror)
 D=${DACLIP_BIN:-build/daclip}   # DACLIP_BIN: a built binary to use as it is (no make)
 [ -n "${DACLIP_BIN:-}" ] || make -s -j2 "$D"
 mkdir -p "$OUT"
@@ -81,7 +83,7 @@ train train-clip "$OUT/clip" "$CLIP_STEPS" --train "$OUT/clip_train.csv" --val "
 stamp "== DA-CLIP controller ($DACLIP_STEPS steps, batch $BATCH, lr $DACLIP_LR)"
 train train-daclip "$OUT/daclip" "$DACLIP_STEPS" --clip "$OUT/clip/model.safetensors" \
   --train "$OUT/ds/daclip_train.csv" --val "$OUT/ds/daclip_val.csv" --batch "$BATCH" --lr "$DACLIP_LR" --warmup 200 \
-  --val-every 500 --ckpt-every 100
+  --val-every 500 --ckpt-every 100 "${mirror[@]}"
 
 stamp "== evaluation on the held-out photos"
 $D eval-daclip --model "$OUT/daclip/model.safetensors" --data "$OUT/ds/daclip_val.csv" \

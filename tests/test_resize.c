@@ -1,4 +1,4 @@
-/* Resizing and CLIP preprocessing against PIL (fixtures from tests/reference/gen_resize.py). */
+/* Resizing and CLIP preprocessing against PIL (fixtures from tests/reference/gen_resize.py); the training views. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "data/clip_augment.h"
 #include "data/clip_preprocess.h"
 #include "data/image_ops.h"
 #include "data/resize.h"
@@ -150,12 +151,81 @@ static void test_area_and_bilinear_basics(void **state) {
     image_free(&a);
 }
 
+static Image pattern_image(int w, int h, int seed) {
+    Image im;
+    assert_int_equal(image_alloc(&im, w, h, 3), 0);
+    uint8_t *p = pattern(w, h, 3, seed);
+    for (size_t i = 0; i < (size_t)w * h * 3; i++) im.px[i] = (float)p[i] / 255.f;
+    free(p);
+    return im;
+}
+
+/* RandomResizedCrop: a whole-area draw on a square image can only fall back to the whole image, which is the
+ * evaluation view; smaller areas give a crop fixed by the seed alone. */
+static void test_training_view_crops(void **state) {
+    (void)state;
+    enum { S = 32 };
+    Image im = pattern_image(48, 48, 3);
+    float *a = malloc(sizeof(float) * 3 * S * S), *b = malloc(sizeof(float) * 3 * S * S);
+    assert_int_equal(clip_preprocess(&im, S, a), 0);
+    assert_int_equal(clip_preprocess_train(&im, S, 1.0, 12345, b), 0);
+    assert_memory_equal(a, b, sizeof(float) * 3 * S * S);
+    assert_int_equal(clip_preprocess_train(&im, S, 0.3, 7, a), 0);
+    assert_int_equal(clip_preprocess_train(&im, S, 0.3, 7, b), 0);
+    assert_memory_equal(a, b, sizeof(float) * 3 * S * S);
+    int differ = 0;
+    for (uint64_t seed = 8; seed < 12 && !differ; seed++) {
+        assert_int_equal(clip_preprocess_train(&im, S, 0.3, seed, b), 0);
+        differ = memcmp(a, b, sizeof(float) * 3 * S * S) != 0;
+    }
+    assert_true(differ);
+    assert_int_not_equal(clip_preprocess_train(&im, S, 0.0, 7, b), 0);   /* scale must be in (0, 1] */
+    image_free(&im);
+    free(a), free(b);
+}
+
+/* The mirror option: column x of the mirrored view is column S-1-x of the view, twice is the identity, and the
+ * coin is fair. */
+static void test_training_view_mirror(void **state) {
+    (void)state;
+    enum { S = 7 };
+    float v[3 * S * S], m[3 * S * S];
+    for (int i = 0; i < 3 * S * S; i++) v[i] = (float)i;
+    memcpy(m, v, sizeof v);
+    clip_view_mirror(m, S);
+    for (int k = 0; k < 3; k++)
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++) assert_true(m[(k * S + y) * S + x] == v[(k * S + y) * S + (S - 1 - x)]);
+    clip_view_mirror(m, S);
+    assert_memory_equal(m, v, sizeof v);
+    int heads = 0, n = 4000;
+    for (int i = 0; i < n; i++) heads += clip_view_mirror_coin((uint64_t)i * 0x9E3779B97F4A7C15ull);
+    if (heads < n / 2 - 150 || heads > n / 2 + 150) fail_msg("mirror coin: %d heads in %d", heads, n);
+    /* mirroring the view of an image is the view of the mirrored image (the bicubic resize is symmetric) */
+    enum { W = 40, H = 30, V = 24 };
+    Image im = pattern_image(W, H, 5), flipped;
+    assert_int_equal(image_alloc(&flipped, W, H, 3), 0);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++)
+            for (int k = 0; k < 3; k++) flipped.px[((size_t)y * W + x) * 3 + k] = im.px[((size_t)y * W + (W - 1 - x)) * 3 + k];
+    float *a = malloc(sizeof(float) * 3 * V * V), *b = malloc(sizeof(float) * 3 * V * V);
+    assert_int_equal(clip_preprocess(&im, V, a), 0);
+    assert_int_equal(clip_preprocess(&flipped, V, b), 0);
+    clip_view_mirror(a, V);
+    for (int i = 0; i < 3 * V * V; i++)   /* one uint8 level over the smallest std */
+        if (fabsf(a[i] - b[i]) > 1.0f / 255.f / 0.26f + 1e-5f) fail_msg("mirror: element %d: %g vs %g", i, a[i], b[i]);
+    image_free(&im), image_free(&flipped);
+    free(a), free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bicubic_u8_matches_pil),
         cmocka_unit_test(test_bicubic_float_matches_pil_F),
         cmocka_unit_test(test_clip_preprocess_matches_reference),
         cmocka_unit_test(test_area_and_bilinear_basics),
+        cmocka_unit_test(test_training_view_crops),
+        cmocka_unit_test(test_training_view_mirror),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

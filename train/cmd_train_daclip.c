@@ -40,6 +40,8 @@ int cmd_train_daclip(int argc, char **argv) {
         {"--wd", OPT_DOUBLE, &o.weight_decay, 0, 10, "X", "weight decay of >=2-D non-norm, non-bias weights (0.05)"},
         {"--warmup", OPT_I64, &o.warmup, 0, 1e12, "N", "linear warmup steps (default 100)"},
         {"--crop-scale", OPT_DOUBLE, &o.scale_min, 0.05, 1, "X", "RandomResizedCrop's smallest area share (0.9)"},
+        {"--mirror", OPT_FLAG, &o.mirror, 0, 0, NULL,
+         "mirror half the training views left-right (not in the official recipe;\nevery degradation here survives a mirror)"},
         {"--seed", OPT_U64, &o.seed, 0, 0, "N", "batch order and crop seed (default 0)"},
         {"--val-every", OPT_I64, &o.val_every, 0, 1e12, "N", "validate every N steps (default: at the end)"},
         {"--ckpt-every", OPT_I64, &o.ckpt_every, 0, 1e12, "N", "checkpoint every N steps (default: at the end)"},

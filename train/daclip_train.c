@@ -112,15 +112,17 @@ int daclip_samples_from_csv(DaclipModel *m, const char *csv, const char *root, D
  * position in the run, so resumed runs see the same views; idx[0] is row `first` of its batch, so a rank's
  * shard gets the crops the whole batch would) or the centre view. Decoding runs in parallel. */
 static int load_views(const DaclipSamples *s, const int64_t *idx, int B, int64_t first, int S, double scale_min,
-                      uint64_t seed, float *out, char *err, size_t errlen) {
+                      bool mirror, uint64_t seed, float *out, char *err, size_t errlen) {
     int failed = 0;
     size_t per = (size_t)3 * S * S;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int b = 0; b < B; b++) {
         Image im = {0};
         int rc = image_load(s->paths[idx[b]], &im);
-        if (!rc) rc = scale_min > 0 ? clip_preprocess_train(&im, S, scale_min, sample_mix64(seed + (uint64_t)(first + b)), out + per * b)
+        uint64_t view_seed = sample_mix64(seed + (uint64_t)(first + b));
+        if (!rc) rc = scale_min > 0 ? clip_preprocess_train(&im, S, scale_min, view_seed, out + per * b)
                                     : clip_preprocess(&im, S, out + per * b);
+        if (!rc && mirror && clip_view_mirror_coin(view_seed)) clip_view_mirror(out + per * b, S);
         if (rc) {
 #pragma omp critical
             if (!failed) {
@@ -189,7 +191,7 @@ int daclip_evaluate(DaclipModel *m, const DaclipSamples *val, int batch, DaclipE
         size_t mark = t_arena_mark();
         for (int b = 0; b < B; b++) idx[b] = start + b;
         char err[1024];
-        if (load_views(val, idx, B, 0, S, 0, 0, views, err, sizeof err)) {
+        if (load_views(val, idx, B, 0, S, 0, false, 0, views, err, sizeof err)) {
             t_error("eval", "%s", err);
             rc = -1;
             break;
@@ -358,7 +360,7 @@ int daclip_train(DaclipModel *m, const DaclipSamples *train, const DaclipSamples
         params_zero_grad_lazy(&m->ps);
         for (int b = 0; b < B; b++) idx[b] = sample_order_at(&order, st.step * B + b);
         int Bl = (int)(hi - lo);   /* this rank's rows */
-        if (load_views(train, idx + lo, Bl, lo, S, o->scale_min,
+        if (load_views(train, idx + lo, Bl, lo, S, o->scale_min, o->mirror,
                        sample_mix64(o->seed ^ (uint64_t)st.step * 0x2545F4914F6CDD1Dull), views, err, sizeof err)) {
             fprintf(stderr, "\ndaclip: train-daclip: %s\n", err);
             rc = -1;

@@ -33,6 +33,7 @@ typedef struct {
     int64_t warmup;
     uint64_t seed;
     double scale_min;        /* RandomResizedCrop scale lower bound (0.9) */
+    bool mirror;             /* mirror half the training views left-right (off: not in the official recipe) */
     int64_t val_every, ckpt_every;   /* 0: only at the end */
     const char *out_dir;     /* NULL: no files (tests) */
     const char *resume;
