@@ -191,6 +191,7 @@ static void test_resume_bit_identical(void **state) {
     DaclipTrainOptions o;
     daclip_train_default_options(&o);
     o.steps = 16, o.batch = 8, o.lr = 1e-3, o.warmup = 4, o.quiet = true, o.seed = 5;
+    o.mirror = true;   /* the mirror coins, like the crops, must replay on resume */
     DaclipTrainResult r;
     DaclipModel a, b;
     DaclipSamples tr;
