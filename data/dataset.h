@@ -56,6 +56,7 @@ typedef struct {
     int patch_size;        /* default 256 */
     double downscale;      /* area-downscale photos by this factor first (>= 1; default 1) */
     uint64_t seed;
+    int threads;           /* workers, one photo each at a time (0 or 1: the calling thread alone); same output */
     /* called after each written pair (may be NULL): done/total pairs */
     void (*progress)(void *ctx, int64_t done, int64_t total);
     void *progress_ctx;
@@ -65,7 +66,8 @@ void make_dataset_default_options(MakeDatasetOptions *o);
 /* For each clean photo (sorted) — or each of its `patches` crops — and each selected type writes <out>/<split>/<name>/{LQ,GT}/NNNN.png (NNNN =
  * photo index within the split, from 0001) and <out>/daclip_{train,val}.csv. Photos are assigned to val by a
  * seeded shuffle (round(val_frac·n) photos, at least one photo stays in train). The LQ of photo i and type t
- * is degrade_apply(photo, t, NULL, seed derived from (seed, photo index, t)). Returns 0 or -1 (data_error). */
+ * is degrade_apply(photo, t, NULL, seed derived from (seed, photo index, t)), so the output does not depend on
+ * `threads`. Returns 0 or -1 (data_error). */
 int  make_dataset(const MakeDatasetOptions *o);
 /* Template caption for a photo with no caption: from the file name and colour statistics, never containing ": ". */
 void caption_template(const char *filename, const Image *im, char *out, size_t cap);

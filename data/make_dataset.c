@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,9 +174,109 @@ static int photo_views(const Image *photo, const MakeDatasetOptions *o, int phot
     return rc;
 }
 
+/* The work shared by make-dataset's workers. Every output (file number, CSV row, seed) is fixed by the photo's
+ * index before any work starts, so the dataset is the same whatever the thread count and the order photos finish in. */
+typedef struct {
+    const MakeDatasetOptions *o;
+    char **photos;
+    int n, n_types, per_photo;
+    const int *is_val, *rank_in_split;   /* split of photo i and its position among that split's photos */
+    const CaptionEntry *caps;
+    int n_caps;
+    CaptionRow *rows[2];
+    pthread_mutex_t mu;                  /* guards everything below */
+    int next_photo, failed;
+    int64_t done_pairs, total;
+    char err[1024];                      /* the first failure's data_error() (it is per thread) */
+} DatasetJob;
+
+static void job_fail(DatasetJob *j) {
+    pthread_mutex_lock(&j->mu);
+    if (!j->failed) snprintf(j->err, sizeof j->err, "%s", data_error());
+    j->failed = 1;
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* One photo: its views, and for each view and type the GT/LQ pair and the CSV row. 0 or -1 (data_error). */
+static int make_photo(DatasetJob *j, int i, Image *views) {
+    const MakeDatasetOptions *o = j->o;
+    int sp = j->is_val[i], nv = 0, rc = 0;
+    const char *split = sp ? "val" : "train";
+    Image photo;
+    char path[4096];
+    if (image_load(j->photos[i], &photo)) return -1;
+    int vr = photo_views(&photo, o, i, views, &nv);
+    image_free(&photo);
+    if (vr) return -1;
+    for (int v = 0; v < nv && !rc; v++) {
+        int first = j->rank_in_split[i] * j->per_photo + v;   /* 0-based sample number in the split */
+        Image *clean = &views[v];
+        char caption[512];
+        const char *given = caption_lookup(j->caps, j->n_caps, j->photos[i]);
+        if (given) snprintf(caption, sizeof caption, "%s", given);
+        else caption_template(j->photos[i], clean, caption, sizeof caption);
+        for (int t = 0, tt = 0; t < DEGRADE_N && !rc; t++) {
+            if (!o->types[t]) continue;
+            Image lq;
+            if (degrade_apply(clean, t, NULL, data_hash64(o->seed * 0x100000001B3ull + ((uint64_t)i * 16 + (uint64_t)t) * 10007u + (uint64_t)v), &lq)) {
+                char msg[1024];
+                snprintf(msg, sizeof msg, "%s", data_error());
+                data_set_error("%s: %s failed: %s", j->photos[i], degrade_name(t), msg);
+                rc = -1;
+                break;
+            }
+            snprintf(path, sizeof path, "%s/%s/%s/GT/%04d.png", o->out, split, degrade_name(t), first + 1);
+            int err = image_save(path, clean);
+            snprintf(path, sizeof path, "%s/%s/%s/LQ/%04d.png", o->out, split, degrade_name(t), first + 1);
+            err = err || image_save(path, &lq);
+            image_free(&lq);
+            if (err) { rc = -1; break; }
+            CaptionRow *r = &j->rows[sp][(int64_t)first * j->n_types + tt++];
+            /* relative to the dataset root, where the CSV lives (as the official CSVs are) */
+            snprintf(path, sizeof path, "%s/%s/LQ/%04d.png", split, degrade_name(t), first + 1);
+            r->filepath = strdup(path);
+            r->caption = strdup(caption);
+            r->degradation = strdup(degrade_name(t));
+            if (!r->filepath || !r->caption || !r->degradation) {
+                data_set_error("make-dataset: out of memory");
+                rc = -1;
+                break;
+            }
+            pthread_mutex_lock(&j->mu);   /* the progress callback is called by one thread at a time */
+            j->done_pairs++;
+            if (o->progress) o->progress(o->progress_ctx, j->done_pairs, j->total);
+            pthread_mutex_unlock(&j->mu);
+        }
+    }
+    for (int k = 0; k < nv; k++) image_free(&views[k]);
+    return rc;
+}
+
+static void *dataset_worker(void *arg) {
+    DatasetJob *j = arg;
+    Image *views = calloc((size_t)j->per_photo, sizeof *views);
+    if (!views) {
+        data_set_error("make-dataset: out of memory");
+        job_fail(j);
+        return NULL;
+    }
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        int i = j->failed ? j->n : j->next_photo++;
+        pthread_mutex_unlock(&j->mu);
+        if (i >= j->n) break;
+        if (make_photo(j, i, views)) {
+            job_fail(j);
+            break;
+        }
+    }
+    free(views);
+    return NULL;
+}
+
 int make_dataset(const MakeDatasetOptions *o) {
     char **photos = NULL;
-    int n = 0, n_caps = 0, rc = -1, *is_val = NULL, *order = NULL, n_rows[2] = { 0, 0 };
+    int n = 0, n_caps = 0, rc = -1, *is_val = NULL, *order = NULL, *rank = NULL, n_rows[2] = { 0, 0 };
     CaptionEntry *caps = NULL;
     CaptionRow *rows[2] = { NULL, NULL };
     int n_types = 0;
@@ -183,21 +284,21 @@ int make_dataset(const MakeDatasetOptions *o) {
     if (!n_types) { data_set_error("make-dataset: no degradation type selected"); return -1; }
     if (o->val_frac < 0 || o->val_frac >= 1) { data_set_error("make-dataset: --val-frac must be in [0, 1)"); return -1; }
     if (o->patches < 0 || o->patches > 10000 || (o->patches > 0 && (o->patch_size < 8 || o->patch_size > 8192)) ||
-        !(o->downscale >= 1.0 && o->downscale <= 64.0)) {
-        data_set_error("make-dataset: patches must be in [0, 10000], patch size in [8, 8192], downscale in [1, 64]");
+        !(o->downscale >= 1.0 && o->downscale <= 64.0) || o->threads < 0 || o->threads > 1024) {
+        data_set_error("make-dataset: patches must be in [0, 10000], patch size in [8, 8192], downscale in [1, 64], "
+                       "threads in [0, 1024]");
         return -1;
     }
     int per_photo = o->patches > 0 ? o->patches : 1;
-    Image *views = calloc((size_t)per_photo, sizeof *views);
-    if (!views) { data_set_error("make-dataset: out of memory"); return -1; }
-    if (dataset_list_images(o->src, &photos, &n)) { free(views); return -1; }
+    if (dataset_list_images(o->src, &photos, &n)) return -1;
     if (n == 0) { data_set_error("%s: no .png/.jpg images", o->src); goto done; }
     if (o->captions && captions_load(o->captions, &caps, &n_caps)) goto done;
     is_val = calloc((size_t)n, sizeof(int));
     order = malloc(sizeof(int) * (size_t)n);
+    rank = malloc(sizeof(int) * (size_t)n);
     rows[0] = calloc((size_t)n * n_types * per_photo, sizeof(CaptionRow));
     rows[1] = calloc((size_t)n * n_types * per_photo, sizeof(CaptionRow));
-    if (!is_val || !order || !rows[0] || !rows[1]) { data_set_error("make-dataset: out of memory"); goto done; }
+    if (!is_val || !order || !rank || !rows[0] || !rows[1]) { data_set_error("make-dataset: out of memory"); goto done; }
     /* seeded Fisher-Yates; the first n_val of the permutation go to val */
     for (int i = 0; i < n; i++) order[i] = i;
     uint64_t st = data_hash64(o->seed ^ 0x5EEDull);
@@ -210,62 +311,35 @@ int make_dataset(const MakeDatasetOptions *o) {
     int n_val = (int)floor(o->val_frac * n + 0.5);
     if (n_val > n - 1) n_val = n - 1;
     for (int i = 0; i < n_val; i++) is_val[order[i]] = 1;
-    int64_t done_pairs = 0, total = (int64_t)n * n_types * per_photo;
-    int idx_in_split[2] = { 0, 0 };
+    /* samples are numbered in photo order within each split; every photo gives per_photo of them */
+    int in_split[2] = { 0, 0 };
+    for (int i = 0; i < n; i++) rank[i] = in_split[is_val[i]]++;
     char path[4096];
-    for (int i = 0; i < n; i++) {
-        int sp = is_val[i];
-        const char *split = sp ? "val" : "train";
-        Image photo;
-        int nv = 0;
-        if (image_load(photos[i], &photo)) goto done;
-        int vr = photo_views(&photo, o, i, views, &nv);
-        image_free(&photo);
-        if (vr) goto done;
-        for (int v = 0; v < nv; v++) {
-            int num = ++idx_in_split[sp];
-            Image clean = views[v];
-            views[v].px = NULL;
-            char caption[512];
-            const char *given = caption_lookup(caps, n_caps, photos[i]);
-            if (given) snprintf(caption, sizeof caption, "%s", given);
-            else caption_template(photos[i], &clean, caption, sizeof caption);
-            for (int t = 0; t < DEGRADE_N; t++) {
-                if (!o->types[t]) continue;
-                for (int g = 0; g < 2; g++) {
-                    snprintf(path, sizeof path, "%s/%s/%s/%s", o->out, split, degrade_name(t), g ? "GT" : "LQ");
-                    if (mkdir_p(path)) { image_free(&clean); goto done; }
-                }
-                Image lq;
-                if (degrade_apply(&clean, t, NULL, data_hash64(o->seed * 0x100000001B3ull + ((uint64_t)i * 16 + (uint64_t)t) * 10007u + (uint64_t)v), &lq)) {
-                    char msg[1024];
-                    snprintf(msg, sizeof msg, "%s", data_error());
-                    data_set_error("%s: %s failed: %s", photos[i], degrade_name(t), msg);
-                    image_free(&clean);
-                    goto done;
-                }
-                snprintf(path, sizeof path, "%s/%s/%s/GT/%04d.png", o->out, split, degrade_name(t), num);
-                int err = image_save(path, &clean);
-                snprintf(path, sizeof path, "%s/%s/%s/LQ/%04d.png", o->out, split, degrade_name(t), num);
-                err = err || image_save(path, &lq);
-                image_free(&lq);
-                if (err) { image_free(&clean); goto done; }
-                CaptionRow *r = &rows[sp][n_rows[sp]++];
-                /* relative to the dataset root, where the CSV lives (as the official CSVs are) */
-                snprintf(path, sizeof path, "%s/%s/LQ/%04d.png", split, degrade_name(t), num);
-                r->filepath = strdup(path);
-                r->caption = strdup(caption);
-                r->degradation = strdup(degrade_name(t));
-                if (!r->filepath || !r->caption || !r->degradation) {
-                    image_free(&clean);
-                    data_set_error("make-dataset: out of memory");
-                    goto done;
-                }
-                done_pairs++;
-                if (o->progress) o->progress(o->progress_ctx, done_pairs, total);
+    for (int sp = 0; sp < 2; sp++) {
+        if (!in_split[sp]) continue;
+        for (int t = 0; t < DEGRADE_N; t++)
+            for (int g = 0; o->types[t] && g < 2; g++) {
+                snprintf(path, sizeof path, "%s/%s/%s/%s", o->out, sp ? "val" : "train", degrade_name(t), g ? "GT" : "LQ");
+                if (mkdir_p(path)) goto done;
             }
-            image_free(&clean);
-        }
+        n_rows[sp] = in_split[sp] * per_photo * n_types;
+    }
+    DatasetJob job = { .o = o, .photos = photos, .n = n, .n_types = n_types, .per_photo = per_photo,
+                       .is_val = is_val, .rank_in_split = rank, .caps = caps, .n_caps = n_caps,
+                       .rows = { rows[0], rows[1] }, .total = (int64_t)n * n_types * per_photo };
+    int nt = o->threads > 0 ? o->threads : 1;
+    if (nt > n) nt = n;
+    pthread_t tids[1024];
+    int started = 0;
+    if (pthread_mutex_init(&job.mu, NULL)) { data_set_error("make-dataset: cannot create a lock"); goto done; }
+    for (; started < nt - 1; started++)   /* the calling thread is the last worker */
+        if (pthread_create(&tids[started], NULL, dataset_worker, &job)) break;
+    dataset_worker(&job);
+    for (int k = 0; k < started; k++) pthread_join(tids[k], NULL);
+    pthread_mutex_destroy(&job.mu);
+    if (job.failed) {
+        data_set_error("%s", job.err);
+        goto done;
     }
     for (int sp = 0; sp < 2; sp++) {
         snprintf(path, sizeof path, "%s/daclip_%s.csv", o->out, sp ? "val" : "train");
@@ -273,13 +347,13 @@ int make_dataset(const MakeDatasetOptions *o) {
     }
     rc = 0;
 done:
-    for (int k = 0; k < per_photo; k++) image_free(&views[k]);
-    free(views);
     dataset_free_list(photos, n);
     captions_free(caps, n_caps);
-    if (rows[0]) caption_rows_free(rows[0], n_rows[0]);
-    if (rows[1]) caption_rows_free(rows[1], n_rows[1]);
+    /* rows of a failed run may be partly filled: free what is there (NULL fields are fine for free) */
+    if (rows[0]) caption_rows_free(rows[0], n * n_types * per_photo);
+    if (rows[1]) caption_rows_free(rows[1], n * n_types * per_photo);
     free(is_val);
     free(order);
+    free(rank);
     return rc;
 }

@@ -244,12 +244,67 @@ static void test_make_dataset_patches(void **state) {
     assert_int_equal(make_dataset(&o), -1);
 }
 
+static int files_equal(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        same = ca == cb;
+        if (ca == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+/* Workers: the dataset written by 3 threads is byte for byte the one written by 1 (every output is fixed by the
+ * photo's index), and a corrupt photo stops the workers with an error naming it. */
+static void test_make_dataset_threads_same_output(void **state) {
+    (void)state;
+    char src[256], out1[256], out3[256], a[640], b[640];
+    snprintf(src, sizeof src, "%s/photos_t", tmpdir);
+    make_photos(src, 3);
+    MakeDatasetOptions o;
+    make_dataset_default_options(&o);
+    o.src = src; o.val_frac = 0.34; o.seed = 11; o.patches = 3; o.patch_size = 24;
+    for (int t = 0; t < DEGRADE_N; t++) o.types[t] = t % 3 == 0;   /* 4 of the ten */
+    snprintf(out1, sizeof out1, "%s/ds_t1", tmpdir);
+    snprintf(out3, sizeof out3, "%s/ds_t3", tmpdir);
+    o.out = out1, o.threads = 1;
+    if (make_dataset(&o)) fail_msg("%s", data_error());
+    o.out = out3, o.threads = 3;
+    if (make_dataset(&o)) fail_msg("%s", data_error());
+    int compared = 0;
+    for (int sp = 0; sp < 2; sp++) {
+        const char *split = sp ? "val" : "train";
+        snprintf(a, sizeof a, "%s/daclip_%s.csv", out1, split);
+        snprintf(b, sizeof b, "%s/daclip_%s.csv", out3, split);
+        assert_true(files_equal(a, b));
+        for (int t = 0; t < DEGRADE_N; t += 3)
+            for (int k = 1; k <= (sp ? 3 : 6); k++)
+                for (int g = 0; g < 2; g++) {
+                    snprintf(a, sizeof a, "%s/%s/%s/%s/%04d.png", out1, split, degrade_name(t), g ? "GT" : "LQ", k);
+                    snprintf(b, sizeof b, "%s/%s/%s/%s/%04d.png", out3, split, degrade_name(t), g ? "GT" : "LQ", k);
+                    if (!files_equal(a, b)) fail_msg("%s and %s differ", a, b);
+                    compared++;
+                }
+    }
+    assert_int_equal(compared, 4 * (6 + 3) * 2);
+    /* a corrupt photo: the error names it, whatever worker met it */
+    snprintf(a, sizeof a, "%s/zz_broken.png", src);
+    write_text(a, "\x89PNG not really");
+    o.out = out3;
+    assert_int_equal(make_dataset(&o), -1);
+    assert_non_null(strstr(data_error(), "zz_broken.png"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_csv_roundtrip_with_quoting),
         cmocka_unit_test(test_csv_errors_name_file_and_line),
         cmocka_unit_test(test_make_dataset_layout_and_csv),
         cmocka_unit_test(test_make_dataset_patches),
+        cmocka_unit_test(test_make_dataset_threads_same_output),
         cmocka_unit_test(test_dataset_mismatch_and_template),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
