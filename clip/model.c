@@ -22,6 +22,11 @@ int clip_config_preset(const char *name, ClipConfig *c) {
          * 64-px view of a 128-px crop averages away */
         c->vision = (VisionConfig){128, 16, 128, 4, 4, 128};
         c->context_length = 32, c->vocab_size = 49408, c->text_width = 128, c->text_heads = 4, c->text_layers = 4;
+    } else if (!strcmp(name, "tiny-128-deep")) {
+        /* tiny-128 with twice the image layers (twice the cost): tiny-128's controller fits only part of its
+         * training crops (models/README.md); the text tower stays tiny's, its embeddings are cached anyway */
+        c->vision = (VisionConfig){128, 16, 128, 8, 4, 128};
+        c->context_length = 32, c->vocab_size = 49408, c->text_width = 128, c->text_heads = 4, c->text_layers = 4;
     } else if (!strcmp(name, "small")) {
         c->vision = (VisionConfig){96, 16, 256, 6, 4, 256};
         c->context_length = 77, c->vocab_size = 49408, c->text_width = 256, c->text_heads = 4, c->text_layers = 6;

@@ -135,6 +135,11 @@ static void test_clip_config_round_trip_and_spacing(void **state) {
     assert_int_equal(clip_config_from_json(json, &back), 0);
     assert_memory_equal(&c, &back, sizeof c);
     assert_int_equal(clip_param_count(&c), 151277313);   /* open_clip ViT-B-32 */
+    /* the deep small preset: tiny-128 plus four residual blocks of width 128 (12 w² + 13 w each) */
+    ClipConfig t128, deep;
+    assert_int_equal(clip_config_preset("tiny-128", &t128), 0);
+    assert_int_equal(clip_config_preset("tiny-128-deep", &deep), 0);
+    assert_int_equal(clip_param_count(&deep) - clip_param_count(&t128), 4 * (12 * 128 * 128 + 13 * 128));
     /* re-saved by another tool with ordinary spacing, keys reordered, an extra key */
     const char *spaced =
         "{\n  \"vocab\": \"/x/bpe.txt.gz\",\n  \"text_layers\": \"12\",\n  \"text_heads\": \"8\",\n"

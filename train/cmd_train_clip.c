@@ -33,7 +33,7 @@ int cmd_train_clip(int argc, char **argv) {
         {"--val", OPT_STR, &val_csv, 0, 0, "CSV", "validation rows: loss and image->text top-1"},
         {"--root", OPT_STR, &root, 0, 0, "DIR", "resolve relative image paths against DIR\n(default: the CSV's folder)"},
         {"--out", OPT_STR | OPT_REQUIRED, &out, 0, 0, "DIR", "output folder"},
-        {"--model", OPT_STR, &model, 0, 0, "NAME", "tiny | tiny-128 | small | ViT-B-32 (default tiny)"},
+        {"--model", OPT_STR, &model, 0, 0, "NAME", "tiny | tiny-128 | tiny-128-deep | small | ViT-B-32\n(default tiny)"},
         {"--vocab", OPT_STR, &vocab, 0, 0, "FILE", "BPE merges (default: $DACLIP_VOCAB, else the official file)"},
         {"--steps", OPT_I64, &o.steps, 1, 1e12, "N", "optimizer steps (default 1000)"},
         {"--batch", OPT_INT, &o.batch, 2, 65536, "N", "batch size (default 64)"},
@@ -52,7 +52,7 @@ int cmd_train_clip(int argc, char **argv) {
     if (!(o.lr > 0)) return opts_fail("train-clip", "--lr", "must be positive");
     ClipConfig cfg;
     if (clip_config_preset(model, &cfg))
-        return opts_fail("train-clip", "--model", "unknown model '%s' (tiny, tiny-128, small, ViT-B-32)", model);
+        return opts_fail("train-clip", "--model", "unknown model '%s' (tiny, tiny-128, tiny-128-deep, small, ViT-B-32)", model);
     vocab = clip_vocab_path(vocab);
     if (!vocab) {
         fprintf(stderr, "daclip train-clip: no vocabulary: pass --vocab FILE (the official bpe_simple_vocab_16e6.txt.gz,\n"
