@@ -208,11 +208,11 @@ static int make_photo(DatasetJob *j, int i, Image *views) {
     int vr = photo_views(&photo, o, i, views, &nv);
     image_free(&photo);
     if (vr) return -1;
+    const char *given = caption_lookup(j->caps, j->n_caps, j->photos[i]);   /* one per photo */
     for (int v = 0; v < nv && !rc; v++) {
         int first = j->rank_in_split[i] * j->per_photo + v;   /* 0-based sample number in the split */
         Image *clean = &views[v];
         char caption[512];
-        const char *given = caption_lookup(j->caps, j->n_caps, j->photos[i]);
         if (given) snprintf(caption, sizeof caption, "%s", given);
         else caption_template(j->photos[i], clean, caption, sizeof caption);
         for (int t = 0, tt = 0; t < DEGRADE_N && !rc; t++) {
