@@ -5,6 +5,7 @@
 #include "data/resize.h"
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -292,6 +293,11 @@ int make_dataset(const MakeDatasetOptions *o) {
     int per_photo = o->patches > 0 ? o->patches : 1;
     if (dataset_list_images(o->src, &photos, &n)) return -1;
     if (n == 0) { data_set_error("%s: no .png/.jpg images", o->src); goto done; }
+    if ((int64_t)n * n_types * per_photo > INT_MAX) {   /* rows and sample numbers are counted in int */
+        data_set_error("%s: %d photos x %d types x %d crops is more than %d pairs; make several datasets",
+                       o->src, n, n_types, per_photo, INT_MAX);
+        goto done;
+    }
     if (o->captions && captions_load(o->captions, &caps, &n_caps)) goto done;
     is_val = calloc((size_t)n, sizeof(int));
     order = malloc(sizeof(int) * (size_t)n);
