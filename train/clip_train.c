@@ -291,8 +291,7 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
     double recent[20] = {0};
     int n_recent = 0, rc = 0;
     Progress bar;
-    progress_begin(&bar, "train-clip", o->steps, "step");
-    bar.done = st.step;
+    progress_begin_at(&bar, "train-clip", o->steps, "step", st.step);   /* a resumed run's rate counts from here */
     double t0 = progress_now();
     int64_t first_step = st.step;
     const float max_scale = logf(100.0f);

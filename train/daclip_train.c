@@ -349,8 +349,7 @@ int daclip_train(DaclipModel *m, const DaclipSamples *train, const DaclipSamples
     int n_recent = 0;
     int64_t end = o->stop_at > 0 && o->stop_at < o->steps ? o->stop_at : o->steps;
     Progress bar;
-    if (!o->quiet) progress_begin(&bar, "train-daclip", o->steps, "step");
-    bar.done = st.step;
+    progress_begin_at(&bar, "train-daclip", o->steps, "step", st.step);   /* a resumed run's rate counts from here */
     double t0 = progress_now();
     int64_t first_step = st.step;
     const float max_scale = logf(100.0f);

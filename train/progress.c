@@ -18,9 +18,14 @@ static void fmt_time(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%02d:%02d", (int)(t / 60), (int)(t % 60));
 }
 
+double progress_rate(const Progress *p, double now) {
+    double el = now - p->t_start;
+    return el > 0 ? (double)(p->done - p->start) / el : 0;
+}
+
 static void draw(Progress *p, int final) {
     double now = progress_now(), el = now - p->t_start;
-    double rate = el > 0 ? (double)p->done / el : 0;
+    double rate = progress_rate(p, now);
     char eta[32], ela[32];
     fmt_time(ela, sizeof ela, el);
     fmt_time(eta, sizeof eta, rate > 0 ? (double)(p->total - p->done) / rate : -1);
@@ -42,13 +47,18 @@ static void draw(Progress *p, int final) {
     p->t_last_draw = now;
 }
 
-void progress_begin(Progress *p, const char *label, int64_t total, const char *unit) {
+void progress_begin_at(Progress *p, const char *label, int64_t total, const char *unit, int64_t start) {
     memset(p, 0, sizeof *p);
     p->label = label;
     p->unit = unit;
     p->total = total;
+    p->start = p->done = start;
     p->t_start = progress_now();
     p->is_tty = isatty(2);
+}
+
+void progress_begin(Progress *p, const char *label, int64_t total, const char *unit) {
+    progress_begin_at(p, label, total, unit, 0);
 }
 
 void progress_update(Progress *p, int64_t done, const char *extra_fmt, ...) {
