@@ -12,7 +12,8 @@
 #   4. the DA-CLIP controller on top of it (train-daclip), then its evaluation on the held-out photos
 #      (eval-daclip: accuracy per type, confusion matrix, heat map).
 # Re-running continues where it stopped: finished stages are skipped, training resumes from its checkpoint.
-# Output: runs/small-<CLIP_MODEL>/ (OUT). Env: OUT, CLIP_MODEL (tiny-128: 89.4 % held out; tiny: 88.0 %),
+# Output: runs/small-<CLIP_MODEL>/ (OUT). Env: OUT, CLIP_MODEL (tiny-128: 89.4 % held out; tiny: 88.0 %;
+# tiny-128-deep, 8 image layers at twice the cost: 89.3 %),
 # PATCHES (32 with DACLIP_STEPS 4000; with tiny, 16 and 3000: 86.7 %, 8 and 3000: 84.0 %; models/README.md), CLIP_STEPS
 # (1200: the CLIP over-fits the photos after that), DACLIP_STEPS (4000: continuing to 6000 gained 0.2 points with tiny),
 # DACLIP_LR (2e-3: 5e-4 under-fits, models/README.md), BATCH (128), MIRROR (0; 1 mirrors half the controller's
