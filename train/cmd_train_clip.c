@@ -43,7 +43,7 @@ int cmd_train_clip(int argc, char **argv) {
         {"--seed", OPT_U64, &o.seed, 0, 0, "N", "initialisation and batch-order seed (default 0)"},
         {"--val-every", OPT_I64, &o.val_every, 0, 1e12, "N", "validate every N steps (default 0: at the end)"},
         {"--ckpt-every", OPT_I64, &o.ckpt_every, 0, 1e12, "N", "checkpoint every N steps (default 0: at the end)"},
-        {"--resume", OPT_STR, &o.resume, 0, 0, "FILE", "continue from a checkpoint.safetensors (same options, bit-identical;\na larger --steps stretches the cosine schedule from there: a warm\nrestart, not the run a single longer --steps would give)"},
+        {"--resume", OPT_STR, &o.resume, 0, 0, "FILE", "continue from a checkpoint.safetensors " OPT_RESUME_HELP_TAIL},
         {"--loader-threads", OPT_INT, &o.loader_threads, 1, 64, "N", "image decoding threads (default 2)"},
         {"--prefetch", OPT_INT, &o.prefetch, 1, 64, "N", "batches of images held in memory, decoded ahead\n(default 3)"},
         {0}};

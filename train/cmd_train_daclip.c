@@ -46,7 +46,7 @@ int cmd_train_daclip(int argc, char **argv) {
         {"--val-every", OPT_I64, &o.val_every, 0, 1e12, "N", "validate every N steps (default: at the end)"},
         {"--ckpt-every", OPT_I64, &o.ckpt_every, 0, 1e12, "N", "checkpoint every N steps (default: at the end)"},
         {"--stop-at", OPT_I64, &o.stop_at, 0, 1e12, "N", "stop after step N of the schedule (resume later)"},
-        {"--resume", OPT_STR, &o.resume, 0, 0, "FILE", "continue from DIR/checkpoint.safetensors (same options, bit-identical;\na larger --steps stretches the cosine schedule from there: a warm\nrestart, not the run a single longer --steps would give)"},
+        {"--resume", OPT_STR, &o.resume, 0, 0, "FILE", "continue from DIR/checkpoint.safetensors " OPT_RESUME_HELP_TAIL},
         {"--official-init", OPT_FLAG, &official_init, 0, 0, NULL,
          "start the controller as the official code does (zero_modules.0 =\nln_post, the controller's ln_post fresh; "
          "reference §1.5)"},

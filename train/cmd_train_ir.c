@@ -60,7 +60,7 @@ int cmd_train_ir(int argc, char **argv) {
         {"--ema-every", OPT_INT, &o.ema_every, 1, 1000000, "N", "EMA update every N steps (default 10)"},
         {"--ckpt-every", OPT_I64, &o.ckpt_every, 0, 1e12, "N", "checkpoint and write the models every N steps (default: at the end)"},
         {"--stop-at", OPT_I64, &o.stop_at, 0, 1e12, "N", "stop after step N of the schedule (resume later)"},
-        {"--resume", OPT_STR, &o.resume, 0, 0, "FILE", "continue from DIR/checkpoint.safetensors (same options, bit-identical;\na larger --steps stretches the cosine schedule from there: a warm\nrestart, not the run a single longer --steps would give)"},
+        {"--resume", OPT_STR, &o.resume, 0, 0, "FILE", "continue from DIR/checkpoint.safetensors " OPT_RESUME_HELP_TAIL},
         {"--seed", OPT_U64, &o.seed, 0, 0, "N", "weights, batches, t and noise (default 0)"},
         {"--loader-threads", OPT_INT, &o.loader_threads, 1, 64, "N", "image decoding threads (default 2)"},
         {"--quiet", OPT_FLAG, &o.quiet, 0, 0, NULL, "no progress bar"},
