@@ -1,6 +1,7 @@
 /* Training-state checkpoints; see checkpoint.h for the file layout. */
 #include "nn/checkpoint.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -40,6 +41,15 @@ static const char *optim_kind_name(const Optim *o) {
     return !o ? "none" : o->cfg.kind == OPT_ADAMW ? "adamw" : "sgd";
 }
 
+/* A config string is stored inside the JSON metadata as it is: no quotes, backslashes or control bytes. */
+static bool config_ok(const char *c) {
+    if (!c) return true;
+    size_t n = 0;
+    for (; c[n]; n++)
+        if (!isalnum((unsigned char)c[n]) && !strchr("_.=: -", c[n])) return false;
+    return n <= 256;
+}
+
 int ckpt_save(const char *path, const TrainState *s) {
     if (s->ema && s->ema->swapped) {
         t_set_errmsg("%s: EMA weights are swapped in; swap them back before saving", path);
@@ -71,14 +81,18 @@ int ckpt_save(const char *path, const TrainState *s) {
     } else {
         uint64_t w[4] = {0};
         if (s->rng) rng_state_save(s->rng, w);
-        char meta[768];
-        snprintf(meta, sizeof meta,
+        char meta[1024];
+        int len = snprintf(meta, sizeof meta,
                  "{\"format\":\"%s\",\"version\":\"%d\",\"step\":\"%" PRId64 "\",\"lr\":\"%.17g\","
                  "\"optim\":\"%s\",\"optim_step\":\"%" PRId64 "\",\"rng\":\"%s%016" PRIx64 ":%016" PRIx64
-                 ":%016" PRIx64 ":%016" PRIx64 "\",\"ema_step\":\"%" PRId64 "\"}",
+                 ":%016" PRIx64 ":%016" PRIx64 "\",\"ema_step\":\"%" PRId64 "\"%s%.256s%s}",
                  CKPT_FORMAT, CKPT_VERSION, s->step, s->lr, optim_kind_name(s->opt), s->opt ? s->opt->step : 0,
-                 s->rng ? "" : "none:", w[0], w[1], w[2], w[3], s->ema ? s->ema->step : 0);
-        rc = st_save(path, l.n, (const char *const *)l.names, l.ts, meta);
+                 s->rng ? "" : "none:", w[0], w[1], w[2], w[3], s->ema ? s->ema->step : 0,
+                 s->config ? ",\"config\":\"" : "", s->config ? s->config : "", s->config ? "\"" : "");
+        if (!config_ok(s->config) || len < 0 || (size_t)len >= sizeof meta)
+            t_set_errmsg("%s: the run's config string is not storable (at most 256 of [A-Za-z0-9_.=: -])", path);
+        else
+            rc = st_save(path, l.n, (const char *const *)l.names, l.ts, meta);
     }
     for (int i = 0; i < l.n; i++) free(l.names[i]);
     free(l.names);
@@ -207,6 +221,12 @@ static int check_meta(const StFile *f, const TrainState *s, Loaded *L) {
         }
     }
     if (s->ema && meta_int(f, &meta, "ema_step", 0, CKPT_MAX_STEP, &L->ema_step)) goto done;
+    const char *config = json_object_get(&meta, "config");
+    if (s->config && config && strcmp(config, s->config)) {
+        t_set_errmsg("%s: the checkpoint's run had %.256s; this run has %s (resume with the same options)", f->path,
+                     config, s->config);
+        goto done;
+    }
     rc = 0;
 done:
     json_object_free(&meta);

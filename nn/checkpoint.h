@@ -6,7 +6,7 @@
  * with params_load_file(..., strict = false)), and, under names containing '/' which PyTorch keys never
  * do: "optim/exp_avg/<name>", "optim/exp_avg_sq/<name>" (AdamW), "optim/momentum/<name>" (SGD),
  * "ema/<name>". __metadata__: format "daclip-train-state", version, step, lr, optim kind and step,
- * rng (4 hex words), ema step. Loading restores all of it, so the resumed run is bit-identical to one
+ * rng (4 hex words), ema step, and the run's config string when given. Loading restores all of it, so the resumed run is bit-identical to one
  * that never stopped (for a fixed thread count). */
 #include <stdint.h>
 
@@ -25,6 +25,10 @@ typedef struct {
     Ema *ema;                /* optional; must not be swapped in while saving */
     int64_t step;            /* training step = schedule position */
     double lr;               /* lr of the last step (informational; schedules are functions of step) */
+    const char *config;      /* optional: the options a resumed run must repeat to stay bit-identical (e.g.
+                              * "crop_scale=1 mirror=0 seed=0"; [A-Za-z0-9_.=: -] only); saved as metadata
+                              * "config"; loading refuses a checkpoint whose config differs (one without: old
+                              * files, accepted) */
 } TrainState;
 
 /* Returns 0, or -1 with t_errmsg() naming the file and the problem. */

@@ -191,6 +191,25 @@ static void test_load_errors(void **state) {
     st = run_state(&a);
     assert_int_equal(ckpt_save(path, &st), -1);
     ema_swap(&a.ema);
+
+    /* the run's config: a resume with other options is refused, naming both; a file without one is read */
+    st = run_state(&a);
+    st.config = "batch=8 seed=1";
+    assert_int_equal(ckpt_save(path, &st), 0);
+    st.config = "batch=8 seed=2";
+    assert_int_equal(ckpt_load(path, &st), -1);
+    assert_non_null(strstr(t_errmsg(), path));
+    assert_non_null(strstr(t_errmsg(), "batch=8 seed=1"));
+    assert_non_null(strstr(t_errmsg(), "batch=8 seed=2"));
+    st.config = "batch=8 seed=1";
+    assert_int_equal(ckpt_load(path, &st), 0);
+    st = run_state(&a);   /* saved without a config */
+    assert_int_equal(ckpt_save(path, &st), 0);
+    st.config = "batch=8 seed=2";
+    assert_int_equal(ckpt_load(path, &st), 0);
+    st.config = "quote\"d";   /* would break the metadata's JSON: refused, nothing written */
+    assert_int_equal(ckpt_save(path, &st), -1);
+    assert_non_null(strstr(t_errmsg(), "config"));
     run_free(&a);
     run_free(&b);
     clear_dir();

@@ -215,6 +215,12 @@ static void test_resume_bit_identical(void **state) {
     float *wb = snapshot(&b.ps, "", &n2);
     assert_int_equal(n, n2);
     assert_memory_equal(wa, wb, sizeof(float) * (size_t)n);
+    /* resuming with other views (here the crop scale) would silently break that: refused, naming both */
+    o.scale_min = 1.0;
+    assert_int_equal(daclip_train(&b, &tr, NULL, &o, &r), -1);
+    assert_non_null(strstr(t_errmsg(), "crop_scale=0.9 mirror=1"));
+    assert_non_null(strstr(t_errmsg(), "crop_scale=1 mirror=1"));
+    o.scale_min = 0.9;
     /* the log has each step once */
     char logp[1400], line[512];
     snprintf(logp, sizeof logp, "%s/log.csv", out_b);

@@ -246,7 +246,9 @@ int clip_train(Clip *m, ParamSet *ps, const ClipSamples *train, const ClipSample
     }
     TRng rng;
     rng_seed(&rng, o->seed);
-    TrainState st = {ps, opt, &rng, NULL, 0, o->lr};
+    char config[96];   /* what decides the batches: a resume must repeat it */
+    snprintf(config, sizeof config, "batch=%d seed=%llu", o->batch, (unsigned long long)o->seed);
+    TrainState st = {ps, opt, &rng, NULL, 0, o->lr, config};
     char ckpt[4200] = "", model_path[4200] = "", log_path[4200] = "";
     FILE *log = NULL;
     if (o->out_dir) {

@@ -305,7 +305,10 @@ int daclip_train(DaclipModel *m, const DaclipSamples *train, const DaclipSamples
     }
     TRng rng;
     rng_seed(&rng, o->seed);
-    TrainState st = {&m->ps, opt, &rng, NULL, 0, o->lr};
+    char config[160];   /* what decides the batches and views: a resume must repeat it */
+    snprintf(config, sizeof config, "batch=%d crop_scale=%.9g mirror=%d seed=%llu", o->batch, o->scale_min,
+             o->mirror ? 1 : 0, (unsigned long long)o->seed);
+    TrainState st = {&m->ps, opt, &rng, NULL, 0, o->lr, config};
     char ckpt[4200] = "", model_path[4200] = "", log_path[4200] = "", err[1024] = "";
     FILE *log = NULL;
     int rc = 0;

@@ -624,7 +624,9 @@ int ir_train(IrModel *m, const Dataset *train, const IrValSet *val, const IrTrai
         optim_free(opt);
         return -1;
     }
-    TrainState st = {&m->ps, opt, NULL, &ema, 0, o->lr};   /* no running generator: step s seeds its own */
+    char config[96];   /* what decides the batches and the noise: a resume must repeat it */
+    snprintf(config, sizeof config, "batch=%d patch=%d seed=%llu", o->batch, o->patch, (unsigned long long)o->seed);
+    TrainState st = {&m->ps, opt, NULL, &ema, 0, o->lr, config};   /* no running generator: step s seeds its own */
     RunFiles files;
     char err[1024] = "";
     FILE *log = NULL;

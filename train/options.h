@@ -41,7 +41,7 @@ typedef enum {
 #define OPT_LIST_MAX 64
 
 /* The end of every training command's --resume help: what resuming keeps and what a larger --steps does. */
-#define OPT_RESUME_HELP_TAIL "(same options, bit-identical;\na larger --steps stretches the cosine schedule from there: a warm\nrestart, not the run a single longer --steps would give)"
+#define OPT_RESUME_HELP_TAIL "(same options, bit-identical: a changed seed, batch\nor view option is refused;\na larger --steps stretches the cosine schedule from there: a warm\nrestart, not the run a single longer --steps would give)"
 typedef struct {
     const char *v[OPT_LIST_MAX];   /* point into argv */
     int n;
