@@ -83,12 +83,13 @@ int ckpt_save(const char *path, const TrainState *s) {
         if (s->rng) rng_state_save(s->rng, w);
         char meta[1024];
         int len = snprintf(meta, sizeof meta,
-                 "{\"format\":\"%s\",\"version\":\"%d\",\"step\":\"%" PRId64 "\",\"lr\":\"%.17g\","
-                 "\"optim\":\"%s\",\"optim_step\":\"%" PRId64 "\",\"rng\":\"%s%016" PRIx64 ":%016" PRIx64
-                 ":%016" PRIx64 ":%016" PRIx64 "\",\"ema_step\":\"%" PRId64 "\"%s%.256s%s}",
-                 CKPT_FORMAT, CKPT_VERSION, s->step, s->lr, optim_kind_name(s->opt), s->opt ? s->opt->step : 0,
-                 s->rng ? "" : "none:", w[0], w[1], w[2], w[3], s->ema ? s->ema->step : 0,
-                 s->config ? ",\"config\":\"" : "", s->config ? s->config : "", s->config ? "\"" : "");
+                           "{\"format\":\"%s\",\"version\":\"%d\",\"step\":\"%" PRId64 "\",\"lr\":\"%.17g\","
+                           "\"optim\":\"%s\",\"optim_step\":\"%" PRId64 "\",\"rng\":\"%s%016" PRIx64 ":%016" PRIx64
+                           ":%016" PRIx64 ":%016" PRIx64 "\",\"ema_step\":\"%" PRId64 "\"%s%.256s%s}",
+                           CKPT_FORMAT, CKPT_VERSION, s->step, s->lr, optim_kind_name(s->opt),
+                           s->opt ? s->opt->step : 0,
+                           s->rng ? "" : "none:", w[0], w[1], w[2], w[3], s->ema ? s->ema->step : 0,
+                           s->config ? ",\"config\":\"" : "", s->config ? s->config : "", s->config ? "\"" : "");
         if (!config_ok(s->config) || len < 0 || (size_t)len >= sizeof meta)
             t_set_errmsg("%s: the run's config string is not storable (at most 256 of [A-Za-z0-9_.=: -])", path);
         else

@@ -6,8 +6,8 @@
  * with params_load_file(..., strict = false)), and, under names containing '/' which PyTorch keys never
  * do: "optim/exp_avg/<name>", "optim/exp_avg_sq/<name>" (AdamW), "optim/momentum/<name>" (SGD),
  * "ema/<name>". __metadata__: format "daclip-train-state", version, step, lr, optim kind and step,
- * rng (4 hex words), ema step, and the run's config string when given. Loading restores all of it, so the resumed run is bit-identical to one
- * that never stopped (for a fixed thread count). */
+ * rng (4 hex words), ema step, and the run's config string when given. Loading restores all of it, so the
+ * resumed run is bit-identical to one that never stopped (for a fixed thread count). */
 #include <stdint.h>
 
 #include "nn/ema.h"
