@@ -39,7 +39,7 @@ int cmd_train_daclip(int argc, char **argv) {
         {"--lr", OPT_DOUBLE, &o.lr, 1e-12, 10, "X", "peak learning rate (default 2e-4)"},
         {"--wd", OPT_DOUBLE, &o.weight_decay, 0, 10, "X", "weight decay of >=2-D non-norm, non-bias weights (0.05)"},
         {"--warmup", OPT_I64, &o.warmup, 0, 1e12, "N", "linear warmup steps (default 100)"},
-        {"--crop-scale", OPT_DOUBLE, &o.scale_min, 0.05, 1, "X", "RandomResizedCrop's smallest area share (0.9)"},
+        {"--crop-scale", OPT_DOUBLE, &o.scale_min, 0.05, 1, "X", "RandomResizedCrop's smallest area share (default 0.9, as\nopen_clip; 1 trains on the images' own pixels, as they are\nclassified: 90.2 % against 89.4 % on scripts/train-daclip-small.sh)"},
         {"--mirror", OPT_FLAG, &o.mirror, 0, 0, NULL,
          "mirror half the training views left-right (not in the official recipe;\nevery degradation here survives a mirror)"},
         {"--seed", OPT_U64, &o.seed, 0, 0, "N", "batch order and crop seed (default 0)"},
