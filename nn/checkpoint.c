@@ -55,6 +55,10 @@ int ckpt_save(const char *path, const TrainState *s) {
         t_set_errmsg("%s: EMA weights are swapped in; swap them back before saving", path);
         return -1;
     }
+    if (!config_ok(s->config)) {
+        t_set_errmsg("%s: the run's config string is not storable (at most 256 of [A-Za-z0-9_.=: -])", path);
+        return -1;
+    }
     size_t mark = t_arena_mark();
     SaveList l = {0};
     ParamSet *ps = s->params;
@@ -85,13 +89,13 @@ int ckpt_save(const char *path, const TrainState *s) {
         int len = snprintf(meta, sizeof meta,
                            "{\"format\":\"%s\",\"version\":\"%d\",\"step\":\"%" PRId64 "\",\"lr\":\"%.17g\","
                            "\"optim\":\"%s\",\"optim_step\":\"%" PRId64 "\",\"rng\":\"%s%016" PRIx64 ":%016" PRIx64
-                           ":%016" PRIx64 ":%016" PRIx64 "\",\"ema_step\":\"%" PRId64 "\"%s%.256s%s}",
+                           ":%016" PRIx64 ":%016" PRIx64 "\",\"ema_step\":\"%" PRId64 "\"%s%s%s}",
                            CKPT_FORMAT, CKPT_VERSION, s->step, s->lr, optim_kind_name(s->opt),
                            s->opt ? s->opt->step : 0,
                            s->rng ? "" : "none:", w[0], w[1], w[2], w[3], s->ema ? s->ema->step : 0,
                            s->config ? ",\"config\":\"" : "", s->config ? s->config : "", s->config ? "\"" : "");
-        if (!config_ok(s->config) || len < 0 || (size_t)len >= sizeof meta)
-            t_set_errmsg("%s: the run's config string is not storable (at most 256 of [A-Za-z0-9_.=: -])", path);
+        if (len < 0 || (size_t)len >= sizeof meta)
+            t_set_errmsg("%s: checkpoint metadata too long", path);
         else
             rc = st_save(path, l.n, (const char *const *)l.names, l.ts, meta);
     }
