@@ -48,6 +48,12 @@ int main(int argc, char **argv) {
         opt = optim_new(&ps, &oc);
     } else {
         params_freeze(&ps, "", true);
+        /* as daclip encode / classify / restore do (daclip_model_prepack); DACLIP_PREPACK=0 to compare */
+        const char *pp = getenv("DACLIP_PREPACK");
+        if (!pp || strcmp(pp, "0") != 0) {
+            vit_prepack(&clip.visual);
+            controller_prepack(&ctl);
+        }
     }
     int64_t E = cfg.vision.embed_dim;
     Tensor *captions = t_param_new(T_SHAPE(batch, E), false), *names = t_param_new(T_SHAPE(batch, E), false);

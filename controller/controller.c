@@ -71,6 +71,11 @@ static bool same_config(const VisionConfig *a, const VisionConfig *b) {
            a->layers == b->layers && a->heads == b->heads && a->embed_dim == b->embed_dim;
 }
 
+void controller_prepack(const DaclipController *c) {
+    vit_prepack(&c->visual);
+    for (int i = 0; i < c->visual.cfg.layers; i++) t_prepack_weight(c->zero_modules[i].weight);   /* [W, W] */
+}
+
 int controller_start_from(DaclipController *c, const VisionTransformer *frozen, float clip_logit_scale,
                           bool official_quirk) {
     const VisionConfig *a = &c->visual.cfg, *b = &frozen->cfg;

@@ -32,6 +32,10 @@ typedef struct {
 int controller_init(DaclipController *c, ParamSet *ps, const VisionConfig *cfg, TRng *rng);
 void controller_free(DaclipController *c);
 
+/* For inference only: the controller's linear weights (its blocks and zero layers) packed in place for the
+ * GEMM kernels (transformer_prepack; the same results). */
+void controller_prepack(const DaclipController *c);
+
 /* Starts the controller from the frozen tower: every tower weight copied, the zero layers zeroed, the
  * temperature set to clip_logit_scale. With official_quirk, reproduces DaCLIP.initial_controller as run
  * by the official training (§1.5): zero_modules.0.weight gets every row = the tower's ln_post.weight and

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "nn/module.h"
+#include "tensor/gemm.h"
 #include "tensor/safetensors.h"
 
 #define LIST_MAX 6   /* names shown per category; the rest are counted */
@@ -98,6 +99,7 @@ int params_load_arrays(ParamSet *ps, int n, const NamedArray *arrays, bool stric
             Tensor *t = ps->items[i].t;
             const NamedArray *a = find_array(n, arrays, ps->items[i].name);
             if (!a || !same_shape(t, a->ndim, a->shape)) continue;
+            t_sgemm_forget(t->data);   /* overwritten whole: plain again if it was packed for inference */
             if (a->data) memcpy(t->data, a->data, sizeof(float) * (size_t)t_numel(t));   /* NULL: the caller fills it */
             r.loaded++;
         }
@@ -138,7 +140,11 @@ int params_save_file(const ParamSet *ps, const char *path, const char *metadata_
     const char **names = malloc(sizeof(char *) * (size_t)(ps->n ? ps->n : 1));
     Tensor **ts = malloc(sizeof(Tensor *) * (size_t)(ps->n ? ps->n : 1));
     int rc = -1;
-    if (names && ts) {
+    bool plain = true;   /* weights packed for inference (t_prepack_weight) are written plain */
+    for (int i = 0; i < ps->n; i++) plain = t_unpack_weight(ps->items[i].t) && plain;
+    if (!plain) {
+        t_set_errmsg("%s: out of memory unpacking the weights", path);
+    } else if (names && ts) {
         for (int i = 0; i < ps->n; i++) names[i] = ps->items[i].name, ts[i] = ps->items[i].t;
         rc = st_save(path, ps->n, names, ts, metadata_json);
     } else {

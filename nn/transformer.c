@@ -77,6 +77,16 @@ void transformer_free(Transformer *tf) {
     tf->layers = 0;
 }
 
+void transformer_prepack(const Transformer *tf) {
+    for (int i = 0; i < tf->layers; i++) {
+        const ResidualAttentionBlock *b = &tf->resblocks[i];
+        t_prepack_weight(b->attn.in_proj_weight);   /* [3C, C] */
+        t_prepack_weight(b->attn.out_proj.weight);  /* [C, C] */
+        t_prepack_weight(b->mlp.c_fc.weight);       /* [4C, C] */
+        t_prepack_weight(b->mlp.c_proj.weight);     /* [C, 4C] */
+    }
+}
+
 Tensor *transformer_forward_first(const Transformer *tf, Tensor *x, Tensor *mask, Tensor *const *control,
                                   Tensor **hidden, int64_t last_rows) {
     for (int i = 0; i < tf->layers; i++) {

@@ -47,6 +47,10 @@ Tensor *mlp_gelu_forward_add(const Linear *c_fc, const Linear *c_proj, Tensor *x
 int transformer_init(Transformer *tf, ParamSet *ps, const char *prefix, int64_t width, int layers, int heads,
                      double mlp_ratio, TRng *rng);
 void transformer_free(Transformer *tf);    /* the block array only; NULL-safe */
+/* For inference only: packs the blocks' four linear weights in place for the GEMM kernels (t_prepack_weight;
+ * the same results, ≈4 % less time for ViT-B/32). The weights must then not be trained or saved without
+ * t_unpack_weight (nn_state_dict_save does that). Weights that cannot be packed stay as they are. */
+void transformer_prepack(const Transformer *tf);
 /* Runs the blocks in order. After block i, control[i] (if control and control[i] are non-NULL, any shape
  * that broadcasts to [B, L, C]) is added to the stream: this is the DA-CLIP hook. DA-CLIP's frozen
  * encoder consumes the controller's list from the end (block j gets c_{layers-1-j}, see

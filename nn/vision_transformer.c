@@ -35,6 +35,8 @@ int vit_init(VisionTransformer *v, ParamSet *ps, const char *prefix, const char 
 
 void vit_free(VisionTransformer *v) { transformer_free(&v->transformer); }
 
+void vit_prepack(const VisionTransformer *v) { transformer_prepack(&v->transformer); }
+
 Tensor *vit_embed(const VisionTransformer *v, Tensor *img) {
     if (!img) return NULL;
     int64_t B = img->shape[0], W = v->cfg.width, G = v->grid;

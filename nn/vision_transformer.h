@@ -33,6 +33,8 @@ typedef struct {
 int vit_init(VisionTransformer *v, ParamSet *ps, const char *prefix, const char *transformer_prefix,
              const VisionConfig *cfg, TRng *rng);
 void vit_free(VisionTransformer *v);
+/* For inference only: the transformer's linear weights packed for the GEMM kernels (transformer_prepack). */
+void vit_prepack(const VisionTransformer *v);
 /* img [B, 3, S, S] (CLIP-normalised) -> tokens [B, G*G+1, W] after ln_pre (the transformer's input). */
 Tensor *vit_embed(const VisionTransformer *v, Tensor *img);
 /* tokens after the transformer [B, L, W] -> features [B, E] = ln_post(CLS) @ proj (unnormalised). */

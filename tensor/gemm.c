@@ -23,6 +23,7 @@
 #include "tensor/gemm.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -30,6 +31,8 @@
 #include <string.h>
 
 #include "tensor/gemm_kernels.h"
+#include "tensor/gemm_prepacked.h"
+#include "tensor/tensor.h"
 
 #if defined(__x86_64__)
 #define GEMM_HAVE_KERNELS 1
@@ -57,6 +60,17 @@ static void blas_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float 
                        const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
                 alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
+}
+
+int64_t gemm_k_block_dense(int64_t K) {
+    int64_t nb = (K + KC - 1) / KC;
+    return (K + nb - 1) / nb;
+}
+
+void gemm_pack_weight(const GemmIsa *isa, const float *W, int64_t N, int64_t K, float *dst) {
+    Gemm g = {.tb = true, .N = N, .K = K, .ldb = K, .B = W, .bmode = B_DENSE};
+    for (int64_t k0 = 0, kb = gemm_k_block_dense(K); k0 < K; k0 += kb)
+        isa->pack_b(&g, 0, N, k0, K - k0 < kb ? K - k0 : kb, dst + k0 * N);
 }
 
 #if GEMM_HAVE_KERNELS
@@ -115,10 +129,11 @@ static void tile(const Gemm *g, const float *apack, int64_t ip, int64_t k0, int6
  * column chunks are a few panels wide, and an in-place 8-row sliver of A is 24 KB, half of L1. Shifted
  * windows (convolutions) keep 512: not measured at 768. */
 static int64_t k_block(const Gemm *g) {
+    if (g->bmode == B_DENSE) return gemm_k_block_dense(g->K);
     static int64_t kip_env = -1;   /* DACLIP_KIP: the in-place K-block, for comparisons */
     if (kip_env < 0) { const char *e = getenv("DACLIP_KIP"); kip_env = e && atoll(e) > 0 ? atoll(e) : 0; }
     int64_t kip = kip_env ? kip_env : g_isa == &gemm_isa_avx2 ? KC_IN_PLACE_AVX2 : KC_SHIFTED;
-    int64_t kc = g->bmode == B_DENSE ? KC : g->b_in_place ? kip : KC_SHIFTED;
+    int64_t kc = g->b_in_place ? kip : KC_SHIFTED;
     int64_t nb = (g->K + kc - 1) / kc;
     return (g->K + nb - 1) / nb;
 }
@@ -167,10 +182,14 @@ static void compute_columns(const Gemm *g, const float *apack, float *bp, float 
                     for (int64_t ip = 0; ip < npm; ip++) tile(g, apack, ip, k0, kc, NULL, q, acc, first, cb, cld, qb);
                 continue;
             }
-            g_isa->pack_b(g, j0, ncols, k0, kc, bp);
+            const float *panels = bp;   /* of columns [j0, j0 + ncols), [kc][48] each */
+            if (g->prepacked)
+                panels = g->prepacked + k0 * g->prepacked_n + (g->prepacked_p0 + q0) * kc * NR;
+            else
+                g_isa->pack_b(g, j0, ncols, k0, kc, bp);
             for (int64_t ip = 0; ip < npm; ip++)
                 for (int64_t q = q0; q < q1; q++)
-                    tile(g, apack, ip, k0, kc, bp + (q - q0) * kc * NR, q, acc, first, cb, cld, qb);
+                    tile(g, apack, ip, k0, kc, panels + (q - q0) * kc * NR, q, acc, first, cb, cld, qb);
         }
         if (g->settle) g->settle(g->settle_ctx, j0, ncols, cbuf, NC);
     }
@@ -335,19 +354,84 @@ static bool run_ours(const Gemm *g) {
 }
 #endif
 
+#if GEMM_HAVE_KERNELS
+static bool ours_take(int64_t M, int64_t N, int64_t K) {
+    return backend() && 2.0 * M * N * K > (g_isa == &gemm_isa_avx2 ? BLAS_SERIAL_FLOPS : MIN_FLOPS);
+}
+
+static Gemm dense_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                       const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const float *bias_row,
+                       const float *bias_col) {
+    return (Gemm){.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha,
+                  .beta = beta, .A = A, .B = B, .bias_row = bias_row, .bias_col = bias_col, .C = C, .bmode = B_DENSE,
+                  .a_direct = alpha == 1.0f && !ta && !g_pack_a_always};
+}
+
+/* op(B) = Wᵀ read from W's packed panels as they are: rows [r0, r0 + N) of W, r0 a multiple of 48, all of K;
+ * sets the panel of row r0. */
+static bool packed_b_direct(const GemmPacked *e, bool tb, const float *B, int64_t ldb, int64_t N, int64_t K,
+                            int64_t *p0) {
+    int64_t off = B - e->base;
+    if (!tb || e->isa != g_isa || ldb != e->K || K != e->K || off % e->K != 0) return false;
+    int64_t r0 = off / e->K;
+    if (r0 % NR != 0 || r0 + N > e->N) return false;
+    *p0 = r0 / NR;
+    return true;
+}
+#endif
+
+/* The product when A, B or C lies in a buffer packed by t_sgemm_prepack; false (nothing done) when none
+ * does. A packed B used as Wᵀ by the ISA that packed it goes to the kernels as it is; every other use runs
+ * on a plain temporary copy; a packed C is unpacked for good, as it is about to be written. */
+static bool sgemm_packed_operands(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc,
+                                  const float *bias_row, const float *bias_col) {
+    GemmPacked ea, eb;
+    if (!t_sgemm_unpack(C)) {
+        t_error("sgemm", "out of memory unpacking a prepacked weight written as C");
+        return true;
+    }
+    bool pa = gemm_packed_find(A, &ea), pb = gemm_packed_find(B, &eb);
+    if (!pa && !pb) return false;
+#if GEMM_HAVE_KERNELS
+    int64_t p0;
+    if (!pa && ours_take(M, N, K) && packed_b_direct(&eb, tb, B, ldb, N, K, &p0)) {
+        Gemm g = dense_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias_row, bias_col);
+        g.prepacked = eb.base;
+        g.prepacked_n = eb.N;
+        g.prepacked_p0 = p0;
+        if (run_ours(&g)) return true;
+    }
+#endif
+    float *plain_a = pa ? gemm_packed_unpacked_copy(&ea) : NULL;
+    float *plain_b = !pb ? NULL : pa && eb.base == ea.base ? plain_a : gemm_packed_unpacked_copy(&eb);
+    if ((pa && !plain_a) || (pb && !plain_b)) {
+        t_error("sgemm", "out of memory for a plain copy of a prepacked weight (%lld x %lld)",
+                (long long)(pa ? ea.N : eb.N), (long long)(pa ? ea.K : eb.K));
+        for (int64_t i = 0; i < M; i++)   /* a product that did not happen must not pass for one */
+            for (int64_t j = 0; j < N; j++) C[i * ldc + j] = NAN;
+    } else {
+        t_sgemm_bias(ta, tb, M, N, K, alpha, pa ? plain_a + (A - ea.base) : A, lda, pb ? plain_b + (B - eb.base) : B,
+                     ldb, beta, C, ldc, bias_row, bias_col);
+    }
+    if (plain_b != plain_a) free(plain_b);
+    free(plain_a);
+    return true;
+}
+
 void t_sgemm_bias(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc, const float *bias_row,
                   const float *bias_col) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
+        (void)t_sgemm_unpack(C);   /* C is written: if it was a packed weight, it is plain from now on */
         scale_and_bias(M, N, beta, C, ldc, bias_row, bias_col);
         return;
     }
+    if (sgemm_packed_operands(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias_row, bias_col)) return;
 #if GEMM_HAVE_KERNELS
-    if (backend() && 2.0 * M * N * K > (g_isa == &gemm_isa_avx2 ? BLAS_SERIAL_FLOPS : MIN_FLOPS)) {
-        Gemm g = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .alpha = alpha,
-                  .beta = beta, .A = A, .B = B, .bias_row = bias_row, .bias_col = bias_col, .C = C, .bmode = B_DENSE,
-                  .a_direct = alpha == 1.0f && !ta && !g_pack_a_always};
+    if (ours_take(M, N, K)) {
+        Gemm g = dense_gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias_row, bias_col);
         if (run_ours(&g)) return;
     }
 #endif

@@ -45,6 +45,23 @@ typedef void (*TGemmSettle)(void *ctx, int64_t j0, int64_t ncols, const float *c
 bool t_sgemm_shifted_settle(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *src,
                             const int64_t *off, const float *bias_row, TGemmSettle settle, void *ctx);
 
+/* Constant weights packed once for the kernels, for inference (tensor/gemm_prepacked.c). t_sgemm_prepack
+ * rewrites W [N][K] (row-major, a linear layer's weight, read as op(B) = Wᵀ with ldb K) in place into the
+ * panel layout of this CPU's kernels, so that products y = x·Wᵀ no longer repack it on every call (ViT-B/32
+ * encode with control: ≈4 % faster); the sums, and so the results, are those of the unpacked W. Memory does
+ * not grow. False (W unchanged) when our kernels are not in use, N is not a multiple of 48, W is not
+ * 64-byte aligned, W overlaps another packed buffer, or memory for the packing is short.
+ * Once packed, W's buffer is only meaningful to t_sgemm: any product with it still gives the right result
+ * (uses other than as Wᵀ run on a temporary plain copy; written as C, it is unpacked for good), but any
+ * other reader must call t_sgemm_unpack first. t_free forgets a parameter's packing (t_sgemm_forget). */
+bool t_sgemm_prepack(float *W, int64_t N, int64_t K);
+/* The buffer packed by t_sgemm_prepack that p points into back to plain row-major; true also when p is in
+ * no packed buffer; false only when memory is short (the buffer then stays packed). */
+bool t_sgemm_unpack(float *p);
+bool t_sgemm_is_packed(const float *p);
+/* Drops W from the registry without unpacking (its memory is being freed). */
+void t_sgemm_forget(const float *W);
+
 /* Which implementation large products use: "avx512", "avx2" or "blas". */
 const char *t_sgemm_backend(void);
 

@@ -199,5 +199,5 @@ static AVX2 void kernel_ds(int64_t kc, const float *a, int64_t ars, int64_t aste
     kernel_core(kc, a, true, ars, astep, b, boff, c, ldc, mr, nr, accumulate, brow, bcol);
 }
 
-const GemmIsa gemm_isa_avx2 = {"avx2", pack_a16, pack_b, kernel_pp, kernel_ps, kernel_dp, kernel_ds};
+const GemmIsa gemm_isa_avx2 = {"avx2", pack_a16, pack_b, kernel_pp, kernel_ps, kernel_dp, kernel_ds, HALF};
 #endif

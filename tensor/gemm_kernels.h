@@ -30,6 +30,10 @@ typedef struct {
     bool b_in_place;       /* B_SHIFTED read in place by the kernel (else packed like dense B) */
     TGemmSettle settle;    /* C is not stored: each column chunk goes to settle from a thread's scratch */
     void *settle_ctx;
+    /* B_DENSE, tb: op(B) already packed (t_sgemm_prepack): K-block k0 at prepacked + k0·prepacked_n, the
+     * product's column panel q at + (prepacked_p0 + q)·kc·48 */
+    const float *prepacked;
+    int64_t prepacked_n, prepacked_p0;
 } Gemm;
 
 /* One ISA's leaves. The micro-kernels make C[mr × nr] (+)= A[8][kc] · B[kc][48] (+ brow[i] + bcol[j] when
@@ -55,6 +59,9 @@ typedef struct {
                       int64_t ldc, int mr, int nr, bool accumulate, const float *brow, const float *bcol);
     void (*kernel_ds)(int64_t kc, const float *a, int64_t ars, int64_t astep, const float *b, const int64_t *boff,
                       float *c, int64_t ldc, int mr, int nr, bool accumulate, const float *brow, const float *bcol);
+    /* a packed B panel is 48 / b_sub sub-panels [kc][b_sub], one after another: element (k, c) of the
+     * panel at (c / b_sub)·kc·b_sub + k·b_sub + c % b_sub */
+    int b_sub;
 } GemmIsa;
 
 #if defined(__x86_64__)
@@ -65,5 +72,11 @@ extern const GemmIsa gemm_isa_avx2;     /* AVX2 + FMA: the same tile in four 4×
 /* The leaves the driver uses now (DACLIP_GEMM, t_sgemm_use), or NULL when OpenBLAS does every product: for
  * callers that drive the micro-kernels themselves (tensor/conv_winograd.c). */
 const GemmIsa *gemm_isa_active(void);
+
+/* The K-block length of a dense product with this K (K split evenly into blocks of at most 768). */
+int64_t gemm_k_block_dense(int64_t K);
+/* W [N][K] (row-major, N a multiple of 48) packed whole by isa as op(B) = Wᵀ into dst (N·K floats): K-block
+ * k0 at dst + k0·N, its 48-column panels one after another (tensor/gemm_prepacked.c). */
+void gemm_pack_weight(const GemmIsa *isa, const float *W, int64_t N, int64_t K, float *dst);
 
 #endif

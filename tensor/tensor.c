@@ -13,6 +13,7 @@
 #include <xmmintrin.h>
 #endif
 
+#include "tensor/gemm.h"
 #include "tensor/internal.h"
 
 /* ---------------------------------------------------------------- shapes */
@@ -370,10 +371,26 @@ Tensor *t_param_new(int ndim, const int64_t *shape, bool requires_grad) {
 void t_free(Tensor *t) {
     if (!t || !t->persistent) return;
     t_grad_forget(t);
+    t_sgemm_forget(t->data);
     free(t->data);
     free(t->grad);
     free(t);
 }
+
+bool t_prepack_weight(Tensor *w) {
+    if (!w || !w->persistent || w->ndim != 2 || w->offset != 0 || !t_is_contiguous(w) || !w->data) return false;
+    if ((uintptr_t)w->data % 64 != 0) {   /* the kernels read packed panels with aligned loads */
+        size_t bytes = sizeof(float) * (size_t)t_numel(w);
+        float *aligned = NULL;
+        if (posix_memalign((void **)&aligned, 64, bytes) != 0) return false;
+        memcpy(aligned, w->data, bytes);
+        free(w->data);
+        w->data = aligned;
+    }
+    return t_sgemm_prepack(w->data, w->shape[0], w->shape[1]);
+}
+
+bool t_unpack_weight(Tensor *w) { return !w || !w->data || t_sgemm_unpack(w->data); }
 
 void t_zero_grad(Tensor *t) {
     if (!t || !t->grad) return;

@@ -102,6 +102,13 @@ Tensor *t_new_like(const Tensor *t);                      /* contiguous, same sh
 /* ---- parameters / persistent tensors (malloc) ---- */
 Tensor *t_param_new(int ndim, const int64_t *shape, bool requires_grad);  /* zero-filled, grad allocated */
 void t_free(Tensor *t);                                   /* persistent tensors only; NULL ok */
+/* A parameter used only as a linear layer's weight W [out, in] in inference, packed in place for the GEMM
+ * kernels (t_sgemm_prepack: products x·Wᵀ stop repacking it; same results). Its data is then meaningful to
+ * products only: saving, loading or training it needs t_unpack_weight first. Moves the data to 64-byte
+ * aligned memory when needed. False, nothing changed, when it cannot be packed (not a contiguous 2-D
+ * parameter, out not a multiple of 48, OpenBLAS in use, memory short). */
+bool t_prepack_weight(Tensor *w);
+bool t_unpack_weight(Tensor *w);   /* back to plain [out, in]; false only when memory is short */
 void t_zero_grad(Tensor *t);
 /* Marks t's gradient zero without writing it (a training step's zero_grad): the next backward clears it
  * when it first adds into it, lets a kernel that writes every element store instead of add

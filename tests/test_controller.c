@@ -1,7 +1,7 @@
 /* controller/: DA-CLIP's controller against the PyTorch mirror of the official DaCLIP
  * (tests/reference/gen_daclip.py): content and degradation embeddings, the joint loss and every trainable
  * gradient; the reversed pairing; the zero start (content = plain CLIP bit for bit); the official
- * initial_controller quirk; and the frozen CLIP receiving no gradient. */
+ * initial_controller quirk; the frozen CLIP receiving no gradient; and inference with prepacked weights. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,8 +16,10 @@
 #include "controller/controller.h"
 #include "nn/contrastive.h"
 #include "nn/module.h"
+#include "tensor/gemm.h"
 #include "tensor/ops.h"
 #include "tests/util_check.h"
+#include "tests/util_tmpdir.h"
 
 
 /* The reference's small configuration: CLIP(16, 32, 8, 16, 3, 2, 16, 100, 16, 2, 1). */
@@ -228,6 +230,70 @@ static void test_config_mismatch(void **state) {
     model_free(&m);
 }
 
+/* Inference with the towers' linear weights packed for the GEMM kernels (controller_prepack, vit_prepack)
+ * gives the same embeddings bit for bit, and a model saved afterwards holds the plain weights. Width 96 and
+ * 65 tokens × 8 images, so every linear weight can be packed and every product is large enough for the
+ * kernels (the path that reads the packing). */
+static void test_prepacked_encode_is_identical(void **state) {
+    (void)state;
+    ParamSet ps;
+    params_init(&ps);
+    TRng rng;
+    rng_seed(&rng, 21);
+    ClipConfig cfg = small_config();
+    cfg.vision = (VisionConfig){64, 8, 96, 2, 2, 32};
+    Clip clip;
+    DaclipController ctl;
+    assert_int_equal(clip_init(&clip, &ps, "clip", &cfg, &rng), 0);
+    assert_int_equal(controller_init(&ctl, &ps, &cfg.vision, &rng), 0);
+    assert_int_equal(controller_start_from(&ctl, &clip.visual, 2.0f, false), 0);
+    for (int i = 0; i < 2; i++) t_fill_normal(ctl.zero_modules[i].weight, &rng, 0, 0.05f);
+    params_freeze(&ps, "", true);
+    bool prev = t_set_grad_enabled(false);
+    Tensor *img = t_new(T_SHAPE(8, 3, 64, 64));
+    fill_uniform(img, 3, -1.5f, 1.5f);
+    Tensor *content0, *degra0, *content1, *degra1;
+    assert_int_equal(daclip_encode_image(&ctl, &clip.visual, img, &content0, &degra0), 0);
+
+    char dir[256], before[300], after[300];
+    assert_int_equal(test_tmpdir_create(dir, sizeof dir, "prepack"), 0);
+    snprintf(before, sizeof before, "%s/before.safetensors", dir);
+    snprintf(after, sizeof after, "%s/after.safetensors", dir);
+    assert_int_equal(params_save_file(&ps, before, NULL), 0);
+
+    vit_prepack(&clip.visual);
+    controller_prepack(&ctl);
+    const Tensor *w = ctl.visual.transformer.resblocks[1].mlp.c_proj.weight;   /* [96, 384] */
+    bool kernels = strcmp(t_sgemm_backend(), "blas") != 0;
+    assert_true(t_sgemm_is_packed(w->data) == kernels);
+    assert_true(t_sgemm_is_packed(ctl.zero_modules[0].weight->data) == kernels);
+    assert_true(t_sgemm_is_packed(clip.visual.transformer.resblocks[0].attn.in_proj_weight->data) == kernels);
+    assert_int_equal(daclip_encode_image(&ctl, &clip.visual, img, &content1, &degra1), 0);
+    assert_memory_equal(content0->data, content1->data, sizeof(float) * (size_t)t_numel(content0));
+    assert_memory_equal(degra0->data, degra1->data, sizeof(float) * (size_t)t_numel(degra0));
+    t_set_grad_enabled(prev);
+
+    assert_int_equal(params_save_file(&ps, after, NULL), 0);   /* unpacks first */
+    assert_false(t_sgemm_is_packed(w->data));
+    FILE *fa = fopen(before, "rb"), *fb = fopen(after, "rb");
+    assert_non_null(fa);
+    assert_non_null(fb);
+    int ca, cb;
+    long at = 0;
+    do {
+        ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb) fail_msg("the model saved after packing differs from the one before at byte %ld", at);
+        at++;
+    } while (ca != EOF);
+    fclose(fa);
+    fclose(fb);
+    assert_int_equal(test_tmpdir_remove(dir), 0);
+    controller_free(&ctl);
+    clip_free(&clip);
+    params_free(&ps);
+    t_arena_reset();
+}
+
 static void ignore_error(const char *msg) { (void)msg; }
 static int quiet_errors(void **state) {
     (void)state;
@@ -247,6 +313,7 @@ int main(void) {
         cmocka_unit_test(test_zero_start_is_clip),
         cmocka_unit_test(test_reversed_pairing),
         cmocka_unit_test(test_official_quirk),
+        cmocka_unit_test(test_prepacked_encode_is_identical),
         cmocka_unit_test_setup_teardown(test_config_mismatch, quiet_errors, loud_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -93,6 +93,7 @@ int cmd_classify(int argc, char **argv) {
         dataset_free_list(files, n);
         return 1;
     }
+    daclip_model_prepack(&m);   /* inference only from here */
     int S = m.clip.cfg.vision.image_size, failures = 0, rc = 0;
     size_t per = (size_t)3 * S * S;
     float *views = malloc(sizeof(float) * per * BATCH), *probs = malloc(sizeof(float) * DEGRADE_N * BATCH);

@@ -71,6 +71,8 @@ int cmd_encode(int argc, char **argv) {
     } else if (clip_model_open(&cm, model, vocab, "encode")) {
         return 1;
     }
+    if (is_daclip) daclip_model_prepack(&dm);   /* inference only from here */
+    else vit_prepack(&cm.m.visual);
     const Clip *clip = is_daclip ? &dm.clip : &cm.m;
     Tokenizer *tok = is_daclip ? dm.tok : cm.tok;
     /* --out is written to a temporary and renamed only when every row is there */

@@ -59,6 +59,7 @@ int cmd_eval_daclip(int argc, char **argv) {
         fprintf(stderr, "daclip eval-daclip: %s\n", err);
         return 1;
     }
+    daclip_model_prepack(&m);   /* inference only from here */
     char *droot = path_root_for(root, data);
     DaclipSamples val = {0};
     DaclipEval ev;

@@ -96,6 +96,7 @@ int cmd_train_ir(int argc, char **argv) {
         }
         have_daclip = true;
         params_freeze(&dm.ps, "", true);   /* frozen: no gradient buffers */
+        daclip_model_prepack(&dm);         /* and only ever run forward */
     }
     UNetConfig preset;
     if (have_daclip && !init && unet_config_preset(model ? model : "small", &preset) == 0 && ir_model_uses_context(&cfg) &&

@@ -243,6 +243,11 @@ int daclip_model_save(const DaclipModel *m, const char *path) {
     return rc;
 }
 
+void daclip_model_prepack(DaclipModel *m) {
+    vit_prepack(&m->clip.visual);
+    controller_prepack(&m->ctl);
+}
+
 void daclip_model_free(DaclipModel *m) {
     if (!m) return;
     if (m->ps.items) {

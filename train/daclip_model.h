@@ -38,6 +38,10 @@ int daclip_model_load_config(const char *path, const char *vocab, const char *co
 bool daclip_file_is_daclip(const char *path);
 /* Atomic save (temporary file, fsync, rename). 0, or -1 with t_errmsg(). */
 int daclip_model_save(const DaclipModel *m, const char *path);
+/* For inference only (classify, encode, restore, the frozen DA-CLIP of train-ir): both image towers' linear
+ * weights packed in place for the GEMM kernels (controller_prepack, vit_prepack): the same results, ViT-B/32
+ * encode ≈4 % faster, no extra memory. Saving unpacks them again (nn_state_dict_save). */
+void daclip_model_prepack(DaclipModel *m);
 void daclip_model_free(DaclipModel *m);
 
 /* Computes (once) the raw text embeddings of the ten bare degradation names (reference §1.7). 0 or -1. */

@@ -60,6 +60,7 @@ int restorer_open(Restorer *r, const char *daclip_path, const char *unet_path, i
     if (daclip_path) {
         if (daclip_model_load(daclip_path, NULL, &r->daclip, err, errlen)) goto fail;
         r->has_daclip = true;
+        daclip_model_prepack(&r->daclip);   /* inference only */
         r->embed = (int)r->daclip.clip.cfg.vision.embed_dim;
     }
     if (r->needs_context && !r->has_daclip) {
