@@ -461,6 +461,8 @@ bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, 
                      int64_t lda, const float *src, const int64_t *off, float beta, float *C, int64_t ldc,
                      const float *bias_row) {
     if (M <= 0 || N <= 0) return true;
+    /* convolution weights are never prepacked; should one be, it becomes plain for good */
+    if (!t_sgemm_unpack((float *)A) || !t_sgemm_unpack(C)) return false;
     if (K <= 0 || alpha == 0.0f) {
         scale_and_bias(M, N, beta, C, ldc, bias_row, NULL);
         return true;
@@ -487,6 +489,7 @@ bool t_sgemm_shifted(bool windows_are_columns, int64_t M, int64_t N, int64_t K, 
 bool t_sgemm_shifted_settle(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *src,
                             const int64_t *off, const float *bias_row, TGemmSettle settle, void *ctx) {
     if (M <= 0 || N <= 0) return true;
+    if (!t_sgemm_unpack((float *)A)) return false;   /* as in t_sgemm_shifted */
 #if GEMM_HAVE_KERNELS
     if (backend() && K > 0) {
         Gemm g = {.M = M, .N = N, .K = K, .lda = lda, .ldc = 0, .alpha = 1.0f, .beta = 0.0f, .A = A,
