@@ -1,11 +1,11 @@
 /* Weights packed once, in place, for the GEMM kernels (tensor/gemm.h: t_sgemm_prepack).
  *
  * Why: an inference product y = x·Wᵀ repacks the whole of W into 48-column panels on every call (pack_b),
- * although W never changes. In ViT-B/32 encode with control that repacking is ≈4 % of the time (two towers,
+ * although W never changes. In ViT-B/32 encode with control that repacking took 4 % of the time (two towers,
  * 170 M weights read transposed and written per batch). A prepacked W is stored in exactly the layout
  * pack_b would make, so the kernels read it as they read their own packing and every sum is unchanged.
  *
- * Layout of a packed W [N][K] (N a multiple of 48): K is cut into the driver's K-blocks (gemm_k_blocking);
+ * Layout of a packed W [N][K] (N a multiple of 48): K is cut into the driver's K-blocks (gemm_k_block_dense);
  * block [k0, k0 + kc) starts at k0·N, and within it 48-row panel p of W (= 48 columns of op(B)) is the kc·48
  * floats at p·kc·48, laid out as the ISA's pack_b lays out a panel (sub-panels of `b_sub` columns,
  * gemm_kernels.h). The size is W's own: packing happens in place, so memory does not grow.
