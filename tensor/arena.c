@@ -95,6 +95,13 @@ void t_arena_release(size_t mark) {
     }
 }
 
+void *t_arena_release_keep(size_t mark, const void *src, size_t bytes) {
+    t_arena_release(mark);
+    void *d = t_arena_alloc(bytes);   /* at or below src: nothing has been written over the freed suffix yet */
+    if (d && d != src) memmove(d, src, bytes);
+    return d;
+}
+
 bool t_arena_failed(void) { return failed; }
 
 void t_arena_reset(void) {

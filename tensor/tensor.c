@@ -377,6 +377,15 @@ void t_free(Tensor *t) {
     free(t);
 }
 
+Tensor *t_arena_keep(size_t mark, Tensor *x) {
+    if (!x || t_grad_enabled() || x->node || x->persistent || x->offset != 0 || !t_is_contiguous(x)) return x;
+    int nd = x->ndim;
+    int64_t shape[T_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof(int64_t) * (size_t)nd);
+    float *d = t_arena_release_keep(mark, x->data, sizeof(float) * (size_t)t_numel(x));
+    return d ? t_wrap(d, nd, shape) : NULL;   /* the header after the data: x's old header is gone */
+}
+
 bool t_prepack_weight(Tensor *w) {
     if (!w || !w->persistent || w->ndim != 2 || w->offset != 0 || !t_is_contiguous(w) || !w->data) return false;
     if ((uintptr_t)w->data % 64 != 0) {   /* the kernels read packed panels with aligned loads */

@@ -123,6 +123,13 @@ void *t_arena_alloc(size_t bytes);                        /* 64-byte aligned, un
 void *t_arena_calloc(size_t bytes);
 size_t t_arena_mark(void);
 void t_arena_release(size_t mark);                        /* frees everything allocated after mark */
+/* Frees everything allocated after mark but the `bytes` at src (allocated after mark), which move down to the
+ * new top of the arena; returns their new address (NULL: out of memory, reported). */
+void *t_arena_release_keep(size_t mark, const void *src, size_t bytes);
+/* In no-grad mode: everything allocated after mark is freed but x (a contiguous result allocated after
+ * mark), which moves down; returns it (the inference forwards of a layer stack keep one layer's scratch at a
+ * time). With gradients on, or x a view, returns x and frees nothing. */
+Tensor *t_arena_keep(size_t mark, Tensor *x);
 void t_arena_reset(void);                                 /* frees everything; clears the tape */
 size_t t_arena_used(void);
 /* Caps the arena's total size (0: no cap): growing past it is out of memory, reported as such. For

@@ -230,6 +230,39 @@ static void test_config_mismatch(void **state) {
     model_free(&m);
 }
 
+/* Without gradients each block's scratch is freed as soon as its output exists (t_arena_keep): the same
+ * embeddings bit for bit as a forward that keeps everything, in a fraction of the arena. */
+static void test_no_grad_forward_frees_block_scratch(void **state) {
+    (void)state;
+    Model m;
+    model_init(&m, 17);
+    assert_int_equal(controller_start_from(&m.ctl, &m.clip.visual, 2.0f, false), 0);
+    for (int i = 0; i < 3; i++) fill_uniform(m.ctl.zero_modules[i].weight, 30 + (unsigned)i, -0.1f, 0.1f);
+    Tensor *content[2], *degra[2];
+    size_t used[2];
+    for (int pass = 0; pass < 2; pass++) {
+        t_arena_reset();
+        Tensor *img = test_image(4);
+        size_t before = t_arena_used();
+        bool prev = t_set_grad_enabled(pass == 0);   /* pass 0 records the tape and keeps every activation */
+        assert_int_equal(daclip_encode_image(&m.ctl, &m.clip.visual, img, &content[pass], &degra[pass]), 0);
+        t_set_grad_enabled(prev);
+        used[pass] = t_arena_used() - before;
+        /* keep the results past the next reset */
+        Tensor *c = t_param_new(content[pass]->ndim, content[pass]->shape, false);
+        Tensor *d = t_param_new(degra[pass]->ndim, degra[pass]->shape, false);
+        memcpy(c->data, content[pass]->data, sizeof(float) * (size_t)t_numel(c));
+        memcpy(d->data, degra[pass]->data, sizeof(float) * (size_t)t_numel(d));
+        content[pass] = c, degra[pass] = d;
+        t_tape_free();
+    }
+    assert_memory_equal(content[0]->data, content[1]->data, sizeof(float) * (size_t)t_numel(content[0]));
+    assert_memory_equal(degra[0]->data, degra[1]->data, sizeof(float) * (size_t)t_numel(degra[0]));
+    if (used[1] * 2 > used[0]) fail_msg("no-grad encode used %zu arena bytes, the taped one %zu", used[1], used[0]);
+    for (int i = 0; i < 2; i++) t_free(content[i]), t_free(degra[i]);
+    model_free(&m);
+}
+
 /* Inference with the towers' linear weights packed for the GEMM kernels (controller_prepack, vit_prepack)
  * gives the same embeddings bit for bit, and a model saved afterwards holds the plain weights. Width 96 and
  * 65 tokens × 8 images, so every linear weight can be packed and every product is large enough for the
@@ -314,6 +347,7 @@ int main(void) {
         cmocka_unit_test(test_reversed_pairing),
         cmocka_unit_test(test_official_quirk),
         cmocka_unit_test(test_prepacked_encode_is_identical),
+        cmocka_unit_test(test_no_grad_forward_frees_block_scratch),
         cmocka_unit_test_setup_teardown(test_config_mismatch, quiet_errors, loud_errors),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
