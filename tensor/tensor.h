@@ -105,8 +105,9 @@ void t_free(Tensor *t);                                   /* persistent tensors 
 /* A parameter used only as a linear layer's weight W [out, in] in inference, packed in place for the GEMM
  * kernels (t_sgemm_prepack: products x·Wᵀ stop repacking it; same results). Its data is then meaningful to
  * products only: training it or reading it otherwise needs t_unpack_weight first (params_save_file unpacks,
- * loading into it makes it plain). Moves the data to 64-byte aligned memory when needed. False, nothing changed, when it cannot be packed (not a contiguous 2-D
- * parameter, out not a multiple of 48, OpenBLAS in use, memory short). */
+ * loading into it makes it plain). Moves the data to 64-byte aligned memory when needed. False, nothing
+ * changed, when it cannot be packed (not a contiguous 2-D parameter, out not a multiple of 48, OpenBLAS in
+ * use, memory short). */
 bool t_prepack_weight(Tensor *w);
 bool t_unpack_weight(Tensor *w);   /* back to plain [out, in]; false only when memory is short */
 void t_zero_grad(Tensor *t);

@@ -308,18 +308,7 @@ static void test_prepacked_encode_is_identical(void **state) {
 
     assert_int_equal(params_save_file(&ps, after, NULL), 0);   /* unpacks first */
     assert_false(t_sgemm_is_packed(w->data));
-    FILE *fa = fopen(before, "rb"), *fb = fopen(after, "rb");
-    assert_non_null(fa);
-    assert_non_null(fb);
-    int ca, cb;
-    long at = 0;
-    do {
-        ca = fgetc(fa), cb = fgetc(fb);
-        if (ca != cb) fail_msg("the model saved after packing differs from the one before at byte %ld", at);
-        at++;
-    } while (ca != EOF);
-    fclose(fa);
-    fclose(fb);
+    if (!test_files_equal(before, after)) fail_msg("the model saved after packing differs from the one before");
     assert_int_equal(test_tmpdir_remove(dir), 0);
     controller_free(&ctl);
     clip_free(&clip);

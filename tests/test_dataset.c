@@ -244,19 +244,6 @@ static void test_make_dataset_patches(void **state) {
     assert_int_equal(make_dataset(&o), -1);
 }
 
-static int files_equal(const char *a, const char *b) {
-    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
-    int same = fa && fb;
-    while (same) {
-        int ca = fgetc(fa), cb = fgetc(fb);
-        same = ca == cb;
-        if (ca == EOF) break;
-    }
-    if (fa) fclose(fa);
-    if (fb) fclose(fb);
-    return same;
-}
-
 /* Workers: the dataset written by 3 threads is byte for byte the one written by 1 (every output is fixed by the
  * photo's index), and a corrupt photo stops the workers with an error naming it. */
 static void test_make_dataset_threads_same_output(void **state) {
@@ -279,13 +266,13 @@ static void test_make_dataset_threads_same_output(void **state) {
         const char *split = sp ? "val" : "train";
         snprintf(a, sizeof a, "%s/daclip_%s.csv", out1, split);
         snprintf(b, sizeof b, "%s/daclip_%s.csv", out3, split);
-        assert_true(files_equal(a, b));
+        assert_true(test_files_equal(a, b));
         for (int t = 0; t < DEGRADE_N; t += 3)
             for (int k = 1; k <= (sp ? 3 : 6); k++)
                 for (int g = 0; g < 2; g++) {
                     snprintf(a, sizeof a, "%s/%s/%s/%s/%04d.png", out1, split, degrade_name(t), g ? "GT" : "LQ", k);
                     snprintf(b, sizeof b, "%s/%s/%s/%s/%04d.png", out3, split, degrade_name(t), g ? "GT" : "LQ", k);
-                    if (!files_equal(a, b)) fail_msg("%s and %s differ", a, b);
+                    if (!test_files_equal(a, b)) fail_msg("%s and %s differ", a, b);
                     compared++;
                 }
     }

@@ -11,5 +11,7 @@ int test_tmpdir_create(char *buf, size_t n, const char *tag);
 int test_dir_count(const char *dir);
 /* Removes dir and its whole contents (depth first, without a shell); returns 0, or -1 on any failure. */
 int test_tmpdir_remove(const char *dir);
+/* 1 when files a and b both open and hold the same bytes, else 0. */
+int test_files_equal(const char *a, const char *b);
 
 #endif
